@@ -1,0 +1,192 @@
+"""The ``qsyncd`` command line: run, sync, status, check-config, emulator, demo.
+
+This is the only place that maps errors to exit codes (``QsyncdError.exit_code``; 78 for a
+configuration error, so systemd's ``RestartPreventExitStatus=78`` stops restart loops).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from qsyncd import __version__
+from qsyncd.errors import EX_CONFIG, AuthError, ConfigError, NotFound, QsyncdError, RemoteError, Unreachable
+
+DEFAULT_CONFIG = "/etc/qsyncd/qsyncd.toml"
+EX_UNAVAILABLE = 69
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    return Path(args.config or os.environ.get("QSYNCD_CONFIG") or DEFAULT_CONFIG)
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from qsyncd.config import load_config
+
+    return load_config(_config_path(args))
+
+
+def _setup_logging(cfg: Any, args: argparse.Namespace) -> None:
+    from qsyncd.events import configure_logging, register_secret
+
+    register_secret(cfg.qingstor.secret_access_key)
+    fmt = getattr(args, "log_format", None) or cfg.log.format
+    configure_logging(fmt, cfg.log.level)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from qsyncd.daemon import Daemon
+
+    cfg = _load(args)
+    _setup_logging(cfg, args)
+    daemon = Daemon(cfg, config_path=_config_path(args))
+    return daemon.run()
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from qsyncd.daemon import Daemon
+    from qsyncd.progress import Progress
+
+    cfg = _load(args)
+    _setup_logging(cfg, args)
+    progress = Progress.for_stream(sys.stderr, enabled=not args.no_progress)
+    daemon = Daemon(cfg, config_path=_config_path(args), on_outcome=progress.on_outcome)
+    daemon.dry_run = args.dry_run
+    progress.attach(daemon)
+    failures = daemon.run_once(timeout=args.timeout)
+    progress.finish()
+    if failures:
+        print(f"qsyncd sync: {len(failures)} file(s) not uploaded:", file=sys.stderr)
+        for path, why in failures:
+            print(f"  {path}: {why}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from qsyncd.status import collect, render
+
+    cfg = _load(args)
+    data = collect(cfg)
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        print(render(data))
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from qsyncd.daemon import make_remote
+
+    path = _config_path(args)
+    cfg = _load(args)
+    for w in cfg.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"{path}: configuration is valid")
+    for w in cfg.watches:
+        exists = "ok" if w.path.is_dir() else "MISSING (qsyncd waits for it)"
+        print(f"  watch {w.path} -> {cfg.qingstor.bucket}/{w.prefix} [{exists}]")
+    if args.offline:
+        return 0
+    remote = make_remote(cfg)
+    try:
+        remote.probe()
+    except AuthError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EX_CONFIG
+    except NotFound as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EX_CONFIG
+    except Unreachable as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EX_UNAVAILABLE
+    except RemoteError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EX_UNAVAILABLE
+    finally:
+        close = getattr(remote, "close", None)
+        if close:
+            close()
+    print(f"  bucket {cfg.qingstor.bucket} at {cfg.qingstor.endpoint}: reachable, credentials accepted")
+    return 0
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    from qsyncd.emulator.cli import main as emulator_main
+
+    return emulator_main(args.rest)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from qsyncd.demo import run_demo
+
+    return run_demo(seconds=args.seconds, directory=args.dir)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qsyncd", description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--version", action="version", version=f"qsyncd {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def with_config(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("-c", "--config", help=f"config file (default $QSYNCD_CONFIG or {DEFAULT_CONFIG})")
+
+    sp = sub.add_parser("run", help="watch and upload until stopped (the service)")
+    with_config(sp)
+    sp.add_argument("--log-format", choices=["auto", "journal", "json", "console"], help="override [log] format")
+    sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("sync", help="one pass: upload everything pending, then exit (1 if anything failed)")
+    with_config(sp)
+    sp.add_argument("--dry-run", action="store_true", help="say what would be uploaded and why; send nothing")
+    sp.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+    sp.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    sp.add_argument("--log-format", choices=["auto", "journal", "json", "console"], help="override [log] format")
+    sp.set_defaults(func=cmd_sync)
+
+    sp = sub.add_parser("status", help="what is uploaded, pending, failed (works while the daemon runs)")
+    with_config(sp)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_status)
+
+    sp = sub.add_parser("check-config", help="validate the config and probe the bucket")
+    with_config(sp)
+    sp.add_argument("--offline", action="store_true", help="validate only; do not contact the endpoint")
+    sp.set_defaults(func=cmd_check_config)
+
+    sp = sub.add_parser("emulator", help="a local QingStor-compatible server (see `qsyncd emulator --help`)",
+                        add_help=False)
+    sp.add_argument("rest", nargs=argparse.REMAINDER)
+    sp.set_defaults(func=cmd_emulator)
+
+    sp = sub.add_parser("demo", help="start the emulator and the daemon on a temporary folder and watch it work")
+    sp.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+    sp.add_argument("--dir", type=Path, default=None, help="use this directory instead of a temporary one")
+    sp.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as err:
+        print(f"qsyncd: configuration error: {err}", file=sys.stderr)
+        return err.exit_code
+    except QsyncdError as err:
+        print(f"qsyncd: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,806 @@
+"""Wire the stages together and keep them alive: watch -> settle -> upload -> remote.
+
+Threads (each does one thing and beats the ``Liveness`` monitor, so a wedged pipeline stops
+the systemd watchdog pings and gets us restarted):
+
+- watchdog observers: enqueue ``Hint``s only;
+- ``settle``: drains hints, runs the ``Settler`` state machine, stats due files, hands finished
+  files to the ``Pipeline``; also schedules rescans and publishes status;
+- ``scan``: walks roots (at start-up, on a timer, for new directories, after lost events);
+- ``upload-N``: take files from the pipeline and run ``Uploader.upload``;
+- ``maintenance``: aborts multipart uploads whose file is gone or changed, and orphans.
+
+``Daemon.run()`` is the service (``qsyncd run``); ``Daemon.run_once()`` is ``qsyncd sync``.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qsyncd.config import Config, WatchConfig, load_config
+from qsyncd.errors import (
+    AuthError,
+    FileChanged,
+    PermanentError,
+    QsyncdError,
+    RemoteError,
+    SkipFile,
+    TransientError,
+    Unreachable,
+)
+from qsyncd.events import get_logger
+from qsyncd.keys import PathFilter, classify, object_key
+from qsyncd.notify import Liveness, Notifier, WatchdogPinger
+from qsyncd.pipeline import PRIORITY_EVENT, PRIORITY_SCAN, Item, Pipeline
+from qsyncd.remote.base import Remote
+from qsyncd.retry import backoff_delay
+from qsyncd.scan import relpath, walk
+from qsyncd.settle import FileSig, Settler
+from qsyncd.source import RateLimiter
+from qsyncd.state import Ledger, StateLock
+from qsyncd.upload import Outcome, Uploader, UploadSettings
+from qsyncd.watch import Hint, Watcher, WatchError
+
+STATUS_EVERY = 2.0
+MAINTENANCE_EVERY = 6 * 3600.0
+ORPHAN_MIN_AGE = 3600.0
+ONCE_MAX_ATTEMPTS = 4
+MISSING_ROOT_RETRY = 10.0
+
+
+def make_remote(cfg: Config) -> Remote:
+    from qsyncd.remote.qingstor import QingStorRemote
+
+    q = cfg.qingstor
+    return QingStorRemote(
+        endpoint=q.endpoint,
+        zone=q.zone,
+        bucket=q.bucket,
+        access_key_id=q.access_key_id,
+        secret_access_key=q.secret_access_key,
+        connect_timeout=q.connect_timeout_seconds,
+        read_timeout=q.read_timeout_seconds,
+    )
+
+
+@dataclass
+class Root:
+    """A watch root at run time."""
+
+    cfg: WatchConfig
+    path: str
+    filt: PathFilter
+    watched: bool = False
+    next_rescan: float = 0.0
+
+
+@dataclass
+class Counters:
+    uploaded: int = 0
+    uploaded_bytes: int = 0
+    skipped: int = 0
+    failed: int = 0
+    retries: int = 0
+    part_retries: int = 0
+    last_upload_wall: float | None = None
+    remote_errors: dict[str, int] = field(default_factory=dict)
+
+
+class Daemon:
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        remote: Remote | None = None,
+        notifier: Notifier | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        config_path: Path | None = None,
+        on_outcome: Callable[[Outcome], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.log = get_logger()
+        self.clock = clock
+        self.wall = wall
+        self.notifier = notifier or Notifier.from_env()
+        self.liveness = Liveness(clock=clock)
+        self.stop_event = threading.Event()
+        self.reload_event = threading.Event()
+        self.hints: queue.SimpleQueue[Hint] = queue.SimpleQueue()
+        self.scan_requests: queue.Queue[tuple[str, str, str] | None] = queue.Queue()
+        self.pipeline = Pipeline(clock)
+        self.counters = Counters()
+        self.failures: dict[str, str] = {}
+        self._skip_memo: dict[str, tuple[str, tuple[int, int, int]]] = {}
+        self._from_scan: set[str] = set()
+        self._scanning = 0
+        self._scan_lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self.once = False
+        self.dry_run = False
+        self.on_outcome = on_outcome
+        self.lock = StateLock(cfg.state.dir)
+        self.lock.acquire()
+        try:
+            self.ledger = Ledger(cfg.state.dir)
+        except BaseException:
+            self.lock.release()
+            raise
+        self.remote = remote if remote is not None else make_remote(cfg)
+        self.roots: dict[str, Root] = {}
+        self._set_roots(cfg.watches)
+        self.settler = Settler(cfg.settle.quiet_seconds, cfg.settle.max_wait_seconds)
+        up = cfg.upload
+        limiter = RateLimiter(up.max_bytes_per_second) if up.max_bytes_per_second else None
+        self.uploader = Uploader(
+            self.remote,
+            self.ledger,
+            UploadSettings(
+                multipart_threshold=up.multipart_threshold,
+                part_size=up.part_size,
+                part_concurrency=up.part_concurrency,
+                storage_class=up.storage_class,
+                part_retries=up.part_retries,
+                retry_initial_seconds=up.retry_initial_seconds,
+                retry_max_seconds=min(up.retry_max_seconds, 30.0),
+                store_metadata=up.store_metadata,
+            ),
+            log=self.log,
+            limiter=limiter,
+            on_progress=self._on_progress,
+            on_part_retry=self._on_part_retry,
+        )
+        self.watcher: Watcher | None = None
+        self.pinger: WatchdogPinger | None = None
+        self._inflight_bytes = 0
+        self._status_text = ""
+        self._wedge_file = os.environ.get("QSYNCD_TEST_WEDGE_FILE")
+        self._stall_seconds = float(os.environ.get("QSYNCD_STALL_SECONDS", "0") or 0) or (
+            cfg.qingstor.read_timeout_seconds + 120.0
+        )
+        self.metrics = None
+
+    # ------------------------------------------------------------------ roots
+    def _set_roots(self, watches: tuple[WatchConfig, ...]) -> None:
+        new = {}
+        for w in watches:
+            path = str(w.path)
+            new[path] = self.roots.get(path) or Root(w, path, PathFilter(w.include, w.exclude))
+            new[path].cfg = w
+            new[path].filt = PathFilter(w.include, w.exclude)
+        self.roots = new
+
+    def root_for(self, path: str) -> Root | None:
+        best = None
+        for rpath, root in self.roots.items():
+            if path == rpath or path.startswith(rpath.rstrip("/") + "/"):
+                if best is None or len(rpath) > len(best.path):
+                    best = root
+        return best
+
+    # ------------------------------------------------------------------ lifecycle
+    def run(self) -> int:
+        """Run as a service until SIGTERM/SIGINT. Returns the exit code."""
+        self._install_signals()
+        self.log.info("daemon_starting", pid=os.getpid(), roots=list(self.roots), bucket=self.cfg.qingstor.bucket,
+                      endpoint=self.cfg.qingstor.endpoint)
+        for w in self.cfg.warnings:
+            self.log.warning("config_warning", message=w)
+        self.watcher = Watcher(self.hints)
+        for root in self.roots.values():
+            self._arm(root)
+        self._start_threads()
+        armed = sum(1 for r in self.roots.values() if r.watched)
+        self.notifier.ready(status=f"watching {armed} of {len(self.roots)} roots")
+        self.log.info("daemon_ready", roots_watched=armed, roots=len(self.roots))
+        for root in self.roots.values():
+            self.request_scan(root.path, root.path, "startup")
+        self.pinger = WatchdogPinger(self.notifier, self.liveness)
+        self.pinger.start()
+        try:
+            while not self.stop_event.wait(0.5):
+                if self.reload_event.is_set():
+                    self.reload_event.clear()
+                    self.reload()
+                if self.watcher is not None and not self.watcher.alive():
+                    self.log.error("watcher_died", hint="restarting watches and rescanning")
+                    self._rearm_all()
+        finally:
+            self.shutdown()
+        return 0
+
+    def run_once(self, *, timeout: float | None = None) -> list[tuple[str, str]]:
+        """One pass (``qsyncd sync``): reconcile, upload what is pending, return the failures."""
+        self.once = True
+        self._install_signals()
+        self._start_threads()
+        for root in self.roots.values():
+            if os.path.isdir(root.path):
+                self.request_scan(root.path, root.path, "sync")
+            else:
+                self.failures[root.path] = "watch root does not exist"
+        deadline = None if timeout is None else self.clock() + timeout
+        try:
+            while not self.stop_event.wait(0.2):
+                if self._drained():
+                    time.sleep(0.2)
+                    if self._drained():
+                        break
+                if deadline is not None and self.clock() > deadline:
+                    self.failures["(timeout)"] = f"not finished after {timeout} s"
+                    break
+        finally:
+            self.shutdown()
+        return sorted(self.failures.items())
+
+    def _drained(self) -> bool:
+        with self._scan_lock:
+            scanning = self._scanning
+        return (
+            scanning == 0
+            and self.scan_requests.unfinished_tasks == 0
+            and self.hints.empty()
+            and len(self.settler) == 0
+            and self.pipeline.idle()
+        )
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def on_term(signum: int, frame: Any) -> None:
+            self.log.info("signal_received", signal=signal.Signals(signum).name)
+            self.notifier.stopping(status="stopping: checkpointing in-flight uploads")
+            self.stop_event.set()
+
+        def on_hup(signum: int, frame: Any) -> None:
+            self.reload_event.set()
+
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGINT, on_term)
+        if not self.once:
+            signal.signal(signal.SIGHUP, on_hup)
+
+    def _start_threads(self) -> None:
+        self.liveness.register("settle", self._stall_seconds)
+        self.liveness.register("uploads", self._stall_seconds)
+        specs: list[tuple[str, Callable[[], None]]] = [("settle", self._settle_loop), ("scan", self._scan_loop)]
+        for i in range(max(1, self.cfg.upload.concurrency)):
+            specs.append((f"upload-{i}", self._upload_loop))
+        if not self.dry_run:
+            specs.append(("maintenance", self._maintenance_loop))
+        for name, target in specs:
+            t = threading.Thread(target=self._guard(name, target), name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        if self.cfg.metrics.listen and not self.once:
+            from qsyncd.metrics import start_metrics
+
+            self.metrics = start_metrics(self.cfg.metrics.listen, self)
+
+    def _guard(self, name: str, target: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            while not self.stop_event.is_set():
+                try:
+                    target()
+                    return
+                except Exception as err:  # a bug must not silently kill a stage: log and restart it
+                    self.log.exception("thread_crashed", thread=name, error=repr(err))
+                    time.sleep(1.0)
+
+        return run
+
+    def shutdown(self) -> None:
+        self.stop_event.set()
+        self.pipeline.close()
+        self.scan_requests.put(None)
+        if self.pinger is not None:
+            self.pinger.stop()
+        if self.watcher is not None:
+            self.watcher.stop()
+        for t in self._threads:
+            t.join(timeout=30)
+        self.uploader.close()
+        try:
+            self._publish_status(final=True)
+        except Exception:
+            pass
+        close = getattr(self.remote, "close", None)
+        if close is not None:
+            close()
+        self.ledger.close()
+        self.lock.release()
+        if self.metrics is not None:
+            self.metrics.stop()
+        self.log.info("daemon_stopped", uploaded=self.counters.uploaded, failed=self.counters.failed)
+
+    # ------------------------------------------------------------------ watching
+    def _arm(self, root: Root) -> None:
+        if self.watcher is None or root.watched:
+            return
+        if not os.path.isdir(root.path):
+            self.log.warning("watch_root_missing", root=root.path,
+                             hint="qsyncd waits for the directory to appear and checks again every 10 s")
+            root.watched = False
+            return
+        try:
+            self.watcher.watch(root.path, recursive=root.cfg.recursive, watcher=root.cfg.watcher,
+                               poll_interval=root.cfg.poll_interval_seconds)
+            root.watched = True
+            self.log.info("watch_armed", root=root.path, watcher=root.cfg.watcher, recursive=root.cfg.recursive)
+        except WatchError as err:
+            root.watched = False
+            self.log.error("watch_failed", root=root.path, error=str(err))
+
+    def _rearm_all(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        self.watcher = Watcher(self.hints)
+        for root in self.roots.values():
+            root.watched = False
+            self._arm(root)
+            self.request_scan(root.path, root.path, "watcher_restarted")
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the config; add and remove watch roots without a restart."""
+        self.notifier.reloading()
+        try:
+            if self.config_path is None:
+                raise QsyncdError("no configuration file to reload")
+            new = load_config(self.config_path)
+        except QsyncdError as err:
+            self.log.error("config_reload_failed", error=str(err), hint="keeping the previous configuration")
+            self.notifier.ready_after_reload()
+            return
+        old_paths = set(self.roots)
+        new_paths = {str(w.path) for w in new.watches}
+        for path in old_paths - new_paths:
+            if self.watcher is not None:
+                self.watcher.unwatch(path)
+        self._set_roots(new.watches)
+        for path in new_paths - old_paths:
+            root = self.roots[path]
+            self._arm(root)
+            self.request_scan(root.path, root.path, "config_reloaded")
+        ignored = [name for name in ("qingstor", "upload", "state") if getattr(new, name) != getattr(self.cfg, name)]
+        self.cfg = new
+        self.log.info("config_reloaded", added=sorted(new_paths - old_paths), removed=sorted(old_paths - new_paths),
+                      needs_restart=ignored)
+        self.notifier.ready_after_reload()
+
+    # ------------------------------------------------------------------ scanning
+    def request_scan(self, root: str, start: str, reason: str) -> None:
+        self.scan_requests.put((root, start, reason))
+
+    def _scan_loop(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                req = self.scan_requests.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            try:
+                if req is None:
+                    return
+                with self._scan_lock:
+                    self._scanning += 1
+                try:
+                    self._scan(*req)
+                finally:
+                    with self._scan_lock:
+                        self._scanning -= 1
+            finally:
+                self.scan_requests.task_done()
+
+    def _scan(self, root_path: str, start: str, reason: str) -> None:
+        root = self.roots.get(root_path)
+        if root is None or not os.path.isdir(start):
+            return
+        t0 = self.clock()
+        known = self.ledger.uploaded_under(root.path)
+        files = queued = 0
+        now_wall = self.wall()
+
+        def on_error(path: str, err: OSError) -> None:
+            self.log.warning("scan_error", path=path, error=err.strerror or str(err), root=root.path)
+
+        for path, st in walk(root.path, start, recursive=root.cfg.recursive,
+                             follow_symlinks=root.cfg.follow_symlinks, filt=root.filt, beat=self._beat_settle_ok,
+                             on_error=on_error):
+            if self.stop_event.is_set():
+                return
+            files += 1
+            if not root.filt.wanted(relpath(root.path, path)):
+                continue
+            rec = known.get(path)
+            if rec is not None and rec.size == st.st_size and rec.mtime_ns == st.st_mtime_ns and rec.ino == st.st_ino:
+                continue
+            queued += 1
+            idle = max(0.0, now_wall - st.st_mtime)
+            self.hints.put(Hint("scan", path, root.path, reason, idle_for=idle))
+        self.log.info("rescan_finished", root=root.path, start=start, reason=reason, files=files, queued=queued,
+                      seconds=round(self.clock() - t0, 3))
+
+    def _beat_settle_ok(self) -> None:
+        pass
+
+    # ------------------------------------------------------------------ settling
+    def _settle_loop(self) -> None:
+        next_status = 0.0
+        next_missing = self.clock() + MISSING_ROOT_RETRY
+        interval = self.cfg.settle.rescan_interval_seconds
+        for root in self.roots.values():
+            root.next_rescan = self.clock() + interval
+        while not self.stop_event.is_set():
+            self.liveness.beat("settle")
+            now = self.clock()
+            nd = self.settler.next_deadline()
+            timeout = 0.5 if nd is None else min(0.5, max(0.0, nd - now))
+            try:
+                hint = self.hints.get(timeout=timeout)
+                self._on_hint(hint)
+                for _ in range(5000):
+                    self._on_hint(self.hints.get_nowait())
+            except queue.Empty:
+                pass
+            now = self.clock()
+            for path in self.settler.due(now):
+                try:
+                    sig: FileSig | None = FileSig.from_stat(os.lstat(path))
+                except OSError:
+                    sig = None
+                verdict = self.settler.check(path, now, sig)
+                if verdict == "ready":
+                    self._on_settled(path)
+                elif verdict == "gone":
+                    self._from_scan.discard(path)
+            if not self.once:
+                interval = self.cfg.settle.rescan_interval_seconds
+                for root in self.roots.values():
+                    if interval > 0 and now >= root.next_rescan:
+                        root.next_rescan = now + interval
+                        self.request_scan(root.path, root.path, "periodic")
+                if now >= next_missing:
+                    next_missing = now + MISSING_ROOT_RETRY
+                    for root in self.roots.values():
+                        if not root.watched and os.path.isdir(root.path):
+                            self._arm(root)
+                            self.request_scan(root.path, root.path, "root_appeared")
+                        elif root.watched and not os.path.isdir(root.path):
+                            self.log.warning("watch_root_vanished", root=root.path)
+                            if self.watcher is not None:
+                                self.watcher.unwatch(root.path)
+                            root.watched = False
+            if now >= next_status:
+                next_status = now + STATUS_EVERY
+                self._publish_status()
+
+    def _on_hint(self, hint: Hint) -> None:
+        now = self.clock()
+        if hint.kind == "rescan":
+            root = self.roots.get(hint.root)
+            if root is not None:
+                if hint.reason == "inotify_overflow":
+                    self.log.warning("events_lost", root=root.path, reason=hint.reason, action="rescan")
+                self.request_scan(root.path, hint.path, hint.reason)
+            return
+        if hint.kind == "deleted":
+            self.settler.forget(hint.path)
+            self.pipeline.discard(hint.path)
+            self._from_scan.discard(hint.path)
+            return
+        root = self.roots.get(hint.root)
+        if root is None:
+            return
+        rel = relpath(root.path, hint.path)
+        if rel.startswith("../") or not root.filt.wanted(rel):
+            return
+        if hint.kind == "scan":
+            if hint.path not in self.settler:
+                self._from_scan.add(hint.path)
+        else:
+            self._from_scan.discard(hint.path)
+        self.settler.event(hint.path, now, hint.kind, idle_for=hint.idle_for)  # type: ignore[arg-type]
+
+    def _on_settled(self, path: str) -> None:
+        prio = PRIORITY_SCAN if path in self._from_scan else PRIORITY_EVENT
+        self._from_scan.discard(path)
+        root = self.root_for(path)
+        if root is None:
+            return
+        try:
+            st = classify(Path(path), Path(root.path), root.cfg.follow_symlinks)
+            object_key(root.cfg.prefix, os.fsencode(relpath(root.path, path)))
+        except SkipFile as skip:
+            self._report_skip(path, skip)
+            return
+        except FileNotFoundError:
+            return
+        self.log.debug("file_settled", path=path, bytes=st.st_size)
+        self.pipeline.submit(path, prio)
+
+    def _report_skip(self, path: str, skip: SkipFile) -> None:
+        try:
+            st = os.lstat(path)
+            ident = (st.st_size, st.st_mtime_ns, st.st_ino)
+        except OSError:
+            ident = (0, 0, 0)
+        if self._skip_memo.get(path) == (skip.reason, ident):
+            return
+        self._skip_memo[path] = (skip.reason, ident)
+        self.counters.skipped += 1
+        self.log.warning("file_skipped", path=path, reason=skip.reason, error=str(skip))
+        if self.once:
+            self.failures.setdefault(path, f"skipped: {skip}") if skip.reason in ("unreadable",) else None
+
+    # ------------------------------------------------------------------ uploading
+    def _upload_loop(self) -> None:
+        while not self.stop_event.is_set():
+            self.liveness.beat("uploads")
+            item = self.pipeline.take(1.0)
+            if item is None:
+                continue
+            try:
+                self._wedge_if_asked()
+                self._process(item)
+            finally:
+                if self.pipeline.done(item):
+                    root = self.root_for(item.path)
+                    if root is not None:
+                        self.hints.put(Hint("write", item.path, root.path, "changed_while_uploading"))
+
+    def _wedge_if_asked(self) -> None:
+        """Test hook: with $QSYNCD_TEST_WEDGE_FILE present, block this worker forever (no beats)."""
+        if self._wedge_file and os.path.exists(self._wedge_file):
+            self.log.warning("pipeline_wedged", hint="test hook QSYNCD_TEST_WEDGE_FILE exists")
+            while True:
+                time.sleep(3600)
+
+    def _on_progress(self, n: int) -> None:
+        self.liveness.beat("uploads")
+
+    def _on_part_retry(self) -> None:
+        self.counters.part_retries += 1
+
+    def _process(self, item: Item) -> None:
+        path = item.path
+        root = self.root_for(path)
+        if root is None:
+            return
+        try:
+            st = classify(Path(path), Path(root.path), root.cfg.follow_symlinks)
+            key = object_key(root.cfg.prefix, os.fsencode(relpath(root.path, path)))
+        except SkipFile as skip:
+            self._report_skip(path, skip)
+            return
+        except FileNotFoundError:
+            self.log.info("file_vanished", path=path)
+            return
+        if self.uploader.already_uploaded(path, key, st):
+            return  # quietly: the ledger says this exact file is in the bucket
+        if self.dry_run:
+            self._dry_run(path, key, st)
+            return
+        self.log.info("upload_started", path=path, key=key, bytes=st.st_size, attempt=item.attempts + 1)
+        self._inflight_bytes += st.st_size
+        try:
+            out = self.uploader.upload(path, key, delete_after=root.cfg.after_upload == "delete")
+        except FileChanged as err:
+            self.log.info("file_changed", path=path, key=key, error=str(err), action="settle_again")
+            self.hints.put(Hint("write", path, root.path, "changed_during_upload"))
+            return
+        except FileNotFoundError:
+            self.log.info("file_vanished", path=path, key=key)
+            return
+        except PermissionError as err:
+            self._report_skip(path, SkipFile("unreadable", f"cannot read {path}: {err.strerror}; "
+                                             "give the service user read access"))
+            return
+        except OSError as err:
+            self._fail(item, key, f"local error: {err.strerror or err}", permanent=False, exc=err)
+            return
+        except RemoteError as err:
+            self._remote_failure(item, key, err)
+            return
+        except Exception as err:
+            self.log.exception("upload_failed", path=path, key=key, error=repr(err), reason="internal_error")
+            self._fail(item, key, repr(err), permanent=False, exc=err, logged=True)
+            return
+        finally:
+            self._inflight_bytes -= st.st_size
+        since = self.pipeline.open_gate()
+        if since is not None:
+            self.log.info("remote_recovered", down_seconds=round(self.wall() - since, 1))
+        self.failures.pop(path, None)
+        self._skip_memo.pop(path, None)
+        if out.action == "uploaded":
+            self.counters.uploaded += 1
+            self.counters.uploaded_bytes += out.bytes
+            self.counters.last_upload_wall = self.wall()
+            self.log.info("upload_finished", path=path, key=key, bytes=out.bytes, bytes_sent=out.bytes_sent,
+                          parts=out.parts, parts_resumed=out.parts_resumed, md5=out.md5,
+                          seconds=round(out.seconds, 3), deleted=out.deleted)
+        else:
+            self.counters.skipped += 1
+            self.log.info("upload_skipped", path=path, key=key, bytes=out.bytes, reason=out.reason,
+                          deleted=out.deleted)
+        if self.on_outcome is not None:
+            self.on_outcome(out)
+
+    def _remote_failure(self, item: Item, key: str, err: RemoteError) -> None:
+        code = err.code or type(err).__name__
+        self.counters.remote_errors[code] = self.counters.remote_errors.get(code, 0) + 1
+        if isinstance(err, Unreachable) and not self.once:
+            delay = backoff_delay(self.pipeline.gate.failures + 1, 1.0, 60.0)
+            if self.pipeline.close_gate(delay, str(err), self.wall()):
+                self.log.error("remote_unreachable", endpoint=self.cfg.qingstor.endpoint, error=str(err),
+                               waiting=self.pipeline.queued() + 1)
+            self.pipeline.retry_later(item, delay)
+            return
+        if isinstance(err, AuthError) and not self.once:
+            delay = self.cfg.upload.permanent_retry_seconds
+            if self.pipeline.close_gate(delay, str(err), self.wall()):
+                self.log.error("remote_rejected", error=str(err), code=err.code, retry_in=delay,
+                               hint="fix the credentials in the config; qsyncd retries slowly until then")
+        self._fail(item, key, str(err), permanent=isinstance(err, PermanentError), exc=err)
+
+    def _fail(self, item: Item, key: str, error: str, *, permanent: bool, exc: BaseException,
+              logged: bool = False) -> None:
+        item.attempts += 1
+        self.counters.failed += 1
+        self.ledger.record_failure(item.path, key, error, permanent)
+        if self.once and (permanent or item.attempts >= ONCE_MAX_ATTEMPTS):
+            self.failures[item.path] = error
+            if not logged:
+                self.log.error("upload_failed", path=item.path, key=key, error=error, permanent=permanent,
+                               attempts=item.attempts, code=getattr(exc, "code", ""), gave_up=True)
+            return
+        if permanent:
+            delay = self.cfg.upload.permanent_retry_seconds
+        else:
+            cap = 8.0 if self.once else self.cfg.upload.retry_max_seconds
+            delay = backoff_delay(item.attempts, self.cfg.upload.retry_initial_seconds, cap)
+        self.counters.retries += 1
+        if not logged:
+            self.log.warning("upload_failed", path=item.path, key=key, error=error, permanent=permanent,
+                             attempts=item.attempts, code=getattr(exc, "code", ""), retry_in=round(delay, 2))
+        self.pipeline.retry_later(item, delay)
+
+    def _dry_run(self, path: str, key: str, st: os.stat_result) -> None:
+        info = self.remote.head(key)
+        rec = self.ledger.get(path)
+        if info is None:
+            reason = "not in the bucket"
+        elif info.size != st.st_size:
+            reason = f"size differs (remote {info.size}, local {st.st_size})"
+        else:
+            import hashlib
+
+            from qsyncd.source import md5_section
+
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            try:
+                md5 = md5_section(fd, 0, st.st_size, hashlib.md5()).hexdigest()
+            finally:
+                os.close(fd)
+            if info.etag == md5:
+                self.log.info("dry_run_skip", path=path, key=key, reason="remote_match")
+                return
+            reason = "content differs (ETag != MD5)"
+        if rec is not None:
+            reason += "; changed since it was uploaded"
+        self.log.info("dry_run_upload", path=path, key=key, bytes=st.st_size, reason=reason)
+        if self.on_outcome is not None:
+            self.on_outcome(Outcome("would_upload", key, path, bytes=st.st_size, reason=reason))
+
+    # ------------------------------------------------------------------ maintenance
+    def _maintenance_loop(self) -> None:
+        delay = 1.0
+        while not self.stop_event.is_set():
+            try:
+                self._maintenance()
+                delay = MAINTENANCE_EVERY
+            except RemoteError as err:
+                self.log.warning("maintenance_failed", error=str(err), retry_in=60)
+                delay = 60.0
+            if self.once or self.stop_event.wait(delay):
+                return
+
+    def _maintenance(self) -> None:
+        known = {m.upload_id: m for m in self.ledger.multiparts()}
+        for mp in known.values():
+            try:
+                st = os.lstat(mp.path)
+                same = (st.st_size, st.st_mtime_ns, st.st_ino) == (mp.size, mp.mtime_ns, mp.ino)
+            except OSError:
+                same = False
+            if not same:
+                self.remote.abort(mp.key, mp.upload_id)
+                self.ledger.finish_multipart(mp.upload_id)
+                self.log.info("multipart_aborted", key=mp.key, upload_id=mp.upload_id,
+                              reason="file_gone_or_changed")
+        prefixes = {r.cfg.prefix for r in self.roots.values()}
+        now = self.wall()
+        for prefix in sorted(prefixes):
+            for up in self.remote.list_uploads(prefix):
+                if up.upload_id in known:
+                    continue
+                age = _age_seconds(up.created, now)
+                if age is not None and age < ORPHAN_MIN_AGE:
+                    continue
+                self.remote.abort(up.key, up.upload_id)
+                self.log.info("multipart_aborted", key=up.key, upload_id=up.upload_id, reason="orphaned",
+                              age_seconds=None if age is None else round(age))
+
+    # ------------------------------------------------------------------ status
+    def status_snapshot(self) -> dict[str, Any]:
+        gate = self.pipeline.gate
+        return {
+            "pid": os.getpid(),
+            "roots": {p: r.watched for p, r in self.roots.items()},
+            "queued": self.pipeline.queued(),
+            "settling": len(self.settler),
+            "uploading": self.pipeline.inflight(),
+            "in_flight_bytes": max(0, self._inflight_bytes),
+            "uploaded": self.counters.uploaded,
+            "uploaded_bytes": self.counters.uploaded_bytes,
+            "skipped": self.counters.skipped,
+            "failed": self.counters.failed,
+            "retries": self.counters.retries,
+            "last_upload_at": self.counters.last_upload_wall,
+            "remote_down_since": gate.since,
+            "remote_error": gate.reason if gate.since else "",
+            "updated_at": self.wall(),
+        }
+
+    def status_line(self, snap: dict[str, Any]) -> str:
+        waiting = snap["queued"] + snap["settling"] + snap["uploading"]
+        if snap["remote_down_since"]:
+            since = time.strftime("%H:%M", time.localtime(snap["remote_down_since"]))
+            what = "remote rejects our credentials" if "credential" in snap["remote_error"] or "secret" in \
+                snap["remote_error"] else "remote unreachable"
+            return f"{what} since {since}, {waiting} files waiting"
+        watched = sum(1 for v in snap["roots"].values() if v)
+        parts = [f"watching {watched} roots" if watched == len(snap["roots"]) else
+                 f"watching {watched} of {len(snap['roots'])} roots"]
+        parts.append(f"{snap['uploading']} uploading")
+        parts.append(f"{snap['queued'] + snap['settling']} queued")
+        if snap["last_upload_at"]:
+            parts.append(f"last upload {int(self.wall() - snap['last_upload_at'])} s ago")
+        return " · ".join(parts)
+
+    def _publish_status(self, final: bool = False) -> None:
+        snap = self.status_snapshot()
+        snap["running"] = not final
+        try:
+            self.ledger.set_daemon_status(snap)
+        except QsyncdError as err:
+            self.log.error("state_write_failed", error=str(err))
+        if not self.once and not final:
+            text = self.status_line(snap)
+            if text != self._status_text:
+                self._status_text = text
+                self.notifier.status(text)
+
+
+def _age_seconds(created: str, now: float) -> float | None:
+    from datetime import datetime
+
+    try:
+        ts = datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
+    except (ValueError, AttributeError):
+        return None
+    return now - ts
+
+
+def hostname() -> str:
+    return socket.gethostname()

@@ -1,0 +1,96 @@
+"""The error hierarchy of qsyncd: every failure a user can see carries a message that says what to do.
+
+This is a leaf module (it imports nothing from qsyncd) so every stage can raise these errors.
+Only ``qsyncd.cli`` maps them to exit codes.
+"""
+
+from __future__ import annotations
+
+EX_CONFIG = 78  # sysexits EX_CONFIG: retrying cannot help; the unit's RestartPreventExitStatus=78
+EX_TEMPFAIL = 75  # sysexits EX_TEMPFAIL: try again later (state dir locked by another qsyncd)
+EX_CANTCREAT = 73  # sysexits EX_CANTCREAT: state dir unwritable / full
+
+
+class QsyncdError(Exception):
+    """Base of all qsyncd errors. ``str(err)`` is the user-facing message."""
+
+    exit_code = 1
+
+
+class ConfigError(QsyncdError):
+    """The configuration is wrong; the message names the key and what to fix."""
+
+    exit_code = EX_CONFIG
+
+
+class StateError(QsyncdError):
+    """The state directory cannot be used (unwritable, full, corrupt)."""
+
+    exit_code = EX_CANTCREAT
+
+
+class StateLockedError(StateError):
+    """Another qsyncd process holds the state directory."""
+
+    exit_code = EX_TEMPFAIL
+
+
+class RemoteError(QsyncdError):
+    """A request to the object store failed.
+
+    ``status`` is the HTTP status (0 when no response arrived), ``code`` the QingStor error code
+    (e.g. ``signature_not_matched``) or a local code such as ``connection_error``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        code: str = "",
+        operation: str = "",
+        key: str = "",
+        request_id: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.operation = operation
+        self.key = key
+        self.request_id = request_id
+
+
+class NotFound(RemoteError):
+    """The object, bucket or multipart upload does not exist."""
+
+
+class PermanentError(RemoteError):
+    """Retrying the same request cannot succeed (bad request, wrong key, no permission)."""
+
+
+class AuthError(PermanentError):
+    """Credentials are wrong, the signature does not match, the clock is skewed or access is denied."""
+
+
+class BadRequest(PermanentError):
+    """The server rejected the request as malformed (bad digest, short body, part too small...)."""
+
+
+class TransientError(RemoteError):
+    """A failure that may go away: 5xx, connection reset, timeout, endpoint unreachable."""
+
+
+class Unreachable(TransientError):
+    """No connection could be made to the endpoint at all (refused, DNS, connect timeout)."""
+
+
+class SkipFile(QsyncdError):
+    """This local file is never uploaded as it stands; ``reason`` is a snake_case code for the event."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class FileChanged(QsyncdError):
+    """The local file changed while it was being read; it goes back to settle and is uploaded later."""

@@ -1,0 +1,56 @@
+"""Optional Prometheus endpoint (``[metrics] listen = "127.0.0.1:9464"``), read from the daemon's counters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+
+class _Collector:
+    def __init__(self, daemon: Any) -> None:
+        self.d = daemon
+
+    def collect(self) -> Any:
+        c = self.d.counters
+        snap = self.d.status_snapshot()
+        yield CounterMetricFamily("qsyncd_files_uploaded", "Files uploaded", value=c.uploaded)
+        yield CounterMetricFamily("qsyncd_bytes_uploaded", "Bytes uploaded", value=c.uploaded_bytes)
+        yield CounterMetricFamily("qsyncd_files_skipped", "Files skipped (already present or not uploadable)",
+                                  value=c.skipped)
+        yield CounterMetricFamily("qsyncd_upload_failures", "Failed upload attempts", value=c.failed)
+        yield CounterMetricFamily("qsyncd_retries", "Upload retries scheduled", value=c.retries)
+        yield CounterMetricFamily("qsyncd_part_retries", "Multipart part retries", value=c.part_retries)
+        yield GaugeMetricFamily("qsyncd_queue_depth", "Files waiting (settling + queued)",
+                                value=snap["queued"] + snap["settling"])
+        yield GaugeMetricFamily("qsyncd_uploads_in_flight", "Files being uploaded", value=snap["uploading"])
+        yield GaugeMetricFamily("qsyncd_in_flight_bytes", "Bytes of files being uploaded",
+                                value=snap["in_flight_bytes"])
+        yield GaugeMetricFamily("qsyncd_last_success_timestamp_seconds", "Time of the last finished upload",
+                                value=c.last_upload_wall or 0)
+        yield GaugeMetricFamily("qsyncd_remote_up", "1 unless the remote is unreachable or refusing us",
+                                value=0 if snap["remote_down_since"] else 1)
+        errs = CounterMetricFamily("qsyncd_remote_errors", "Remote errors by code", labels=["code"])
+        for code, n in sorted(c.remote_errors.items()):
+            errs.add_metric([code], n)
+        yield errs
+
+
+class MetricsServer:
+    def __init__(self, server: Any, thread: Any) -> None:
+        self.server = server
+        self.thread = thread
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def start_metrics(listen: str, daemon: Any) -> MetricsServer:
+    host, _, port = listen.rpartition(":")
+    registry = CollectorRegistry()
+    registry.register(_Collector(daemon))  # type: ignore[arg-type]
+    server, thread = start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1", registry=registry)
+    daemon.log.info("metrics_listening", listen=listen)
+    return MetricsServer(server, thread)

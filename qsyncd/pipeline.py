@@ -1,0 +1,166 @@
+"""The upload queue between settle and the upload workers.
+
+Holds each settled path once (O(1) dedupe), hands the freshest work out first (files seen by
+events before files found by a scan), delays retries, and pauses every worker while the remote
+is unreachable or rejects our credentials, so an outage costs one probe per backoff step, not a
+hot loop. Memory is one small entry per waiting path: the directory itself is the durable queue.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+PRIORITY_EVENT = 0
+PRIORITY_SCAN = 1
+
+
+@dataclass
+class Item:
+    path: str
+    priority: int
+    attempts: int = 0
+    not_before: float = 0.0
+
+
+class Gate:
+    """Closed while the remote is down (or refuses us); workers wait instead of failing files."""
+
+    def __init__(self) -> None:
+        self.until = 0.0
+        self.since: float | None = None  # wall time the trouble started
+        self.reason = ""
+        self.failures = 0
+
+
+class Pipeline:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._cv = threading.Condition()
+        self._items: dict[str, Item] = {}
+        self._ready: list[tuple[int, int, str]] = []  # (priority, seq, path)
+        self._delayed: list[tuple[float, int, str]] = []  # (not_before, seq, path)
+        self._seq = itertools.count()
+        self._inflight: set[str] = set()
+        self._dirty: set[str] = set()  # changed again while in flight
+        self._closed = False
+        self.gate = Gate()
+
+    # -- producers
+    def submit(self, path: str, priority: int) -> bool:
+        """Queue ``path``; returns False if it was already queued or in flight."""
+        with self._cv:
+            if path in self._inflight:
+                self._dirty.add(path)
+                return False
+            item = self._items.get(path)
+            if item is not None:
+                if priority < item.priority and item.not_before <= self.clock():
+                    item.priority = priority
+                    heapq.heappush(self._ready, (priority, next(self._seq), path))
+                return False
+            self._items[path] = Item(path, priority)
+            heapq.heappush(self._ready, (priority, next(self._seq), path))
+            self._cv.notify()
+            return True
+
+    def retry_later(self, item: Item, delay: float) -> None:
+        """Put a taken item back, due after ``delay`` seconds."""
+        with self._cv:
+            self._inflight.discard(item.path)
+            self._dirty.discard(item.path)
+            item.not_before = self.clock() + delay
+            self._items[item.path] = item
+            heapq.heappush(self._delayed, (item.not_before, next(self._seq), item.path))
+            self._cv.notify_all()
+
+    def discard(self, path: str) -> None:
+        with self._cv:
+            self._items.pop(path, None)
+
+    # -- the remote gate
+    def close_gate(self, delay: float, reason: str, wall: float) -> bool:
+        """Pause all workers for ``delay`` seconds; True when this starts a new outage."""
+        with self._cv:
+            new = self.gate.since is None
+            if new:
+                self.gate.since = wall
+            self.gate.failures += 1
+            self.gate.reason = reason
+            self.gate.until = self.clock() + delay
+            return new
+
+    def open_gate(self) -> float | None:
+        """The remote answered: resume. Returns the outage start (wall time) if there was one."""
+        with self._cv:
+            since = self.gate.since
+            if since is not None or self.gate.until:
+                self.gate = Gate()
+                self._cv.notify_all()
+            return since
+
+    # -- consumers
+    def take(self, timeout: float) -> Item | None:
+        """The next item whose time has come, or None after ``timeout`` (so callers can beat)."""
+        deadline = self.clock() + timeout
+        with self._cv:
+            while not self._closed:
+                now = self.clock()
+                wait = deadline - now
+                if self.gate.until > now:
+                    wait = min(wait, self.gate.until - now)
+                else:
+                    while self._delayed and self._delayed[0][0] <= now:
+                        _, seq, path = heapq.heappop(self._delayed)
+                        item = self._items.get(path)
+                        if item is not None:
+                            heapq.heappush(self._ready, (item.priority, seq, path))
+                    while self._ready:
+                        prio, _, path = heapq.heappop(self._ready)
+                        item = self._items.get(path)
+                        if item is None or item.priority != prio or item.not_before > now:
+                            continue  # stale entry
+                        del self._items[path]
+                        self._inflight.add(path)
+                        return item
+                    if self._delayed:
+                        wait = min(wait, self._delayed[0][0] - now)
+                if wait <= 0:
+                    return None
+                self._cv.wait(wait)
+            return None
+
+    def done(self, item: Item) -> bool:
+        """The worker finished with ``item``; True if the file changed meanwhile (re-settle it)."""
+        with self._cv:
+            self._inflight.discard(item.path)
+            dirty = item.path in self._dirty
+            self._dirty.discard(item.path)
+            self._cv.notify_all()
+            return dirty
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+
+    # -- figures
+    def queued(self) -> int:
+        with self._cv:
+            return len(self._items)
+
+    def inflight(self) -> int:
+        with self._cv:
+            return len(self._inflight)
+
+    def idle(self) -> bool:
+        with self._cv:
+            return not self._items and not self._inflight
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._cv:
+            return self._cv.wait_for(lambda: not self._items and not self._inflight, timeout)

@@ -1,0 +1,74 @@
+"""Walk a watch root and list what is there: the reconciliation that makes lost events harmless.
+
+The walk uses ``os.scandir`` (one ``lstat`` per entry), prunes excluded directories, never
+follows a directory symlink unless told to, and never leaves the root or loops.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as statmod
+from collections.abc import Callable, Iterator
+
+from qsyncd.keys import PathFilter
+
+
+def relpath(root: str, path: str) -> str:
+    return os.path.relpath(path, root).replace(os.sep, "/")
+
+
+def walk(
+    root: str,
+    start: str,
+    *,
+    recursive: bool,
+    follow_symlinks: bool,
+    filt: PathFilter,
+    beat: Callable[[], None] = lambda: None,
+    on_error: Callable[[str, OSError], None] = lambda p, e: None,
+) -> Iterator[tuple[str, os.stat_result]]:
+    """Yield ``(path, lstat)`` for every non-directory entry under ``start`` (inside ``root``)."""
+    real_root = os.path.realpath(root)
+    seen: set[tuple[int, int]] = set()
+    stack = [start]
+    while stack:
+        d = stack.pop()
+        beat()
+        try:
+            st = os.stat(d)
+        except OSError as err:
+            on_error(d, err)
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        try:
+            it = os.scandir(d)
+        except OSError as err:
+            on_error(d, err)
+            continue
+        with it:
+            for entry in it:
+                try:
+                    est = entry.stat(follow_symlinks=False)
+                except OSError as err:
+                    on_error(entry.path, err)
+                    continue
+                rel = relpath(root, entry.path)
+                if statmod.S_ISDIR(est.st_mode):
+                    if recursive and filt.dir_wanted(rel):
+                        stack.append(entry.path)
+                    continue
+                if statmod.S_ISLNK(est.st_mode) and follow_symlinks and recursive:
+                    try:
+                        target = os.path.realpath(entry.path)
+                        tst = os.stat(target)
+                    except OSError:
+                        yield entry.path, est
+                        continue
+                    if statmod.S_ISDIR(tst.st_mode):
+                        inside = target == real_root or target.startswith(real_root + os.sep)
+                        if inside and filt.dir_wanted(rel):
+                            stack.append(entry.path)
+                        continue
+                yield entry.path, est

@@ -1,0 +1,152 @@
+"""Reading local files for upload: byte ranges over one descriptor, hashing, and a bandwidth cap.
+
+A ``Section`` reads ``length`` bytes from ``offset`` with ``os.pread``, so several parts of one
+file can be sent in parallel over one descriptor and nothing larger than a block is held in
+memory. Hashing reads the same sections in order, so the whole-file MD5 is always in part order.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Callable
+
+BLOCK = 1 << 20  # 1 MiB: large enough to keep syscalls and hashlib calls cheap, small enough to stay bounded
+
+
+class RateLimiter:
+    """A token bucket shared by every upload: ``consume(n)`` blocks until ``n`` bytes may be sent."""
+
+    def __init__(
+        self,
+        bytes_per_second: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if bytes_per_second <= 0:
+            raise ValueError("bytes_per_second must be positive")
+        self.rate = float(bytes_per_second)
+        self.burst = max(self.rate / 4, float(BLOCK))  # never refuse a single block outright
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = self.burst
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def consume(self, n: int) -> None:
+        while n > 0:
+            chunk = min(n, int(self.burst))
+            with self._lock:
+                now = self._clock()
+                self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+                self._last = now
+                if self._tokens >= chunk:
+                    self._tokens -= chunk
+                    n -= chunk
+                    continue
+                wait = (chunk - self._tokens) / self.rate
+            self._sleep(wait)
+
+
+class Section:
+    """A read-only file-like view of ``length`` bytes at ``offset`` of an open descriptor."""
+
+    def __init__(
+        self,
+        fd: int,
+        offset: int,
+        length: int,
+        *,
+        limiter: RateLimiter | None = None,
+        on_read: Callable[[int], None] | None = None,
+    ) -> None:
+        self.fd = fd
+        self.offset = offset
+        self.length = length
+        self.pos = 0
+        self.limiter = limiter
+        self.on_read = on_read
+
+    def read(self, n: int = -1) -> bytes:
+        left = self.length - self.pos
+        if left <= 0:
+            return b""
+        if n is None or n < 0 or n > left:
+            n = left
+        n = min(n, BLOCK)
+        if self.limiter is not None:
+            self.limiter.consume(n)
+        data = os.pread(self.fd, n, self.offset + self.pos)
+        if not data:
+            return b""  # file shrank: the server sees a short body and rejects it
+        self.pos += len(data)
+        if self.on_read is not None:
+            self.on_read(len(data))
+        return data
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence == 0:
+            self.pos = pos
+        elif whence == 1:
+            self.pos += pos
+        else:
+            self.pos = self.length + pos
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def __len__(self) -> int:
+        return self.length - self.pos
+
+
+def md5_section(fd: int, offset: int, length: int, *also: "hashlib._Hash") -> "hashlib._Hash":
+    """MD5 of a byte range, also feeding every hash in ``also`` (e.g. the whole-file MD5)."""
+    h = hashlib.md5()
+    pos, end = offset, offset + length
+    while pos < end:
+        data = os.pread(fd, min(BLOCK, end - pos), pos)
+        if not data:
+            break
+        h.update(data)
+        for other in also:
+            other.update(data)
+        pos += len(data)
+    return h
+
+
+def b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
+
+
+MAX_PARTS = 10_000
+MIN_PART = 4 << 20
+MAX_PART = 5 << 30
+
+
+def part_size_for(size: int, wanted: int) -> int:
+    """The part size to use: ``wanted``, grown (to a whole MiB) so no file needs more than 10,000 parts."""
+    part = max(wanted, MIN_PART)
+    if size > part * MAX_PARTS:
+        need = -(-size // MAX_PARTS)
+        part = -(-need // (1 << 20)) * (1 << 20)
+    if part > MAX_PART:
+        raise ValueError(f"a file of {size} bytes cannot be uploaded in 10,000 parts of at most 5 GiB")
+    return part
+
+
+def plan_parts(size: int, part_size: int) -> list[tuple[int, int, int]]:
+    """``(part_number, offset, length)`` for every part; part numbers start at 0."""
+    parts = []
+    offset = 0
+    n = 0
+    while offset < size:
+        length = min(part_size, size - offset)
+        parts.append((n, offset, length))
+        offset += length
+        n += 1
+    return parts
