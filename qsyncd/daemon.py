@@ -407,6 +407,7 @@ class Daemon:
             return
         t0 = self.clock()
         known = self.ledger.uploaded_under(root.path)
+        delete_mode = root.cfg.after_upload == "delete"  # an uploaded file still here was not deleted yet
         files = queued = 0
         now_wall = self.wall()
 
@@ -422,7 +423,7 @@ class Daemon:
             if not root.filt.wanted(relpath(root.path, path)):
                 continue
             rec = known.get(path)
-            if rec is not None and rec.size == st.st_size and rec.mtime_ns == st.st_mtime_ns and rec.ino == st.st_ino:
+            if rec is not None and not delete_mode and rec.size == st.st_size and rec.mtime_ns == st.st_mtime_ns and rec.ino == st.st_ino:
                 continue
             queued += 1
             idle = max(0.0, now_wall - st.st_mtime)
@@ -585,7 +586,8 @@ class Daemon:
         except FileNotFoundError:
             self.log.info("file_vanished", path=path)
             return
-        if self.uploader.already_uploaded(path, key, st):
+        delete_after = root.cfg.after_upload == "delete"
+        if not delete_after and self.uploader.already_uploaded(path, key, st):
             return  # quietly: the ledger says this exact file is in the bucket
         if self.dry_run:
             self._dry_run(path, key, st)
@@ -593,7 +595,7 @@ class Daemon:
         self.log.info("upload_started", path=path, key=key, bytes=st.st_size, attempt=item.attempts + 1)
         self._inflight_bytes += st.st_size
         try:
-            out = self.uploader.upload(path, key, delete_after=root.cfg.after_upload == "delete")
+            out = self.uploader.upload(path, key, delete_after=delete_after)
         except FileChanged as err:
             self.log.info("file_changed", path=path, key=key, error=str(err), action="settle_again")
             self.hints.put(Hint("write", path, root.path, "changed_during_upload"))

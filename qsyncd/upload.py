@@ -129,7 +129,13 @@ class Uploader:
             if not statmod.S_ISREG(st.st_mode):
                 raise FileChanged(f"{path} is no longer a regular file")
             if self.already_uploaded(path, key, st):
-                return Outcome("skipped", key, path, bytes=st.st_size, reason="ledger_match")
+                out = Outcome("skipped", key, path, bytes=st.st_size, reason="ledger_match")
+                if delete_after:  # e.g. a crash between upload and unlink: verify again, then delete
+                    rec = self.ledger.get(path)
+                    info = self.remote.head(key)
+                    if rec is not None and info is not None and (info.size, info.etag) == (rec.size, rec.md5):
+                        out.deleted = self._delete_if_unchanged(path, st, key)
+                return out
             mp = self.ledger.get_multipart(path)
             if mp is not None and not _same_identity(mp, key, st):
                 self._abort(mp.key, mp.upload_id, reason="file_changed_since_upload_started")

@@ -1,0 +1,91 @@
+"""The upload queue: dedupe, priorities, delayed retries and the remote gate, driven by a fake clock."""
+
+from __future__ import annotations
+
+import threading
+
+from qsyncd.pipeline import PRIORITY_EVENT, PRIORITY_SCAN, Pipeline
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_event_files_go_before_scan_backlog() -> None:
+    """A fresh file seen by an event is handed out before files found by a scan."""
+    p = Pipeline(FakeClock())
+    for i in range(100):
+        p.submit(f"/scan/{i}", PRIORITY_SCAN)
+    p.submit("/fresh", PRIORITY_EVENT)
+    assert "/fresh" == p.take(0).path
+
+
+def test_same_path_is_queued_once() -> None:
+    """Submitting a queued path again does not duplicate it."""
+    p = Pipeline(FakeClock())
+    assert p.submit("/a", PRIORITY_SCAN) is True
+    assert p.submit("/a", PRIORITY_SCAN) is False
+    assert 1 == p.queued()
+
+
+def test_change_while_in_flight_is_reported_by_done() -> None:
+    """A path submitted while it is being uploaded is flagged dirty, not queued twice."""
+    p = Pipeline(FakeClock())
+    p.submit("/a", PRIORITY_EVENT)
+    item = p.take(0)
+    assert p.submit("/a", PRIORITY_EVENT) is False
+    assert 0 == p.queued()
+    assert p.done(item) is True
+    p.submit("/b", PRIORITY_EVENT)
+    other = p.take(0)
+    assert p.done(other) is False
+
+
+def test_retry_waits_for_its_delay() -> None:
+    """A retried item is not handed out before its delay has passed."""
+    clock = FakeClock()
+    p = Pipeline(clock)
+    p.submit("/a", PRIORITY_EVENT)
+    item = p.take(0)
+    p.retry_later(item, 5.0)
+    assert p.take(0) is None
+    clock.t += 5.0
+    again = p.take(0)
+    assert "/a" == again.path
+
+
+def test_gate_pauses_everyone_until_it_opens() -> None:
+    """While the gate is closed no item is handed out; the first close starts an outage."""
+    clock = FakeClock()
+    p = Pipeline(clock)
+    p.submit("/a", PRIORITY_EVENT)
+    assert p.close_gate(10.0, "down", wall=1.0) is True
+    assert p.close_gate(10.0, "down", wall=2.0) is False
+    assert p.take(0) is None
+    assert 1.0 == p.open_gate()
+    assert "/a" == p.take(0).path
+
+
+def test_take_wakes_up_on_submit() -> None:
+    """A worker blocked in take() gets an item submitted from another thread."""
+    p = Pipeline()
+    got = []
+    t = threading.Thread(target=lambda: got.append(p.take(10.0)))
+    t.start()
+    p.submit("/x", PRIORITY_EVENT)
+    t.join(10)
+    assert "/x" == got[0].path
+
+
+def test_wait_idle_after_done() -> None:
+    """wait_idle() becomes true only when nothing is queued or in flight."""
+    p = Pipeline()
+    p.submit("/x", PRIORITY_EVENT)
+    item = p.take(0)
+    assert p.wait_idle(0.01) is False
+    p.done(item)
+    assert p.wait_idle(0.01) is True
