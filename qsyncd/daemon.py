@@ -47,7 +47,7 @@ from qsyncd.scan import relpath, walk
 from qsyncd.settle import FileSig, Settler
 from qsyncd.source import RateLimiter
 from qsyncd.state import Ledger, StateLock
-from qsyncd.upload import Outcome, Uploader, UploadSettings
+from qsyncd.upload import Interrupted, Outcome, Uploader, UploadSettings
 from qsyncd.watch import Hint, Watcher, WatchError
 
 STATUS_EVERY = 2.0
@@ -159,6 +159,7 @@ class Daemon:
             limiter=limiter,
             on_progress=self._on_progress,
             on_part_retry=self._on_part_retry,
+            should_stop=self.stop_event.is_set,
         )
         self.watcher: Watcher | None = None
         self.pinger: WatchdogPinger | None = None
@@ -308,8 +309,9 @@ class Daemon:
             self.pinger.stop()
         if self.watcher is not None:
             self.watcher.stop()
+        deadline = time.monotonic() + 45.0  # within the unit's TimeoutStopSec=60s
         for t in self._threads:
-            t.join(timeout=30)
+            t.join(timeout=max(0.1, deadline - time.monotonic()))
         self.uploader.close()
         try:
             self._publish_status(final=True)
@@ -602,6 +604,9 @@ class Daemon:
             return
         except FileNotFoundError:
             self.log.info("file_vanished", path=path, key=key)
+            return
+        except Interrupted as err:
+            self.log.info("upload_interrupted", path=path, key=key, reason=str(err))
             return
         except PermissionError as err:
             self._report_skip(path, SkipFile("unreadable", f"cannot read {path}: {err.strerror}; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import tempfile
@@ -51,6 +52,7 @@ format = "console"
     )
     cfg = load_config(cfg_path)
     configure_logging("console", "info")
+    logging.getLogger("qsyncd.emulator").setLevel(logging.WARNING)  # the daemon's own events tell the story
     (drop / "hello.txt").write_text("hello from qsyncd\n")
     print(
         f"\nqsyncd demo\n"

@@ -37,6 +37,10 @@ from qsyncd.source import RateLimiter, Section, b64, md5_section, part_size_for,
 from qsyncd.state import FileRecord, Ledger, MultipartRecord, PartRecord
 
 
+class Interrupted(Exception):
+    """The daemon is stopping; the multipart upload stays recorded and resumes at the next start."""
+
+
 @dataclass(frozen=True)
 class UploadSettings:
     """What the uploader needs from ``[upload]``."""
@@ -94,6 +98,7 @@ class Uploader:
         sleep: Callable[[float], None] = time.sleep,
         on_progress: Callable[[int], None] | None = None,
         on_part_retry: Callable[[], None] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.remote = remote
         self.ledger = ledger
@@ -106,6 +111,7 @@ class Uploader:
         self.sleep = sleep
         self.on_progress = on_progress
         self.on_part_retry = on_part_retry
+        self.should_stop = should_stop
         self._parts_pool = ThreadPoolExecutor(max_workers=max(1, settings.part_concurrency * 2), thread_name_prefix="part")
         self._sem = threading.BoundedSemaphore(max(1, settings.part_concurrency))
 
@@ -253,6 +259,8 @@ class Uploader:
                     resumed += 1
                     continue
                 self._raise_first_error(futures)
+                if self.should_stop():
+                    raise Interrupted(f"stopping: {key} resumes from part {n} at the next start")
                 self._sem.acquire()
                 sent += length
                 fut = self._parts_pool.submit(self._send_part, fd, key, upload_id, n, off, length, part_hex)
