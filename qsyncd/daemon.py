@@ -157,7 +157,6 @@ class Daemon:
             ),
             log=self.log,
             limiter=limiter,
-            on_progress=self._on_progress,
             on_part_retry=self._on_part_retry,
             should_stop=self.stop_event.is_set,
         )
@@ -274,9 +273,10 @@ class Daemon:
 
     def _start_threads(self) -> None:
         self.liveness.register("settle", self._stall_seconds)
-        self.liveness.register("uploads", self._stall_seconds)
         specs: list[tuple[str, Callable[[], None]]] = [("settle", self._settle_loop), ("scan", self._scan_loop)]
         for i in range(max(1, self.cfg.upload.concurrency)):
+            # one liveness name per worker: a single wedged worker must stop the watchdog pings
+            self.liveness.register(f"upload-{i}", self._stall_seconds)
             specs.append((f"upload-{i}", self._upload_loop))
         if not self.dry_run:
             specs.append(("maintenance", self._maintenance_loop))
@@ -547,14 +547,16 @@ class Daemon:
 
     # ------------------------------------------------------------------ uploading
     def _upload_loop(self) -> None:
+        name = threading.current_thread().name
+        beat = lambda n=0: self.liveness.beat(name)  # noqa: E731
         while not self.stop_event.is_set():
-            self.liveness.beat("uploads")
+            beat()
+            self._wedge_if_asked()
             item = self.pipeline.take(1.0)
             if item is None:
                 continue
             try:
-                self._wedge_if_asked()
-                self._process(item)
+                self._process(item, beat)
             finally:
                 if self.pipeline.done(item):
                     root = self.root_for(item.path)
@@ -568,13 +570,10 @@ class Daemon:
             while True:
                 time.sleep(3600)
 
-    def _on_progress(self, n: int) -> None:
-        self.liveness.beat("uploads")
-
     def _on_part_retry(self) -> None:
         self.counters.part_retries += 1
 
-    def _process(self, item: Item) -> None:
+    def _process(self, item: Item, beat: Callable[[int], None] | None = None) -> None:
         path = item.path
         root = self.root_for(path)
         if root is None:
@@ -597,7 +596,10 @@ class Daemon:
         self.log.info("upload_started", path=path, key=key, bytes=st.st_size, attempt=item.attempts + 1)
         self._inflight_bytes += st.st_size
         try:
-            out = self.uploader.upload(path, key, delete_after=delete_after)
+            # a followed symlink (classify checked that its target is inside the root) is read through
+            # its resolved path: the uploader opens with O_NOFOLLOW
+            source = os.path.realpath(path) if root.cfg.follow_symlinks else None
+            out = self.uploader.upload(path, key, delete_after=delete_after, source=source, progress=beat)
         except FileChanged as err:
             self.log.info("file_changed", path=path, key=key, error=str(err), action="settle_again")
             self.hints.put(Hint("write", path, root.path, "changed_during_upload"))
@@ -653,7 +655,10 @@ class Daemon:
                                waiting=self.pipeline.queued() + 1)
             self.pipeline.retry_later(item, delay)
             return
-        if isinstance(err, AuthError) and not self.once:
+        # Pause everything only when our credentials are refused; a 403 on one key (a bucket policy
+        # denying a prefix) fails that file alone and must not stop every other upload.
+        creds = err.status == 401 or err.code in ("invalid_access_key_id", "signature_not_matched", "request_expired")
+        if isinstance(err, AuthError) and creds and not self.once:
             delay = self.cfg.upload.permanent_retry_seconds
             if self.pipeline.close_gate(delay, str(err), self.wall()):
                 self.log.error("remote_rejected", error=str(err), code=err.code, retry_in=delay,

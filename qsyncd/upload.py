@@ -112,6 +112,7 @@ class Uploader:
         self.on_progress = on_progress
         self.on_part_retry = on_part_retry
         self.should_stop = should_stop
+        self._progress: dict[int, Callable[[int], None] | None] = {}
         self._parts_pool = ThreadPoolExecutor(max_workers=max(1, settings.part_concurrency * 2), thread_name_prefix="part")
         self._sem = threading.BoundedSemaphore(max(1, settings.part_concurrency))
 
@@ -123,13 +124,19 @@ class Uploader:
         rec = self.ledger.get(path)
         return rec is not None and _same_identity(rec, key, st)
 
-    def upload(self, path: str, key: str, *, delete_after: bool = False, check_remote: bool = True) -> Outcome:
-        """Upload ``path`` as ``key``. Raises ``FileChanged``, ``RemoteError`` or ``OSError``."""
+    def upload(self, path: str, key: str, *, delete_after: bool = False, check_remote: bool = True,
+               source: str | None = None, progress: Callable[[int], None] | None = None) -> Outcome:
+        """Upload ``path`` as ``key``. Raises ``FileChanged``, ``RemoteError`` or ``OSError``.
+
+        ``source``: the file to read instead of ``path`` when ``path`` is a symlink the caller has
+        resolved and vetted (follow_symlinks); ``path`` stays the ledger's name for it.
+        """
         t0 = self.clock()
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+            fd = os.open(source or path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
             raise
+        self._progress[fd] = progress or self.on_progress  # called with every block read for this file
         try:
             st = os.fstat(fd)
             if not statmod.S_ISREG(st.st_mode):
@@ -154,6 +161,7 @@ class Uploader:
                 out.deleted = self._delete_if_unchanged(path, st, key)
             return out
         finally:
+            self._progress.pop(fd, None)
             os.close(fd)
 
     def _fresh(self, fd: int, path: str, key: str, st: os.stat_result, *, check_remote: bool, t0: float) -> Outcome:
@@ -201,7 +209,7 @@ class Uploader:
         else:
             md5_hex = prehashed[0]
             md5_b64 = b64(bytes.fromhex(md5_hex))
-        body = Section(fd, 0, size, limiter=self.limiter, on_read=self.on_progress)
+        body = Section(fd, 0, size, limiter=self.limiter, on_read=self._progress.get(fd))
         try:
             etag = self.remote.put(key, body, size, md5_b64, content_type=guess_content_type(key),
                                    metadata=self._metadata(st), storage_class=self.s.storage_class)
@@ -229,7 +237,9 @@ class Uploader:
             except NotFound:
                 self.log.info("multipart_restarted", key=key, path=path, upload_id=upload_id, reason="upload_gone")
                 self.ledger.finish_multipart(upload_id)
-                resume = None
+                # The upload may be gone because its Complete succeeded just before a crash: HEAD the key
+                # (and skip on ETag == MD5) before sending every part again.
+                return self._fresh(fd, path, key, st, check_remote=True, t0=t0)
         if resume is None:
             psize = part_size_for(size, self.s.part_size)
             upload_id = self.remote.initiate(key, content_type=guess_content_type(key), metadata=self._metadata(st),
@@ -302,7 +312,7 @@ class Uploader:
         attempt = 0
         while True:
             attempt += 1
-            body = Section(fd, off, length, limiter=self.limiter, on_read=self.on_progress)
+            body = Section(fd, off, length, limiter=self.limiter, on_read=self._progress.get(fd))
             try:
                 etag = self.remote.upload_part(key, upload_id, n, body, length, b64(bytes.fromhex(part_hex)))
             except BadRequest as err:

@@ -85,7 +85,12 @@ class _Handler(FileSystemEventHandler):
             emit(Hint("closed", _fs(event.dest_path), root, "moved_in"))
         elif isinstance(event, FileClosedEvent):
             emit(Hint("closed", src, root, "closed_after_write"))
-        elif isinstance(event, (FileCreatedEvent, FileModifiedEvent, FileOpenedEvent)):
+        elif isinstance(event, FileCreatedEvent):
+            # Not "write": a file moved in from outside the tree (unpaired IN_MOVED_TO) and the files
+            # watchdog synthesizes for a new directory arrive as created and never get a close event;
+            # a real writer's first write (IN_MODIFY) marks the file open again right after this.
+            emit(Hint("closed", src, root, "created"))
+        elif isinstance(event, (FileModifiedEvent, FileOpenedEvent)):
             if isinstance(event, FileOpenedEvent):
                 return  # opening for read is not a change; writes show up as modified
             emit(Hint("write", src, root, event.event_type))
@@ -119,6 +124,21 @@ def explain_os_error(err: OSError, root: str) -> str:
     if err.errno == errno.EACCES:
         return f"cannot watch {root}: permission denied (the service user must be able to read it)"
     return f"cannot watch {root}: {err.strerror or err}"
+
+
+def watch_limit_reached(path: str) -> bool:
+    """True when this user cannot add one more inotify watch (probed with a throw-away instance)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_CLOEXEC)
+    if fd < 0:
+        return False
+    try:
+        wd = libc.inotify_add_watch(fd, os.fsencode(path), 0x2)  # IN_MODIFY
+        return wd < 0 and ctypes.get_errno() == errno.ENOSPC
+    finally:
+        os.close(fd)
 
 
 class Watcher:
@@ -164,6 +184,10 @@ class Watcher:
             except OSError as err:
                 raise WatchError(explain_os_error(err, root)) from err
             self._watches[root] = (watcher if watcher == "inotify" else f"polling:{poll_interval}", w)
+            if watcher == "inotify" and recursive and watch_limit_reached(root):
+                # watchdog silently skips subdirectories it cannot watch: say so (files there are only
+                # found by rescans until the limit is raised)
+                raise WatchError(f"cannot watch every directory under {root}: {WATCH_LIMIT_HINT}")
 
     def unwatch(self, root: str) -> None:
         with self._lock:

@@ -8,7 +8,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from conftest import BUCKET, write_config
+from qsynctest import BUCKET, write_config
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import structlog
 
-from conftest import ACCESS_KEY, BUCKET, SECRET
+from qsynctest import ACCESS_KEY, BUCKET, SECRET
 from qsyncd.errors import FileChanged
 from qsyncd.remote.qingstor import QingStorRemote
 from qsyncd.state import Ledger

@@ -1,0 +1,167 @@
+"""``python -m bench``: run the benchmark scenarios and print (optionally write) the results table.
+
+Each scenario gets a fresh emulator subprocess and a fresh data directory under one temporary
+directory, which is removed at the end (``--keep`` keeps it for the logs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import harness
+from bench.harness import EmulatorProc, Row
+
+SCENARIOS = ("large", "small", "latency", "idle", "restart")
+MARK_START = "<!-- bench:results:start -->"
+MARK_END = "<!-- bench:results:end -->"
+
+
+def machine() -> list[str]:
+    """A short description of this machine and the tool versions."""
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = 0
+    try:
+        mem = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1)) // 1024  # type: ignore[union-attr]
+    except (OSError, AttributeError):
+        pass
+
+    def ver(argv: list[str]) -> str:
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout
+            return out.splitlines()[0].strip() if out else "?"
+        except (OSError, subprocess.SubprocessError):
+            return "not found"
+
+    fs = "?"
+    try:
+        fs = subprocess.run(["df", "-T", tempfile.gettempdir()], capture_output=True, text=True).stdout.splitlines()[1]
+        fs = " ".join(fs.split()[:2])
+    except (OSError, IndexError):
+        pass
+    return [
+        f"CPU: {cpu}, {os.cpu_count()} cores; RAM {mem:,} MiB; kernel {platform.release()}",
+        f"temp dir {tempfile.gettempdir()} on {fs}",
+        f"Python {platform.python_version()}; {ver([harness.RCLONE, 'version'])}; {ver([harness.CURL, '--version'])[:40]}",
+        "emulator: `python -m qsyncd.emulator.cli` on 127.0.0.1 (same machine, fsync on, one request log line per request)",
+    ]
+
+
+def table(rows: list[Row]) -> str:
+    head = "| scenario | contender | figure | ratio | target | verdict | note |\n|---|---|---|---|---|---|---|"
+    lines = [head]
+    last = None
+    for r in rows:
+        scen = r.scenario if r.scenario != last else ""
+        last = r.scenario
+        lines.append(f"| {scen} | {r.contender} | {r.figure} | {r.ratio} | {r.target} | {r.verdict} | {r.note} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats (~3 minutes)")
+    p.add_argument("--big", action="store_true", help="large-file scenario with 4 GiB instead of 1 GiB")
+    p.add_argument("--only", action="append", choices=SCENARIOS + ("memory",), default=[],
+                   help="run only this scenario (repeatable; memory is measured by large)")
+    p.add_argument("--repeats", type=int, default=None, help="rounds per comparison (default 3, quick 2)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) afterwards")
+    p.add_argument("--write", type=Path, default=None,
+                   help=f"replace the block between {MARK_START} and {MARK_END} in this file with the results")
+    p.add_argument("--json", type=Path, default=None, help="write the raw results as JSON here")
+    args = p.parse_args(argv)
+
+    only = {("large" if s == "memory" else s) for s in args.only} or set(SCENARIOS)
+    q = args.quick
+    repeats = args.repeats or (2 if q else 3)
+    mib = 1 << 20
+    large_size = (4096 if args.big else (256 if q else 1024)) * mib
+    small_files = 1000 if q else 5000
+    idle_files, idle_dirs, idle_secs = (2000, 100, 15.0) if q else (20000, 1000, 60.0)
+    restart_files = 5000 if q else 50000
+    lat_secs = 10.0 if q else 30.0
+
+    def log(msg: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+    base = Path(tempfile.mkdtemp(prefix="qsyncd-bench-"))
+    log(f"work dir {base}")
+    rows: list[Row] = []
+    t_start = time.monotonic()
+    failures: list[str] = []
+    try:
+        plan: list[tuple[str, Callable[[EmulatorProc, Path], list[Row]]]] = [
+            ("large", lambda e, w: __import__("bench.large", fromlist=["run"]).run(
+                e, w, size=large_size, repeats=repeats, log=log)),
+            ("small", lambda e, w: __import__("bench.small", fromlist=["run"]).run(
+                e, w, files=small_files, dirs=max(1, small_files // 10), size=16384, repeats=repeats, log=log)),
+            ("latency", lambda e, w: __import__("bench.latency", fromlist=["run"]).run(
+                e, w, rate=20.0, seconds=lat_secs, log=log)),
+            ("idle", lambda e, w: __import__("bench.idle", fromlist=["run_idle"]).run_idle(
+                e, w, files=idle_files, dirs=idle_dirs, seconds=idle_secs, log=log)),
+            ("restart", lambda e, w: __import__("bench.idle", fromlist=["run_restart"]).run_restart(
+                e, w, files=restart_files, dirs=restart_files // 20, repeats=2 if q else 3, log=log)),
+        ]
+        for name, fn in plan:
+            if name not in only:
+                continue
+            work = base / name
+            work.mkdir()
+            emu = EmulatorProc(work / "emu", work).start()
+            log(f"{name}: emulator at {emu.url}")
+            try:
+                rows += fn(emu, work)
+            except harness.BenchError as err:
+                log(f"{name}: FAILED: {err}")
+                failures.append(f"{name}: {err}")
+                rows.append(Row(name, "(scenario failed)", str(err).splitlines()[0], verdict="ERROR"))
+            finally:
+                emu.stop()
+                if not args.keep:
+                    shutil.rmtree(work / "emu", ignore_errors=True)
+    finally:
+        if args.keep:
+            log(f"kept {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+
+    elapsed = time.monotonic() - t_start
+    mode = "quick" if q else ("big" if args.big else "full")
+    header = [f"Run: `python -m bench{' --quick' if q else ''}{' --big' if args.big else ''}"
+              f"{''.join(' --only ' + s for s in args.only)}` ({mode}, {repeats} alternating rounds per comparison, "
+              f"medians), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, took {elapsed / 60:.1f} min.", ""]
+    header += [f"- {line}" for line in machine()] + [""]
+    out = "\n".join(header) + table(rows) + "\n"
+    print(out)
+    if args.write:
+        text = args.write.read_text() if args.write.exists() else f"{MARK_START}\n{MARK_END}\n"
+        if MARK_START not in text or MARK_END not in text:
+            text += f"\n{MARK_START}\n{MARK_END}\n"
+        a, rest = text.split(MARK_START, 1)
+        _, b = rest.split(MARK_END, 1)
+        args.write.write_text(f"{a}{MARK_START}\n{out}{MARK_END}{b}")
+        log(f"results written into {args.write}")
+    if args.json:
+        args.json.write_text(json.dumps([r.__dict__ for r in rows], indent=1, default=str))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Scenarios 1 and 4: one large file.
+
+Contenders, alternated round by round (A B C D E, A B C D E, ...): ``qsyncd sync`` with default
+settings, ``rclone copy`` with its defaults, ``rclone copy`` tuned (bigger chunks, parallel parts),
+a single streaming ``curl -T`` PUT (the emulator's ceiling for one stream), and reading + MD5-hashing
+the file locally (the client's ceiling). Each run uploads under a fresh prefix and a fresh qsyncd
+state dir; the object is checked (size) and deleted afterwards. Peak RSS of each process is taken
+from its rusage (scenario 4).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import data
+from bench.harness import (
+    BUCKET, CURL, PYTHON, QSYNCD, BenchError, EmulatorProc, Measured, Row, fmt, make_remote, median,
+    qsyncd_config, rclone_argv, rclone_config, read_events, run_measured, signed_headers,
+)
+
+MiB = 1 << 20
+RCLONE_TUNED = ["--qingstor-chunk-size", "64M", "--qingstor-upload-concurrency", "4"]
+HASH_SCRIPT = ("import hashlib,os,sys\nfd=os.open(sys.argv[1],os.O_RDONLY)\nh=hashlib.md5()\n"
+               "while b:=os.read(fd,1<<20): h.update(b)\nprint(h.hexdigest())\n")
+
+
+def run(emu: EmulatorProc, work: Path, *, size: int, repeats: int, log: Callable[[str], None]) -> list[Row]:
+    src_dir = work / "large-src"
+    path = data.large_file(src_dir / "large.bin", size)
+    log(f"large: wrote {size // MiB} MiB")
+    rconf = rclone_config(work / "rclone.conf", emu)
+    remote = make_remote(emu)
+    counter = iter(range(1_000_000))
+
+    def check_object(key: str) -> None:
+        info = remote.head(key)
+        if info is None or info.size != size:
+            raise BenchError(f"{key} is missing or has the wrong size after the upload")
+
+    def delete(key: str, m: Measured) -> Measured:
+        # Not timed. rclone deletes a single object with one request.
+        run_measured(rclone_argv(rconf, emu, "deletefile", f"emu:{BUCKET}/{key}"), work / "delete.log")
+        return m
+
+    def qsyncd_run() -> Measured:
+        i = next(counter)
+        prefix = f"large/qsyncd-{i}/"
+        state = work / f"state-large-{i}"
+        cfg = qsyncd_config(work / f"large-{i}.toml", emu, watch=src_dir, state=state, prefix=prefix)
+        m = run_measured([QSYNCD, "sync", "-c", str(cfg), "--no-progress", "--log-format", "json"],
+                         work / f"qsyncd-large-{i}.log", emulator=emu).check("qsyncd sync")
+        if not read_events(m.log, "upload_finished"):
+            raise BenchError("qsyncd sync reported no upload_finished")
+        check_object(prefix + "large.bin")
+        shutil.rmtree(state, ignore_errors=True)
+        return delete(prefix + "large.bin", m)
+
+    def rclone_run(extra: list[str], tag: str) -> Callable[[], Measured]:
+        def go() -> Measured:
+            i = next(counter)
+            prefix = f"large/rclone-{tag}-{i}/"
+            m = run_measured(rclone_argv(rconf, emu, "copy", str(path), f"emu:{BUCKET}/{prefix}", *extra),
+                             work / f"rclone-large-{i}.log", emulator=emu).check(f"rclone copy ({tag})")
+            check_object(prefix + "large.bin")
+            return delete(prefix + "large.bin", m)
+        return go
+
+    def curl_run() -> Measured:
+        i = next(counter)
+        key = f"large/curl-{i}/large.bin"
+        url_path = f"/{BUCKET}/{key}"
+        hdrs = signed_headers("PUT", url_path)
+        argv = [CURL, "-sS", "-f", "-o", "/dev/null", "-T", str(path), "-H", "Expect:",
+                "-H", f"Date: {hdrs['Date']}", "-H", f"Authorization: {hdrs['Authorization']}", emu.url + url_path]
+        m = run_measured(argv, work / f"curl-large-{i}.log", emulator=emu).check("curl -T")
+        check_object(key)
+        return delete(key, m)
+
+    def hash_run() -> Measured:
+        i = next(counter)
+        return run_measured([PYTHON, "-c", HASH_SCRIPT, str(path)], work / f"hash-{i}.log").check("hash")
+
+    def md5sum_run() -> Measured:
+        i = next(counter)
+        return run_measured(["md5sum", str(path)], work / f"md5sum-{i}.log").check("md5sum")
+
+    contenders: list[tuple[str, Callable[[], Measured]]] = [
+        ("qsyncd sync (defaults)", qsyncd_run),
+        ("rclone copy (defaults)", rclone_run([], "default")),
+        ("rclone copy (tuned: " + " ".join(RCLONE_TUNED[1::2]) + ")", rclone_run(RCLONE_TUNED, "tuned")),
+        ("curl -T (one streaming PUT)", curl_run),
+        ("local read + MD5 (python hashlib)", hash_run),
+        ("local read + MD5 (md5sum)", md5sum_run),
+    ]
+    results: dict[str, list[Measured]] = {name: [] for name, _ in contenders}
+    for r in range(repeats):
+        for name, fn in contenders:
+            m = fn()
+            results[name].append(m)
+            log(f"large: round {r + 1}/{repeats} {name}: {m.seconds:.2f} s, {size / MiB / m.seconds:.0f} MiB/s, "
+                f"rss {m.maxrss_kib // 1024} MiB, cpu {m.cpu:.1f} s, emulator cpu {m.emu_cpu:.1f} s")
+    remote.close()
+    path.unlink()
+
+    def speed(name: str) -> float:
+        return median([size / MiB / m.seconds for m in results[name]])
+
+    q = speed(contenders[0][0])
+    rows: list[Row] = []
+    targets = {contenders[1][0]: 2.0, contenders[2][0]: 1.0, contenders[3][0]: 0.8}
+    label = f"1. large file {size // MiB} MiB"
+    for name, _ in contenders:
+        ms = results[name]
+        s = speed(name)
+        ratio = q / s if s else float("nan")
+        tgt = targets.get(name)
+        row = Row(label, name, f"{fmt(s, 0)} MiB/s (median {fmt(median([m.seconds for m in ms]), 2)} s)",
+                  ratio="" if name == contenders[0][0] else f"qsyncd = {fmt(ratio, 2)}x",
+                  target=f">= {tgt}x" if tgt else "",
+                  verdict=("met" if ratio >= tgt else "MISSED") if tgt else "",
+                  note=f"client cpu {fmt(median([m.cpu for m in ms]), 1)} s, emulator cpu "
+                       f"{fmt(median([m.emu_cpu for m in ms]), 1)} s",
+                  raw={"seconds": [m.seconds for m in ms], "cpu": [m.cpu for m in ms],
+                       "emu_cpu": [m.emu_cpu for m in ms], "maxrss_kib": [m.maxrss_kib for m in ms]})
+        rows.append(row)
+    # Scenario 4: memory.
+    mem_label = f"4. peak RSS, {size // MiB} MiB file"
+    for name, _ in contenders[:3]:
+        rss = max(m.maxrss_kib for m in results[name]) / 1024
+        is_q = name == contenders[0][0]
+        rows.append(Row(mem_label, name, f"{fmt(rss, 0)} MiB", target="<= 128 MiB" if is_q else "",
+                        verdict=("met" if rss <= 128 else "MISSED") if is_q else "",
+                        raw={"maxrss_kib": [m.maxrss_kib for m in results[name]]}))
+    return rows
+
+
+
+__all__ = ["run", "RCLONE_TUNED"]

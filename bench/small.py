@@ -1,0 +1,93 @@
+"""Scenario 2: many small files (5,000 x 16 KiB in nested directories).
+
+``qsyncd sync`` (defaults, fresh state dir: every file is HEADed then PUT) against ``rclone copy``
+with ``--transfers 4`` and ``--transfers 16``, alternated round by round, each run to a fresh prefix.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import data
+from bench.harness import (
+    BUCKET, QSYNCD, BenchError, EmulatorProc, Measured, Row, fmt, median, qsyncd_config, rclone_argv,
+    rclone_config, read_events, run_measured,
+)
+
+
+def run(emu: EmulatorProc, work: Path, *, files: int, dirs: int, size: int, repeats: int,
+        log: Callable[[str], None]) -> list[Row]:
+    src = work / "small-src"
+    data.small_tree(src, files, dirs, size)
+    log(f"small: wrote {files} files of {size} bytes in {dirs} directories")
+    rconf = rclone_config(work / "rclone.conf", emu)
+    counter = iter(range(1_000_000))
+
+    def count_puts(prefix: str) -> int:
+        return sum(1 for r in emu.requests()
+                   if r.get("operation") == "PutObject" and r.get("status") == 201
+                   and str(r.get("key", "")).startswith(prefix))
+
+    def qsyncd_run() -> Measured:
+        i = next(counter)
+        prefix = f"small/qsyncd-{i}/"
+        state = work / f"state-small-{i}"
+        cfg = qsyncd_config(work / f"small-{i}.toml", emu, watch=src, state=state, prefix=prefix)
+        emu.clear_requests()
+        m = run_measured([QSYNCD, "sync", "-c", str(cfg), "--no-progress", "--log-format", "json"],
+                         work / f"qsyncd-small-{i}.log", emulator=emu).check("qsyncd sync")
+        done = len(read_events(m.log, "upload_finished"))
+        if done != files or count_puts(prefix) != files:
+            raise BenchError(f"qsyncd sync uploaded {done} of {files} files")
+        shutil.rmtree(state, ignore_errors=True)
+        return m
+
+    def rclone_run(transfers: int) -> Callable[[], Measured]:
+        def go() -> Measured:
+            i = next(counter)
+            prefix = f"small/rclone-t{transfers}-{i}/"
+            emu.clear_requests()
+            m = run_measured(rclone_argv(rconf, emu, "copy", str(src), f"emu:{BUCKET}/{prefix}",
+                                         "--transfers", str(transfers)),
+                             work / f"rclone-small-{i}.log", emulator=emu).check("rclone copy")
+            if count_puts(prefix) != files:
+                raise BenchError(f"rclone uploaded {count_puts(prefix)} of {files} files")
+            return m
+        return go
+
+    contenders: list[tuple[str, Callable[[], Measured]]] = [
+        ("qsyncd sync (defaults: concurrency 4)", qsyncd_run),
+        ("rclone copy --transfers 4", rclone_run(4)),
+        ("rclone copy --transfers 16", rclone_run(16)),
+    ]
+    results: dict[str, list[Measured]] = {name: [] for name, _ in contenders}
+    for r in range(repeats):
+        for name, fn in contenders:
+            m = fn()
+            results[name].append(m)
+            log(f"small: round {r + 1}/{repeats} {name}: {m.seconds:.2f} s, {files / m.seconds:.0f} files/s, "
+                f"cpu {m.cpu:.1f} s, emulator cpu {m.emu_cpu:.1f} s")
+    shutil.rmtree(src, ignore_errors=True)
+
+    def rate(name: str) -> float:
+        return median([files / m.seconds for m in results[name]])
+
+    q = rate(contenders[0][0])
+    rows = []
+    label = f"2. small files {files} x {size // 1024} KiB"
+    for name, _ in contenders:
+        ms = results[name]
+        s = rate(name)
+        ratio = q / s
+        tgt = 1.0 if "16" in name else None
+        rows.append(Row(label, name, f"{fmt(s, 0)} files/s (median {fmt(median([m.seconds for m in ms]), 2)} s)",
+                        ratio="" if name == contenders[0][0] else f"qsyncd = {fmt(ratio, 2)}x",
+                        target=f">= {tgt}x" if tgt else "",
+                        verdict=("met" if ratio >= tgt else "MISSED") if tgt else "",
+                        note=f"client cpu {fmt(median([m.cpu for m in ms]), 1)} s, emulator cpu "
+                             f"{fmt(median([m.emu_cpu for m in ms]), 1)} s",
+                        raw={"seconds": [m.seconds for m in ms], "cpu": [m.cpu for m in ms],
+                             "emu_cpu": [m.emu_cpu for m in ms]}))
+    return rows

@@ -1,0 +1,607 @@
+"""On-disk storage of the emulator: buckets, objects and unfinished multipart uploads.
+
+Layout under ``root``::
+
+    buckets/<bucket>/bucket.json                      {"name", "created"}
+    buckets/<bucket>/objects/<h[:2]>/<h>.json         object metadata (h = sha256 of the UTF-8 key;
+    buckets/<bucket>/objects/<h[:2]>/<h>.<id>.data    the key itself lives inside the JSON)
+    buckets/<bucket>/uploads/<upload_id>/upload.json  the upload (key, content type, metadata...)
+    buckets/<bucket>/uploads/<upload_id>/part-<n>.json + part-<n>.<id>.data
+
+Every file is written to ``.tmp-*`` in its final directory, fsynced, renamed, and the directory
+fsynced. For objects and parts the metadata JSON is the commit point: it names its data file,
+so a crash at any moment leaves either the old or the new version; data files no JSON refers to
+(and ``.tmp-*`` leftovers) are removed when a store is opened. Keys never become file names, so
+no key can escape the root.
+
+An in-memory sorted key index per bucket (loaded at open) serves listings. Bodies are streamed
+in ~1 MiB chunks and never held in memory; Complete concatenates parts by streaming.
+
+A completed upload's ``upload.json`` is removed right after the object commits; a crash between
+the two leaves the upload listed (abort cleans it). That is the only non-atomic step.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+CHUNK = 1024 * 1024
+MIN_PART_SIZE = 4 * 1024 * 1024
+MAX_PART_SIZE = 5 * 1024 * 1024 * 1024
+MAX_PARTS = 10_000
+MAX_KEY_SORT = "\U0010ffff"
+
+
+class StoreError(Exception):
+    """A request the store refuses; ``status`` and ``code`` go into the error response."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class ObjectMeta:
+    """Everything HEAD and listings say about one object."""
+
+    key: str
+    size: int
+    etag: str  # unquoted
+    mime_type: str
+    created: float
+    modified: float
+    storage_class: str = "STANDARD"
+    metadata: dict[str, str] = field(default_factory=dict)  # lower-case x-qs-meta-* names -> values
+    headers: dict[str, str] = field(default_factory=dict)  # cache-control, content-encoding, ...
+    data_file: str = ""
+
+
+@dataclass
+class PartMeta:
+    """One stored part of a multipart upload."""
+
+    part_number: int
+    size: int
+    etag: str
+    created: float
+    data_file: str = ""
+
+
+@dataclass
+class UploadState:
+    """One unfinished multipart upload."""
+
+    key: str
+    upload_id: str
+    created: float
+    mime_type: str
+    storage_class: str = "STANDARD"
+    metadata: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    parts: dict[int, PartMeta] = field(default_factory=dict)
+
+
+@dataclass
+class BucketState:
+    """One bucket and its in-memory indexes."""
+
+    name: str
+    created: float
+    keys: list[str] = field(default_factory=list)  # sorted
+    objects: dict[str, ObjectMeta] = field(default_factory=dict)
+    uploads: dict[str, UploadState] = field(default_factory=dict)
+
+
+def key_hash(key: str) -> str:
+    """The file-name-safe name of a key."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BodyWriter:
+    """Streams a body into a temp file in its final directory, hashing it with MD5 on the way."""
+
+    def __init__(self, directory: Path, fsync: bool) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.path = directory / f".tmp-{uuid.uuid4().hex}"
+        self._file: BinaryIO | None = open(self.path, "wb")  # noqa: SIM115 - closed in finish/discard
+        self._md5 = hashlib.md5()
+        self._fsync = fsync
+        self.size = 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Append a chunk."""
+        assert self._file is not None
+        self._file.write(data)
+        self._md5.update(data)
+        self.size += len(data)
+
+    def finish(self) -> str:
+        """Flush and fsync; returns the MD5 hex of what was written."""
+        assert self._file is not None
+        self._file.flush()
+        if self._fsync:
+            os.fsync(self._file.fileno())
+        self._file.close()
+        self._file = None
+        return self._md5.hexdigest()
+
+    def md5_digest(self) -> bytes:
+        """The binary MD5 so far."""
+        return self._md5.digest()
+
+    def discard(self) -> None:
+        """Throw the temp file away (idempotent)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+class Store:
+    """Thread-safe, crash-safe storage rooted at a directory."""
+
+    def __init__(self, root: Path, now: Callable[[], float], *, fsync: bool = True) -> None:
+        self.root = Path(root)
+        self.now = now
+        self.fsync = fsync
+        self._lock = threading.RLock()
+        self._buckets: dict[str, BucketState] = {}
+        (self.root / "buckets").mkdir(parents=True, exist_ok=True)
+        self._load()
+
+    # ---- paths and atomic writes -------------------------------------------------------------
+
+    def _bucket_dir(self, bucket: str) -> Path:
+        return self.root / "buckets" / bucket
+
+    def _object_dir(self, bucket: str, key: str) -> Path:
+        return self._bucket_dir(bucket) / "objects" / key_hash(key)[:2]
+
+    def _upload_dir(self, bucket: str, upload_id: str) -> Path:
+        return self._bucket_dir(bucket) / "uploads" / upload_id
+
+    def _write_json(self, path: Path, data: dict[str, Any]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".tmp-{uuid.uuid4().hex}"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, ensure_ascii=False)
+            fh.flush()
+            if self.fsync:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        if self.fsync:
+            _fsync_dir(path.parent)
+
+    def _install(self, writer_path: Path, final: Path) -> None:
+        os.replace(writer_path, final)
+
+    # ---- loading --------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        for bdir in sorted((self.root / "buckets").iterdir()):
+            if not bdir.is_dir():
+                continue
+            if bdir.name.startswith(".trash-"):
+                shutil.rmtree(bdir, ignore_errors=True)
+                continue
+            try:
+                info = json.loads((bdir / "bucket.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            state = BucketState(name=info["name"], created=float(info["created"]))
+            self._load_objects(bdir / "objects", state)
+            self._load_uploads(bdir / "uploads", state)
+            state.keys = sorted(state.objects)
+            self._buckets[state.name] = state
+
+    def _load_objects(self, odir: Path, state: BucketState) -> None:
+        if not odir.is_dir():
+            return
+        for sub in odir.iterdir():
+            if not sub.is_dir():
+                continue
+            referenced: set[str] = set()
+            names = os.listdir(sub)
+            for name in names:
+                if name.endswith(".json") and not name.startswith(".tmp-"):
+                    try:
+                        meta = ObjectMeta(**json.loads((sub / name).read_text(encoding="utf-8")))
+                    except (OSError, ValueError, TypeError):
+                        continue
+                    state.objects[meta.key] = meta
+                    referenced.add(meta.data_file)
+            for name in names:
+                if name.startswith(".tmp-") or (name.endswith(".data") and name not in referenced):
+                    (sub / name).unlink(missing_ok=True)
+
+    def _load_uploads(self, udir: Path, state: BucketState) -> None:
+        if not udir.is_dir():
+            return
+        for sub in udir.iterdir():
+            try:
+                info = json.loads((sub / "upload.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                shutil.rmtree(sub, ignore_errors=True)
+                continue
+            info.pop("parts", None)
+            upload = UploadState(**info)
+            referenced: set[str] = set()
+            names = os.listdir(sub)
+            for name in names:
+                if name.startswith("part-") and name.endswith(".json"):
+                    try:
+                        part = PartMeta(**json.loads((sub / name).read_text(encoding="utf-8")))
+                    except (OSError, ValueError, TypeError):
+                        continue
+                    upload.parts[part.part_number] = part
+                    referenced.add(part.data_file)
+            for name in names:
+                if name.startswith(".tmp-") or (name.endswith(".data") and name not in referenced):
+                    (sub / name).unlink(missing_ok=True)
+            state.uploads[upload.upload_id] = upload
+
+    # ---- buckets --------------------------------------------------------------------------------
+
+    def create_bucket(self, name: str) -> BucketState:
+        """Create a bucket; 409 ``bucket_already_exists`` if it is there."""
+        with self._lock:
+            if name in self._buckets:
+                raise StoreError(409, "bucket_already_exists", f"bucket {name} already exists")
+            state = BucketState(name=name, created=self.now())
+            bdir = self._bucket_dir(name)
+            (bdir / "objects").mkdir(parents=True, exist_ok=True)
+            (bdir / "uploads").mkdir(parents=True, exist_ok=True)
+            self._write_json(bdir / "bucket.json", {"name": name, "created": state.created})
+            self._buckets[name] = state
+            return state
+
+    def ensure_bucket(self, name: str) -> None:
+        """Create a bucket unless it exists."""
+        with self._lock:
+            if name not in self._buckets:
+                self.create_bucket(name)
+
+    def bucket(self, name: str) -> BucketState:
+        """The bucket's state; 404 ``bucket_not_exists`` if missing."""
+        with self._lock:
+            state = self._buckets.get(name)
+            if state is None:
+                raise StoreError(404, "bucket_not_exists", f"bucket {name} does not exist")
+            return state
+
+    def buckets(self) -> list[BucketState]:
+        """All buckets sorted by name."""
+        with self._lock:
+            return [self._buckets[n] for n in sorted(self._buckets)]
+
+    def delete_bucket(self, name: str) -> None:
+        """Delete an empty bucket (its unfinished uploads go with it); 409 if it holds objects."""
+        with self._lock:
+            state = self.bucket(name)
+            if state.objects:
+                raise StoreError(409, "bucket_not_empty", f"bucket {name} is not empty")
+            trash = self.root / "buckets" / f".trash-{uuid.uuid4().hex}"
+            os.replace(self._bucket_dir(name), trash)
+            del self._buckets[name]
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def bucket_stats(self, name: str) -> tuple[int, int, dict[str, tuple[int, int]]]:
+        """(object count, total size, {storage_class: (count, size)})."""
+        with self._lock:
+            state = self.bucket(name)
+            classes: dict[str, tuple[int, int]] = {}
+            total = 0
+            for meta in state.objects.values():
+                c, s = classes.get(meta.storage_class, (0, 0))
+                classes[meta.storage_class] = (c + 1, s + meta.size)
+                total += meta.size
+            return len(state.objects), total, classes
+
+    # ---- objects --------------------------------------------------------------------------------
+
+    def object_writer(self, bucket: str, key: str) -> BodyWriter:
+        """A writer whose temp file lives in the object's final directory."""
+        self.bucket(bucket)
+        return BodyWriter(self._object_dir(bucket, key), self.fsync)
+
+    def commit_object(self, bucket: str, writer_path: Path, meta: ObjectMeta) -> ObjectMeta:
+        """Make the written temp file the object's data, atomically replacing any old version."""
+        with self._lock:
+            state = self.bucket(bucket)
+            odir = self._object_dir(bucket, meta.key)
+            h = key_hash(meta.key)
+            meta.data_file = f"{h}.{uuid.uuid4().hex}.data"
+            self._install(writer_path, odir / meta.data_file)
+            self._write_json(odir / f"{h}.json", dataclasses.asdict(meta))
+            old = state.objects.get(meta.key)
+            state.objects[meta.key] = meta
+            if old is None:
+                bisect.insort(state.keys, meta.key)
+            else:
+                (odir / old.data_file).unlink(missing_ok=True)
+            return dataclasses.replace(meta)
+
+    def head_object(self, bucket: str, key: str) -> ObjectMeta:
+        """The object's metadata; 404 ``object_not_exists`` if missing."""
+        with self._lock:
+            meta = self.bucket(bucket).objects.get(key)
+            if meta is None:
+                raise StoreError(404, "object_not_exists", "the object does not exist")
+            return dataclasses.replace(meta)
+
+    def open_object(self, bucket: str, key: str) -> tuple[ObjectMeta, BinaryIO]:
+        """Metadata plus an open file of the data (stays readable if the object is replaced)."""
+        with self._lock:
+            meta = self.head_object(bucket, key)
+            fh = open(self._object_dir(bucket, key) / meta.data_file, "rb")  # noqa: SIM115
+            return meta, fh
+
+    def object_path(self, bucket: str, key: str) -> Path:
+        """Where the current data of an object is stored."""
+        with self._lock:
+            meta = self.head_object(bucket, key)
+            return self._object_dir(bucket, key) / meta.data_file
+
+    def delete_object(self, bucket: str, key: str) -> bool:
+        """Delete an object; returns whether it existed."""
+        with self._lock:
+            state = self.bucket(bucket)
+            meta = state.objects.pop(key, None)
+            if meta is None:
+                return False
+            idx = bisect.bisect_left(state.keys, key)
+            if idx < len(state.keys) and state.keys[idx] == key:
+                del state.keys[idx]
+            odir = self._object_dir(bucket, key)
+            (odir / f"{key_hash(key)}.json").unlink(missing_ok=True)
+            if self.fsync:
+                _fsync_dir(odir)
+            (odir / meta.data_file).unlink(missing_ok=True)
+            return True
+
+    def list_objects(
+        self, bucket: str, prefix: str, delimiter: str, marker: str, limit: int
+    ) -> tuple[list[ObjectMeta], list[str], bool]:
+        """(objects, common prefixes, has_more); every returned name sorts after ``marker``.
+
+        Keys and common prefixes both count towards ``limit``.
+        """
+        with self._lock:
+            state = self.bucket(bucket)
+            keys = state.keys
+            start = max(bisect.bisect_left(keys, prefix), bisect.bisect_right(keys, marker) if marker else 0)
+            objects: list[ObjectMeta] = []
+            prefixes: list[str] = []
+            i = start
+            n = len(keys)
+            while i < n:
+                key = keys[i]
+                if not key.startswith(prefix):
+                    break
+                if delimiter:
+                    idx = key.find(delimiter, len(prefix))
+                    if idx >= 0:
+                        cp = key[: idx + len(delimiter)]
+                        if cp > marker or not marker:
+                            if len(objects) + len(prefixes) >= limit:
+                                return objects, prefixes, True
+                            prefixes.append(cp)
+                        i = bisect.bisect_left(keys, cp + MAX_KEY_SORT, i)
+                        continue
+                if len(objects) + len(prefixes) >= limit:
+                    return objects, prefixes, True
+                objects.append(dataclasses.replace(state.objects[key]))
+                i += 1
+            return objects, prefixes, False
+
+    def copy_object(self, src_bucket: str, src_key: str, dst_bucket: str, meta: ObjectMeta) -> ObjectMeta:
+        """Copy an object's data (streamed) to ``meta.key`` in ``dst_bucket``."""
+        src_meta, fh = self.open_object(src_bucket, src_key)
+        writer = self.object_writer(dst_bucket, meta.key)
+        try:
+            with fh:
+                while chunk := fh.read(CHUNK):
+                    writer.write(chunk)
+            meta.etag = writer.finish()
+            meta.size = writer.size
+            return self.commit_object(dst_bucket, writer.path, meta)
+        except BaseException:
+            writer.discard()
+            raise
+
+    # ---- multipart ------------------------------------------------------------------------------
+
+    def initiate(self, bucket: str, upload: UploadState) -> UploadState:
+        """Persist a new upload."""
+        with self._lock:
+            state = self.bucket(bucket)
+            udir = self._upload_dir(bucket, upload.upload_id)
+            udir.mkdir(parents=True, exist_ok=False)
+            data = dataclasses.asdict(upload)
+            data.pop("parts")
+            self._write_json(udir / "upload.json", data)
+            state.uploads[upload.upload_id] = upload
+            return upload
+
+    def upload(self, bucket: str, upload_id: str, key: str | None = None) -> UploadState:
+        """The upload; 404 ``upload_not_exists`` if unknown (or for another key)."""
+        with self._lock:
+            upload = self.bucket(bucket).uploads.get(upload_id)
+            if upload is None or (key is not None and upload.key != key):
+                raise StoreError(404, "upload_not_exists", "the multipart upload does not exist")
+            return upload
+
+    def part_writer(self, bucket: str, upload_id: str, key: str) -> BodyWriter:
+        """A writer for a part of an existing upload."""
+        self.upload(bucket, upload_id, key)
+        return BodyWriter(self._upload_dir(bucket, upload_id), self.fsync)
+
+    def commit_part(self, bucket: str, upload_id: str, key: str, writer_path: Path, part: PartMeta) -> PartMeta:
+        """Store a part (replacing one with the same number)."""
+        with self._lock:
+            upload = self.upload(bucket, upload_id, key)
+            if part.part_number not in upload.parts and len(upload.parts) >= MAX_PARTS:
+                raise StoreError(400, "max_parts_exceeded", f"an upload holds at most {MAX_PARTS} parts")
+            udir = self._upload_dir(bucket, upload_id)
+            part.data_file = f"part-{part.part_number}.{uuid.uuid4().hex}.data"
+            self._install(writer_path, udir / part.data_file)
+            self._write_json(udir / f"part-{part.part_number}.json", dataclasses.asdict(part))
+            old = upload.parts.get(part.part_number)
+            upload.parts[part.part_number] = part
+            if old is not None:
+                (udir / old.data_file).unlink(missing_ok=True)
+            return dataclasses.replace(part)
+
+    def list_parts(self, bucket: str, upload_id: str, key: str) -> list[PartMeta]:
+        """All parts of an upload sorted by number."""
+        with self._lock:
+            upload = self.upload(bucket, upload_id, key)
+            return [dataclasses.replace(upload.parts[n]) for n in sorted(upload.parts)]
+
+    def complete(
+        self,
+        bucket: str,
+        upload_id: str,
+        key: str,
+        listed: list[dict[str, Any]],
+        etag: str | None,
+    ) -> ObjectMeta:
+        """Assemble the listed parts into the object (rules: see :mod:`qsyncd.emulator.operations`)."""
+        with self._lock:
+            upload = self.upload(bucket, upload_id, key)
+            chosen: list[PartMeta] = []
+            previous = -1
+            for entry in listed:
+                number = entry["part_number"]
+                if number <= previous:
+                    raise StoreError(400, "invalid_request", "object_parts must be in ascending part_number order")
+                previous = number
+                part = upload.parts.get(number)
+                if part is None:
+                    raise StoreError(400, "invalid_request", f"part {number} was never uploaded")
+                given_etag = entry.get("etag")
+                if given_etag and given_etag.strip('"').lower() != part.etag:
+                    raise StoreError(400, "invalid_request", f"etag of part {number} does not match")
+                given_size = entry.get("size")
+                if given_size is not None and int(given_size) != part.size:
+                    raise StoreError(400, "invalid_request", f"size of part {number} does not match")
+                chosen.append(part)
+            if not chosen:
+                raise StoreError(400, "invalid_request", "object_parts is empty")
+            for part in chosen[:-1]:
+                if part.size < MIN_PART_SIZE:
+                    raise StoreError(
+                        400, "entity_too_small", f"part {part.part_number} is smaller than 4 MiB and not the last"
+                    )
+            udir = self._upload_dir(bucket, upload_id)
+            files = [open(udir / p.data_file, "rb") for p in chosen]  # noqa: SIM115
+            attrs = dataclasses.replace(upload, parts={})
+        writer = self.object_writer(bucket, key)
+        try:
+            for fh in files:
+                with fh:
+                    while chunk := fh.read(CHUNK):
+                        writer.write(chunk)
+            md5 = writer.finish()
+            now = self.now()
+            meta = ObjectMeta(
+                key=key,
+                size=writer.size,
+                etag=etag if etag else md5,
+                mime_type=attrs.mime_type,
+                created=now,
+                modified=now,
+                storage_class=attrs.storage_class,
+                metadata=dict(attrs.metadata),
+                headers=dict(attrs.headers),
+            )
+            with self._lock:
+                self.upload(bucket, upload_id, key)  # still there (not aborted meanwhile)?
+                result = self.commit_object(bucket, writer.path, meta)
+                self._drop_upload(bucket, upload_id)
+            return result
+        except BaseException:
+            for fh in files:
+                fh.close()
+            writer.discard()
+            raise
+
+    def _drop_upload(self, bucket: str, upload_id: str) -> None:
+        state = self.bucket(bucket)
+        if state.uploads.pop(upload_id, None) is None:
+            return
+        udir = self._upload_dir(bucket, upload_id)
+        (udir / "upload.json").unlink(missing_ok=True)
+        if self.fsync:
+            _fsync_dir(udir)
+        shutil.rmtree(udir, ignore_errors=True)
+
+    def abort(self, bucket: str, upload_id: str) -> None:
+        """Discard an upload; a no-op if it is unknown."""
+        with self._lock:
+            self.bucket(bucket)
+            self._drop_upload(bucket, upload_id)
+
+    def list_uploads(
+        self, bucket: str, prefix: str, delimiter: str, key_marker: str, upload_id_marker: str, limit: int
+    ) -> tuple[list[UploadState], list[str], bool]:
+        """(uploads, common prefixes, has_more), sorted by (key, upload_id), after the markers."""
+        with self._lock:
+            state = self.bucket(bucket)
+            ordered = sorted(state.uploads.values(), key=lambda u: (u.key, u.upload_id))
+        uploads: list[UploadState] = []
+        prefixes: list[str] = []
+        for up in ordered:
+            if not up.key.startswith(prefix):
+                continue
+            if key_marker or upload_id_marker:
+                if upload_id_marker:
+                    if (up.key, up.upload_id) <= (key_marker, upload_id_marker):
+                        continue
+                elif up.key <= key_marker:
+                    continue
+            if delimiter:
+                idx = up.key.find(delimiter, len(prefix))
+                if idx >= 0:
+                    cp = up.key[: idx + len(delimiter)]
+                    if cp in prefixes or (key_marker and cp <= key_marker):
+                        continue
+                    if len(uploads) + len(prefixes) >= limit:
+                        return uploads, prefixes, True
+                    prefixes.append(cp)
+                    continue
+            if len(uploads) + len(prefixes) >= limit:
+                return uploads, prefixes, True
+            uploads.append(dataclasses.replace(up, parts={}))
+        return uploads, prefixes, False
+
+    def iter_all_keys(self, bucket: str) -> Iterator[str]:
+        """Every key of a bucket in order (a snapshot)."""
+        with self._lock:
+            keys = list(self.bucket(bucket).keys)
+        yield from keys

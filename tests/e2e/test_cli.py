@@ -1,0 +1,108 @@
+"""E2E: the command line around the daemon: `sync` (one-shot, unreachable, dry run), `status --json`, the lock."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from e2e_support import assert_remote_equals, op_counts
+
+
+def _populate(root, n: int = 6) -> dict[str, bytes]:
+    out = {}
+    for i in range(n):
+        rel = f"s{i % 2}/file{i}.txt"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        out[rel] = os.urandom(300 + i)
+        (root / rel).write_bytes(out[rel])
+    return out
+
+
+def _json_lines(text: str) -> list[dict]:
+    out = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+    return out
+
+
+def test_sync_uploads_everything_and_exits_0(setup):
+    """`qsyncd sync` uploads every pending file once and exits 0; a second run sends no PUT."""
+    files = _populate(setup.root)
+    res = setup.cli("sync", "--no-progress", "--log-format", "json", timeout=60)
+    assert res.returncode == 0, res.stderr + res.stdout
+    for key, data in files.items():
+        assert_remote_equals(setup.emu, key, data)
+    assert op_counts(setup.emu, "PutObject") == {k: 1 for k in files}
+    setup.emu.clear_requests()
+    again = setup.cli("sync", "--no-progress", "--log-format", "json", timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert op_counts(setup.emu, "PutObject", only_ok=False) == {}
+    setup.assert_no_secret(res.stdout, res.stderr, again.stdout, again.stderr)
+
+
+def test_sync_with_unreachable_endpoint_exits_1_listing_failures(setup):
+    """With the endpoint down, `qsyncd sync` gives up (bounded by the subprocess timeout), exits 1, names each file."""
+    files = _populate(setup.root, 3)
+    setup.config()
+    setup.emu.stop()  # nothing listens on that port any more
+    res = setup.cli("sync", "--no-progress", "--log-format", "json", timeout=90)
+    assert res.returncode == 1, res.stderr + res.stdout
+    assert f"{len(files)} file(s) not uploaded" in res.stderr, res.stderr
+    for rel in files:
+        assert str(setup.root / rel) in res.stderr, res.stderr
+    setup.assert_no_secret(res.stdout, res.stderr)
+
+
+def test_sync_dry_run_sends_no_put_and_reports(setup):
+    """`qsyncd sync --dry-run` sends no PUT and says which files it would upload (new and changed ones)."""
+    files = _populate(setup.root, 4)
+    assert setup.cli("sync", "--no-progress", timeout=60).returncode == 0
+    (setup.root / "s0/file0.txt").write_bytes(b"changed since the upload")
+    (setup.root / "brand-new.txt").write_bytes(b"new")
+    setup.emu.clear_requests()
+    res = setup.cli("sync", "--dry-run", "--no-progress", "--log-format", "json", timeout=60)
+    assert res.returncode == 0, res.stderr + res.stdout
+    sent = [r for r in setup.emu.requests if r.method in ("PUT", "POST", "DELETE")]
+    assert sent == [], sent
+    would = {e["key"] for e in _json_lines(res.stdout + res.stderr) if e.get("event") == "dry_run_upload"}
+    assert would == {"s0/file0.txt", "brand-new.txt"}, res.stdout + res.stderr
+    assert_remote_equals(setup.emu, "s0/file0.txt", files["s0/file0.txt"])  # untouched
+
+
+def test_status_json_while_running(setup):
+    """`qsyncd status --json` during a run shows the daemon running (its pid) and the uploaded count."""
+    d = setup.daemon()
+    files = _populate(setup.root, 5)
+    setup.wait_uploaded(d, list(files))
+
+    def status() -> dict:
+        res = setup.cli("status", "--json", timeout=30)
+        assert res.returncode == 0, res.stderr
+        return json.loads(res.stdout)
+
+    data = setup.shared.wait_for(lambda: (s := status())["daemon"] and s["daemon"].get("uploaded") == 5 and s,
+                                 timeout=15, what="status with 5 uploads")
+    assert data["daemon"]["running"] is True
+    assert data["daemon"]["pid"] == d.pid
+    assert data["uploaded"] == 5 and data["failed"] == 0
+    assert data["uploaded_bytes"] == sum(len(v) for v in files.values())
+    assert d.stop() == 0
+    after = status()
+    assert after["daemon"]["running"] is False and after["uploaded"] == 5
+
+
+def test_second_daemon_on_same_state_dir_refuses(setup):
+    """A second `qsyncd run` on the same state dir exits non-zero naming the lock holder's pid."""
+    d1 = setup.daemon()
+    d2 = setup.factory(setup.config_path).start()
+    rc = d2.proc.wait(timeout=30)
+    out = d2.log_path.read_text()
+    assert rc != 0
+    assert f"pid {d1.pid}" in out and str(setup.state) in out, out
+    assert d1.proc.poll() is None, "the first daemon must keep running"
+    (setup.root / "still.txt").write_bytes(b"first daemon still works")
+    setup.wait_uploaded(d1, ["still.txt"])
