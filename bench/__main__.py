@@ -12,6 +12,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -88,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None, help="write the raw results as JSON here")
     args = p.parse_args(argv)
 
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # unwind: every scenario stops its processes by PID and cleans up
+
+    signal.signal(signal.SIGTERM, on_term)
+
     only = {("large" if s == "memory" else s) for s in args.only} or set(SCENARIOS)
     q = args.quick
     repeats = args.repeats or (2 if q else 3)
@@ -101,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
+    loads: list[str] = []
     base = Path(tempfile.mkdtemp(prefix="qsyncd-bench-"))
     log(f"work dir {base}")
     rows: list[Row] = []
@@ -124,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             work = base / name
             work.mkdir()
+            loads.append(f"{name} {os.getloadavg()[0]:.1f}")
             emu = EmulatorProc(work / "emu", work).start()
             log(f"{name}: emulator at {emu.url}")
             try:
@@ -147,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     header = [f"Run: `python -m bench{' --quick' if q else ''}{' --big' if args.big else ''}"
               f"{''.join(' --only ' + s for s in args.only)}` ({mode}, {repeats} alternating rounds per comparison, "
               f"medians), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, took {elapsed / 60:.1f} min.", ""]
-    header += [f"- {line}" for line in machine()] + [""]
+    header += [f"- {line}" for line in machine()]
+    header += [f"- 1-minute load average when each scenario started (other work on the machine shows here): "
+               f"{', '.join(loads)}; at the end {os.getloadavg()[0]:.1f}", ""]
     out = "\n".join(header) + table(rows) + "\n"
     print(out)
     if args.write:

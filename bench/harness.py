@@ -78,6 +78,7 @@ class Measured:
     cpu: float
     log: Path
     emu_cpu: float = 0.0
+    emu_complete: float = 0.0  # multipart only: the emulator's CompleteMultipartUpload service time
 
     def check(self, what: str) -> "Measured":
         if self.rc != 0:
@@ -90,6 +91,7 @@ def run_measured(argv: Sequence[str], log: Path, *, env: dict[str, str] | None =
                  emulator: "EmulatorProc | None" = None, timeout: float = 3600.0) -> Measured:
     """Run ``argv`` to completion; its output goes to ``log``. Kills it (by PID) on timeout or error."""
     full_env = {**os.environ, **(env or {})}
+    os.sync()  # start every run with no dirty pages left by the previous one (writeback is not its cost)
     emu0 = emulator.cpu() if emulator else 0.0
     with open(log, "wb") as out:
         t0 = time.perf_counter()
@@ -248,6 +250,23 @@ class EmulatorProc:
     def clear_requests(self) -> None:
         self._admin("DELETE", "/_emulator/requests")
 
+    def complete_seconds(self, key: str) -> float:
+        """How long the emulator spent on CompleteMultipartUpload of ``key``: from the end of the
+        last UploadMultipart to the end of the Complete (its log line is written when a request ends)."""
+        last_part = done = None
+        with open(self.workdir / "emulator.log", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if f"key={key!r}" not in line:
+                    continue
+                when = _log_time(line)
+                if "operation=UploadMultipart " in line:
+                    last_part = when
+                elif "operation=CompleteMultipartUpload " in line and " status=201" in line:
+                    done = when
+        if last_part is None or done is None:
+            return 0.0
+        return max(0.0, done - last_part)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -259,6 +278,12 @@ class EmulatorProc:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+def _log_time(line: str) -> float:
+    """``2026-11-25 12:24:59,600 ...`` (the emulator's log format) -> epoch seconds (local time)."""
+    stamp = line[:23]
+    return time.mktime(time.strptime(stamp[:19], "%Y-%m-%d %H:%M:%S")) + int(stamp[20:23]) / 1000
 
 
 def signed_headers(method: str, path: str, *, content_type: str = "") -> dict[str, str]:

@@ -21,7 +21,11 @@ from bench.harness import (
 )
 
 MiB = 1 << 20
-RCLONE_TUNED = ["--qingstor-chunk-size", "64M", "--qingstor-upload-concurrency", "4"]
+# rclone with --qingstor-upload-concurrency > 1 sends Complete an ETag computed over the parts in the
+# order they finished, so its own check then fails ("corrupted on transfer: md5 hashes differ") and it
+# retries the whole file 3 times; --ignore-checksum is the only way to make it finish (the object's
+# bytes are right, its ETag is not the MD5). That is what "tuned" costs in correctness.
+RCLONE_TUNED = ["--qingstor-chunk-size", "64M", "--qingstor-upload-concurrency", "4", "--ignore-checksum"]
 HASH_SCRIPT = ("import hashlib,os,sys\nfd=os.open(sys.argv[1],os.O_RDONLY)\nh=hashlib.md5()\n"
                "while b:=os.read(fd,1<<20): h.update(b)\nprint(h.hexdigest())\n")
 
@@ -54,6 +58,7 @@ def run(emu: EmulatorProc, work: Path, *, size: int, repeats: int, log: Callable
         if not read_events(m.log, "upload_finished"):
             raise BenchError("qsyncd sync reported no upload_finished")
         check_object(prefix + "large.bin")
+        m.emu_complete = emu.complete_seconds(prefix + "large.bin")
         shutil.rmtree(state, ignore_errors=True)
         return delete(prefix + "large.bin", m)
 
@@ -64,6 +69,7 @@ def run(emu: EmulatorProc, work: Path, *, size: int, repeats: int, log: Callable
             m = run_measured(rclone_argv(rconf, emu, "copy", str(path), f"emu:{BUCKET}/{prefix}", *extra),
                              work / f"rclone-large-{i}.log", emulator=emu).check(f"rclone copy ({tag})")
             check_object(prefix + "large.bin")
+            m.emu_complete = emu.complete_seconds(prefix + "large.bin")
             return delete(prefix + "large.bin", m)
         return go
 
@@ -89,18 +95,27 @@ def run(emu: EmulatorProc, work: Path, *, size: int, repeats: int, log: Callable
     contenders: list[tuple[str, Callable[[], Measured]]] = [
         ("qsyncd sync (defaults)", qsyncd_run),
         ("rclone copy (defaults)", rclone_run([], "default")),
-        ("rclone copy (tuned: " + " ".join(RCLONE_TUNED[1::2]) + ")", rclone_run(RCLONE_TUNED, "tuned")),
+        ("rclone copy (tuned: chunk 64M, upload concurrency 4, --ignore-checksum)", rclone_run(RCLONE_TUNED, "tuned")),
         ("curl -T (one streaming PUT)", curl_run),
         ("local read + MD5 (python hashlib)", hash_run),
         ("local read + MD5 (md5sum)", md5sum_run),
     ]
     results: dict[str, list[Measured]] = {name: [] for name, _ in contenders}
+    failed: dict[str, str] = {}
     for r in range(repeats):
         for name, fn in contenders:
-            m = fn()
+            if name in failed:
+                continue
+            try:
+                m = fn()
+            except BenchError as err:  # one broken contender must not hide the others' figures
+                failed[name] = str(err).splitlines()[0] + " " + " ".join(str(err).splitlines()[1:2])[:300]
+                log(f"large: {name} FAILED: {err}")
+                continue
             results[name].append(m)
             log(f"large: round {r + 1}/{repeats} {name}: {m.seconds:.2f} s, {size / MiB / m.seconds:.0f} MiB/s, "
-                f"rss {m.maxrss_kib // 1024} MiB, cpu {m.cpu:.1f} s, emulator cpu {m.emu_cpu:.1f} s")
+                f"rss {m.maxrss_kib // 1024} MiB, cpu {m.cpu:.1f} s, emulator cpu {m.emu_cpu:.1f} s, "
+                f"emulator Complete {m.emu_complete:.2f} s")
     remote.close()
     path.unlink()
 
@@ -108,11 +123,17 @@ def run(emu: EmulatorProc, work: Path, *, size: int, repeats: int, log: Callable
         return median([size / MiB / m.seconds for m in results[name]])
 
     q = speed(contenders[0][0])
+    q_open = median([size / MiB / (m.seconds - m.emu_complete) for m in results[contenders[0][0]]])
     rows: list[Row] = []
     targets = {contenders[1][0]: 2.0, contenders[2][0]: 1.0, contenders[3][0]: 0.8}
     label = f"1. large file {size // MiB} MiB"
+    if contenders[0][0] in failed:
+        raise BenchError(f"qsyncd failed: {failed[contenders[0][0]]}")
     for name, _ in contenders:
         ms = results[name]
+        if not ms:
+            rows.append(Row(label, name, "failed", verdict="ERROR", note=failed.get(name, "")))
+            continue
         s = speed(name)
         ratio = q / s if s else float("nan")
         tgt = targets.get(name)
@@ -121,13 +142,21 @@ def run(emu: EmulatorProc, work: Path, *, size: int, repeats: int, log: Callable
                   target=f">= {tgt}x" if tgt else "",
                   verdict=("met" if ratio >= tgt else "MISSED") if tgt else "",
                   note=f"client cpu {fmt(median([m.cpu for m in ms]), 1)} s, emulator cpu "
-                       f"{fmt(median([m.emu_cpu for m in ms]), 1)} s",
+                       f"{fmt(median([m.emu_cpu for m in ms]), 1)} s" + (
+                           f"; emulator Complete {fmt(median([m.emu_complete for m in ms]), 2)} s, without it "
+                           f"{fmt(median([size / MiB / (m.seconds - m.emu_complete) for m in ms]), 0)} MiB/s"
+                           if any(m.emu_complete for m in ms) else ""),
                   raw={"seconds": [m.seconds for m in ms], "cpu": [m.cpu for m in ms],
+                       "emu_complete": [m.emu_complete for m in ms],
                        "emu_cpu": [m.emu_cpu for m in ms], "maxrss_kib": [m.maxrss_kib for m in ms]})
+        if name == contenders[3][0] and s:
+            row.note += f"; qsyncd without the emulator's Complete = {fmt(q_open / s, 2)}x"
         rows.append(row)
     # Scenario 4: memory.
     mem_label = f"4. peak RSS, {size // MiB} MiB file"
     for name, _ in contenders[:3]:
+        if not results[name]:
+            continue
         rss = max(m.maxrss_kib for m in results[name]) / 1024
         is_q = name == contenders[0][0]
         rows.append(Row(mem_label, name, f"{fmt(rss, 0)} MiB", target="<= 128 MiB" if is_q else "",

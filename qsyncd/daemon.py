@@ -231,9 +231,9 @@ class Daemon:
                 self.failures[root.path] = "watch root does not exist"
         deadline = None if timeout is None else self.clock() + timeout
         try:
-            while not self.stop_event.wait(0.2):
+            while not self.stop_event.wait(0.05):
                 if self._drained():
-                    time.sleep(0.2)
+                    time.sleep(0.1)  # a worker re-queues a changed file right after pipeline.done()
                     if self._drained():
                         break
                 if deadline is not None and self.clock() > deadline:
@@ -305,6 +305,7 @@ class Daemon:
         self.stop_event.set()
         self.pipeline.close()
         self.scan_requests.put(None)
+        self.hints.put(Hint("rescan", "", "", "shutdown"))  # wake the settle loop now, not after 0.5 s
         if self.pinger is not None:
             self.pinger.stop()
         if self.watcher is not None:
@@ -561,7 +562,8 @@ class Daemon:
                 if self.pipeline.done(item):
                     root = self.root_for(item.path)
                     if root is not None:
-                        self.hints.put(Hint("write", item.path, root.path, "changed_while_uploading"))
+                        # "closed", not "write": the writer may be done already and no close event follows
+                        self.hints.put(Hint("closed", item.path, root.path, "changed_while_uploading"))
 
     def _wedge_if_asked(self) -> None:
         """Test hook: with $QSYNCD_TEST_WEDGE_FILE present, block this worker forever (no beats)."""
@@ -602,7 +604,7 @@ class Daemon:
             out = self.uploader.upload(path, key, delete_after=delete_after, source=source, progress=beat)
         except FileChanged as err:
             self.log.info("file_changed", path=path, key=key, error=str(err), action="settle_again")
-            self.hints.put(Hint("write", path, root.path, "changed_during_upload"))
+            self.hints.put(Hint("closed", path, root.path, "changed_during_upload"))  # settle again, no close awaited
             return
         except FileNotFoundError:
             self.log.info("file_vanished", path=path, key=key)
@@ -717,17 +719,22 @@ class Daemon:
     # ------------------------------------------------------------------ maintenance
     def _maintenance_loop(self) -> None:
         delay = 1.0
+        # A (re)started daemon sends no housekeeping request: orphans (uploads the ledger does not
+        # know, never aborted before they are ORPHAN_MIN_AGE old anyway) are listed only once the
+        # daemon has run that long; `qsyncd sync` still sweeps at once.
+        orphans_due = self.clock() + (0.0 if self.once else ORPHAN_MIN_AGE)
         while not self.stop_event.is_set():
             try:
-                self._maintenance()
-                delay = MAINTENANCE_EVERY
+                sweep = self.clock() >= orphans_due
+                self._maintenance(orphans=sweep)
+                delay = MAINTENANCE_EVERY if sweep else max(1.0, orphans_due - self.clock())
             except RemoteError as err:
                 self.log.warning("maintenance_failed", error=str(err), retry_in=60)
                 delay = 60.0
             if self.once or self.stop_event.wait(delay):
                 return
 
-    def _maintenance(self) -> None:
+    def _maintenance(self, orphans: bool = True) -> None:
         known = {m.upload_id: m for m in self.ledger.multiparts()}
         for mp in known.values():
             try:
@@ -740,7 +747,7 @@ class Daemon:
                 self.ledger.finish_multipart(mp.upload_id)
                 self.log.info("multipart_aborted", key=mp.key, upload_id=mp.upload_id,
                               reason="file_gone_or_changed")
-        prefixes = {r.cfg.prefix for r in self.roots.values()}
+        prefixes = {r.cfg.prefix for r in self.roots.values()} if orphans else set()
         now = self.wall()
         for prefix in sorted(prefixes):
             for up in self.remote.list_uploads(prefix):

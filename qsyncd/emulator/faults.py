@@ -4,6 +4,8 @@ A :class:`Fault` matches requests by method, operation and key prefix; the first
 (in insertion order) that still has a count left and wins its probability roll fires. One fault
 fires per request at most. Every request, faulted or not, ends up as a :class:`RequestRecord`.
 
+A request is recorded just before its response headers are sent (so a client that got an answer
+always finds the record) and the record is corrected afterwards if fewer body bytes went out.
 ``RequestRecord.status`` is 0 when no response was sent (a reset or a stall ended the request);
 ``RequestRecord.time`` is the emulator's ``clock()`` (without ``clock_skew``) when the request arrived.
 """
@@ -73,8 +75,8 @@ class Fault:
         """The QingStor error code a status fault answers with."""
         if self.code:
             return self.code
-        return STATUS_CODES.get(int(self.status or 500), "internal_error" if (self.status or 500) >= 500
-                                else "invalid_request")
+        status = int(self.status or 500)
+        return STATUS_CODES.get(status, "internal_error" if status >= 500 else "invalid_request")
 
     def describe(self) -> str:
         """A short text for the request log, e.g. ``status=503`` or ``reset_after_bytes=100``."""
@@ -140,7 +142,7 @@ class FaultBook:
     def __init__(self, rng: random.Random) -> None:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
-        self._log: list[tuple[int, RequestRecord]] = []
+        self._log: dict[int, RequestRecord] = {}
         self._seq = 0
         self.random = rng
 
@@ -183,14 +185,14 @@ class FaultBook:
             return self._seq
 
     def record(self, seq: int, rec: RequestRecord) -> None:
-        """Store the record of a finished request."""
+        """Store (or replace) the record of request number ``seq``."""
         with self._lock:
-            self._log.append((seq, rec))
+            self._log[seq] = rec
 
     def records(self) -> list[RequestRecord]:
         """A snapshot of the log, in arrival order."""
         with self._lock:
-            return [rec for _, rec in sorted(self._log, key=lambda item: item[0])]
+            return [self._log[seq] for seq in sorted(self._log)]
 
     def clear_records(self) -> None:
         """Forget the log."""

@@ -166,9 +166,10 @@ class Handler(Operations, BaseHTTPRequestHandler):
             self.headers.get("Expect", "").strip().lower() == "100-continue" and self.request_version == "HTTP/1.1"
         )
         self._setup_body()
-        seq = self.emu.book.next_seq()
-        arrived = self.emu.clock()
-        fault: Fault | None = None
+        self._seq = self.emu.book.next_seq()
+        self._arrived = self.emu.clock()
+        self._fault: Fault | None = None
+        self._recorded: RequestRecord | None = None
         try:
             self.query = signing.parse_query(raw_query)
             self.bucket, raw_key = _split_path(raw_path)
@@ -179,8 +180,8 @@ class Handler(Operations, BaseHTTPRequestHandler):
                 self.key, bad_key = raw_key, True
             self.operation = classify(self.command, self.bucket, self.key, self.query)
             self._note_params()
-            fault = self.emu.book.take(self.command, self.operation, self.key)
-            self._apply_fault(fault)
+            self._fault = self.emu.book.take(self.command, self.operation, self.key)
+            self._apply_fault(self._fault)
             self.authenticate()
             if bad_key:
                 raise HTTPError(400, "invalid_object_name", "the key is not valid UTF-8")
@@ -198,24 +199,28 @@ class Handler(Operations, BaseHTTPRequestHandler):
             self.close_connection = True
             self.send_error_json(500, "internal_error", "emulator bug; see its log")
         finally:
-            rec = RequestRecord(
-                method=self.command,
-                operation=self.operation,
-                bucket=self.bucket,
-                key=self.key,
-                status=self.status_sent,
-                bytes_in=self.body.received if self.body else 0,
-                bytes_out=self.bytes_out,
-                part_number=self.part_number,
-                upload_id=self.upload_id,
-                time=arrived,
-                fault=fault.describe() if fault else None,
-            )
-            self.emu.book.record(seq, rec)
+            rec = self._make_record(self.status_sent, self.bytes_out)
+            if rec != self._recorded:
+                self.emu.book.record(self._seq, rec)
             log.info(
                 "request_handled method=%s operation=%s bucket=%s key=%r status=%d bytes_in=%d bytes_out=%d fault=%s",
                 rec.method, rec.operation, rec.bucket, rec.key, rec.status, rec.bytes_in, rec.bytes_out, rec.fault,
             )
+
+    def _make_record(self, status: int, bytes_out: int) -> RequestRecord:
+        return RequestRecord(
+            method=self.command,
+            operation=self.operation,
+            bucket=self.bucket,
+            key=self.key,
+            status=status,
+            bytes_in=self.body.received if self.body else 0,
+            bytes_out=bytes_out,
+            part_number=self.part_number,
+            upload_id=self.upload_id,
+            time=self._arrived,
+            fault=self._fault.describe() if self._fault else None,
+        )
 
     def _note_params(self) -> None:
         if "upload_id" in self.query:
@@ -384,8 +389,13 @@ class Handler(Operations, BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(length))
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
+        if self.operation != "Admin":
+            # Record before the client can see any answer; corrected in dispatch() if the body fails.
+            expected_out = 0 if self.command == "HEAD" or length is None else length
+            self._recorded = self._make_record(status, expected_out)
+            self.emu.book.record(self._seq, self._recorded)
         self.status_sent = status
+        self.end_headers()
 
     def write_body(self, data: bytes | memoryview) -> None:
         """Write response body bytes (skipped for HEAD)."""

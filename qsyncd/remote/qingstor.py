@@ -161,6 +161,7 @@ class _Client:
     bucket: Bucket
     session: requests.Session
     generation: int
+    thread: threading.Thread
 
 
 def normalise_etag(etag: str | None) -> str:
@@ -225,6 +226,12 @@ def _meta_headers(metadata: Mapping[str, str] | None) -> dict[str, str] | None:
             raise ValueError(f"metadata value of {name!r} must not start or end with spaces")
         out[name] = value
     return out
+
+
+def _check_content_type(content_type: str) -> None:
+    # http.client encodes header values as latin-1 and requests rejects CR/LF: refuse them here.
+    if not isinstance(content_type, str) or any(not 0x20 <= ord(c) <= 0x7E for c in content_type):
+        raise ValueError(f"content_type must be printable ASCII, got {content_type!r}")
 
 
 def _check_storage_class(storage_class: str | None) -> None:
@@ -301,8 +308,12 @@ class QingStorRemote:
             session.mount(prefix, HTTPAdapter(max_retries=0))
         bucket = service.Bucket(self._bucket_name, self._zone)
         with self._lock:
-            client = _Client(service, bucket, session, self._generation)
-            self._clients.append(client)
+            client = _Client(service, bucket, session, self._generation, threading.current_thread())
+            # Sessions of threads that have ended are never used again: close them now.
+            dead = [c for c in self._clients if not c.thread.is_alive()]
+            self._clients = [c for c in self._clients if c.thread.is_alive()] + [client]
+        for stale in dead:
+            stale.session.close()
         self._local.client = client
         return client
 
@@ -323,7 +334,6 @@ class QingStorRemote:
         build: Callable[[Bucket], Request],
         ok: int,
         *,
-        body: SizedBody | None = None,
         missing_ok: Callable[[int, str], bool] | None = None,
     ) -> _Reply | None:
         """Build, sign and send one request; return the unpacked response or raise.
@@ -451,6 +461,7 @@ class QingStorRemote:
         _check_size(size)
         _check_md5_b64(md5_b64)
         _check_storage_class(storage_class)
+        _check_content_type(content_type)
         meta = _meta_headers(metadata)
         sized = SizedBody(body, size) if size else None
         result = self._send(
@@ -466,7 +477,6 @@ class QingStorRemote:
                 body=sized,
             ),
             201,
-            body=sized,
         )
         assert result is not None
         return normalise_etag(result.headers.get("ETag")) or base64.b64decode(md5_b64).hex()
@@ -482,6 +492,7 @@ class QingStorRemote:
         """Start a multipart upload (InitiateMultipartUpload, 200); return its upload id."""
         _check_key(key)
         _check_storage_class(storage_class)
+        _check_content_type(content_type)
         meta = _meta_headers(metadata)
         result = self._send(
             "InitiateMultipartUpload",
@@ -527,7 +538,6 @@ class QingStorRemote:
                 body=sized,
             ),
             201,
-            body=sized,
         )
         assert result is not None
         return normalise_etag(result.headers.get("ETag")) or base64.b64decode(md5_b64).hex()

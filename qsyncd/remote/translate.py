@@ -102,6 +102,12 @@ def status_error(
                 else "access denied: check the key's permissions on the bucket and the system clock"
             )
         return AuthError(f"{where} failed: {advice}{server}{ref}", **kwargs)
+    if status in (408, 429):  # request timeout / rate limited: waiting helps, so retry later
+        return TransientError(
+            f"{where} failed: the server asked to slow down or timed out the request{server}; "
+            f"it will be retried{ref}",
+            **kwargs,
+        )
     if 400 <= status < 500:
         advice = _BAD_REQUEST_ADVICE.get(code, "the server rejected the request; retrying cannot help")
         return BadRequest(f"{where} failed: {advice}{server}{ref}", **kwargs)

@@ -12,16 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import BUCKET, REPO, Setup
+import qsynctest
+from e2e_support import BUCKET, Setup
 
 
 @pytest.fixture(scope="session")
-def shared(request: pytest.FixtureRequest) -> types.ModuleType:
-    """tests/conftest.py as pytest loaded it (one SECRET per session; a plain import would make a second)."""
-    mod = request.config.pluginmanager.get_plugin(str(REPO / "tests" / "conftest.py"))
-    assert mod is not None, "tests/conftest.py is not loaded"
-    assert mod.BUCKET == BUCKET
-    return mod
+def shared() -> types.ModuleType:
+    """The shared test helpers (tests/qsynctest.py): write_config, wait_for, require_in_ci, the credentials."""
+    assert qsynctest.BUCKET == BUCKET
+    return qsynctest
 
 
 @pytest.fixture
@@ -39,10 +38,13 @@ def fast_emulator(tmp_path: Path, shared: types.ModuleType) -> Iterator[Any]:
 
 
 @pytest.fixture
-def setup(tmp_path: Path, fast_emulator: Any, daemon_factory: Callable[..., Any], shared: types.ModuleType) -> Setup:
-    """A fresh watch root, state dir and emulator for one test."""
+def setup(tmp_path: Path, fast_emulator: Any, daemon_factory: Callable[..., Any],
+          shared: types.ModuleType) -> Iterator[Setup]:
+    """A fresh watch root, state dir and emulator for one test; afterwards no daemon log may hold the secret."""
     root = tmp_path / "outbox"
     root.mkdir()
-    return Setup(shared=shared, tmp=tmp_path, root=root, state=tmp_path / "state", emu=fast_emulator,
-                 factory=daemon_factory)
-
+    world = Setup(shared=shared, tmp=tmp_path, root=root, state=tmp_path / "state", emu=fast_emulator,
+                  factory=daemon_factory)
+    yield world
+    for log in tmp_path.glob("daemon-*.log"):
+        assert shared.SECRET not in log.read_text(errors="replace"), f"the secret key leaked into {log.name}"

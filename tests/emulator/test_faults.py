@@ -181,3 +181,12 @@ def test_admin_endpoint_round_trip(emu: Emulator) -> None:
     assert 403 == request(emu, "HEAD", B).status
     assert 200 == admin(emu, "PUT", "/_emulator/clock_skew", {"seconds": 0})[0]
     assert 200 == request(emu, "HEAD", B).status
+
+
+def test_record_is_visible_as_soon_as_the_reply_arrives(emu: Emulator) -> None:
+    """After each reply the log already holds that request's record (no race with the handler thread)."""
+    for i in range(60):
+        reply = request(emu, "PUT", f"{B}/seq{i}", body=b"v" * i) if i % 2 else request(emu, "GET", f"{B}/none")
+        last = emu.requests[-1]
+        assert (reply.status, i) == (last.status, i)
+        assert last.key == (f"seq{i}" if i % 2 else "none")

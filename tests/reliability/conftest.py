@@ -182,20 +182,46 @@ def local_tree(root: Path) -> dict[str, Path]:
     return out
 
 
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def object_metas(emu_root: Path, bucket: str = BUCKET) -> dict[str, tuple[dict[str, Any], Path]]:
+    """key -> (metadata, data file), read from the emulator's on-disk layout WITHOUT opening a Store
+    (opening one cleans up the .tmp files of requests in flight, which would break a live emulator)."""
+    out: dict[str, tuple[dict[str, Any], Path]] = {}
+    odir = emu_root / "buckets" / bucket / "objects"
+    if not odir.is_dir():
+        return out
+    for sub in odir.iterdir():
+        if not sub.is_dir():
+            continue
+        for name in os.listdir(sub):
+            if name.endswith(".json") and not name.startswith(".tmp-"):
+                meta = _read_json(sub / name)
+                if meta is not None and (sub / meta["data_file"]).exists():
+                    out[meta["key"]] = (meta, sub / meta["data_file"])
+    return out
+
+
 def bucket_objects(emu_root: Path, bucket: str = BUCKET) -> dict[str, Path]:
-    """key -> data file of every object, read from the emulator's on-disk store (works after a restart)."""
-    from qsyncd.emulator.store import Store
-
-    store = Store(emu_root, time.time, fsync=False)
-    state = store.bucket(bucket)
-    return {k: store.object_path(bucket, k) for k in list(state.objects)}
+    """key -> data file of every object in the emulator's store (read-only; works on a live emulator)."""
+    return {k: p for k, (_, p) in object_metas(emu_root, bucket).items()}
 
 
-def bucket_uploads(emu_root: Path, bucket: str = BUCKET) -> dict[str, Any]:
-    """upload_id -> UploadState of the unfinished multipart uploads in the store."""
-    from qsyncd.emulator.store import Store
-
-    return dict(Store(emu_root, time.time, fsync=False).bucket(bucket).uploads)
+def bucket_uploads(emu_root: Path, bucket: str = BUCKET) -> dict[str, dict[str, Any]]:
+    """upload_id -> upload.json of the unfinished multipart uploads (read-only)."""
+    out = {}
+    udir = emu_root / "buckets" / bucket / "uploads"
+    if udir.is_dir():
+        for sub in udir.iterdir():
+            meta = _read_json(sub / "upload.json")
+            if meta is not None:
+                out[sub.name] = meta
+    return out
 
 
 @dataclass
@@ -240,8 +266,15 @@ def wait_converged(emu_root: Path, expected: Callable[[], dict[str, Path]], *, t
     """Wait until the bucket holds exactly the expected files; return the final byte-for-byte diff."""
     deadline = time.monotonic() + timeout
     last = Diff()
+    odir = emu_root / "buckets" / BUCKET / "objects"
     while True:
         exp = expected()
+        # cheap pre-check (no JSON parsing) so polling does not steal the CPU from the daemon
+        have = sum(1 for sub in (odir.iterdir() if odir.is_dir() else ()) for n in os.listdir(sub)
+                   if n.endswith(".json") and not n.startswith(".tmp-"))
+        if have < len(exp) and time.monotonic() < deadline:
+            time.sleep(1.0)
+            continue
         remote = bucket_objects(emu_root)
         # cheap pre-check on sizes before reading bytes
         if set(exp) <= set(remote) and all(os.path.getsize(remote[k]) == os.path.getsize(p) for k, p in exp.items()
@@ -259,7 +292,7 @@ def wait_converged(emu_root: Path, expected: Callable[[], dict[str, Path]], *, t
             FIGURES["lost"] += len(last.missing) + len(last.differ)
             tail = daemon.tail(60) if daemon is not None else ""
             raise AssertionError(f"bucket did not converge: {last}\n{tail}")
-        time.sleep(0.3)
+        time.sleep(0.5)
 
 
 def rss_kib(pid: int) -> int:

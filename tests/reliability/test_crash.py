@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import Counter, defaultdict
@@ -49,6 +50,9 @@ def test_sigkill_at_random_points_converges_and_resends_only_in_flight(rig: Rig,
     final = rig.daemon()
     rig.converge(timeout=scale(180, 1800), daemon=final)
 
+    with open(rig.tmp / "requests.jsonl", "w") as f:  # an artifact for post-mortems
+        for r in emu.requests:
+            f.write(json.dumps(r.to_json()) + "\n")
     reqs = [r for r in emu.requests if r.operation in ("PutObject", "UploadMultipart")]
     # 1. No part the server had stored was ever stored again (the ledger / ListMultipart knew it).
     part_ok = Counter((r.upload_id, r.part_number) for r in reqs if r.operation == "UploadMultipart" and ok(r.status))

@@ -10,7 +10,7 @@ import os
 import pytest
 
 from qsyncd.emulator import Fault
-from qsyncd.errors import AuthError, NotFound, TransientError, Unreachable
+from qsyncd.errors import AuthError, BadRequest, NotFound, TransientError, Unreachable
 from qsyncd.remote.base import PartInfo
 from remote_support import Target, md5_b64, md5_hex, wait_records
 
@@ -147,3 +147,14 @@ def test_404_bucket_on_put_is_not_found(target: Target, emu) -> None:  # type: i
     with pytest.raises(NotFound) as info:
         remote.put(target.key("k"), io.BytesIO(b"x"), 1, md5_b64(b"x"))
     assert "bucket" in str(info.value) and target.bucket in str(info.value)
+
+
+@pytest.mark.parametrize(("status", "expected"), [(429, TransientError), (409, BadRequest), (502, TransientError)])
+def test_other_statuses_map_by_class(target: Target, emu, status: int, expected: type) -> None:  # type: ignore[no-untyped-def]
+    """429 (rate limited) and 5xx are transient; any other 4xx is a permanent BadRequest."""
+    remote = target.remote()
+    emu.inject(Fault(status=status, count=1, operation="ListMultipartUploads"))
+    with pytest.raises(expected) as info:
+        remote.list_uploads(target.prefix)
+    assert status == info.value.status
+    assert [] == remote.list_uploads(target.prefix)

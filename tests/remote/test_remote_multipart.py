@@ -106,6 +106,23 @@ def test_unknown_upload_id_is_not_found(target: Target) -> None:
         remote.complete(key, bogus, [PartInfo(0, 1, md5_hex(b"x"))], md5_hex(b"x"))
 
 
+def test_bad_or_short_part_is_bad_request_and_stores_nothing(target: Target) -> None:
+    """A part with a wrong Content-MD5 (bad_digest) or a body shorter than size (incomplete_body)
+    raises BadRequest and leaves no part behind."""
+    remote = target.remote()
+    key = target.key("bad-part")
+    upload_id = remote.initiate(key)
+    data = os.urandom(2 * MiB)
+    with pytest.raises(BadRequest) as info:
+        remote.upload_part(key, upload_id, 0, io.BytesIO(data), len(data), md5_b64(b"other"))
+    assert ("bad_digest", "UploadMultipart") == (info.value.code, info.value.operation)
+    with pytest.raises(BadRequest) as info:
+        remote.upload_part(key, upload_id, 1, io.BytesIO(data[:MiB]), len(data), md5_b64(data))
+    assert "incomplete_body" == info.value.code
+    assert [] == remote.list_parts(key, upload_id)
+    remote.abort(key, upload_id)
+
+
 def test_small_middle_part_is_entity_too_small(target: Target) -> None:
     """Completing with a non-last part under 4 MiB raises BadRequest entity_too_small."""
     remote = target.remote()

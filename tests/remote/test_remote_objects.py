@@ -74,7 +74,20 @@ def test_put_empty_object(target: Target) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["with space", "per%cent", "q?mark", "hash#tag", "plus+eq=amp&", "中文/ключ", "a//b", "semi;colon,comma"]
+    "name",
+    [
+        "with space",
+        "per%cent%20",
+        "q?mark",
+        "hash#tag",
+        "plus+eq=amp&",
+        "中文/ключ",
+        "a//b",
+        "semi;colon,comma",
+        "new\nline\ttab",
+        "back\\slash~tilde",
+        "x" * 990,
+    ],
 )
 def test_odd_key_names_round_trip(target: Target, name: str) -> None:
     """Keys with reserved or non-ASCII characters are encoded and signed correctly."""

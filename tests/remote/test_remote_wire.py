@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from qsyncd.errors import NotFound, TransientError
+from qsyncd.errors import NotFound, TransientError, Unreachable
 from qsyncd.remote.base import PartInfo
 from qsyncd.remote.qingstor import QingStorRemote
 from remote_support import md5_b64, md5_hex
@@ -198,3 +198,34 @@ def test_abort_of_missing_upload_is_success_but_missing_bucket_is_not(raw: RawSe
             remote.abort("k", "up-1")
     assert "bucket_not_exists" == info.value.code
     assert "DELETE /wire-bucket/k?upload_id=up-1 HTTP/1.1" == raw.requests[0][0]
+
+
+def test_connect_timeout_is_unreachable() -> None:
+    """A listener whose accept queue is full drops SYNs: the connect times out -> Unreachable."""
+    listener = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        for _ in range(8):  # never accepted: fills the accept queue
+            filler = socket.socket()
+            filler.setblocking(False)
+            fillers.append(filler)
+            try:
+                filler.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+        remote = QingStorRemote(
+            endpoint=f"http://127.0.0.1:{port}", zone="", bucket="wire-bucket",
+            access_key_id="WIREAKID", secret_access_key=SECRET, connect_timeout=0.5,
+        )
+        with pytest.raises(Unreachable) as info:
+            remote.head("k")
+        remote.close()
+        assert "connect_timeout" == info.value.code
+        assert f"cannot reach http://127.0.0.1:{port}: connect timed out" in str(info.value)
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()

@@ -24,7 +24,7 @@ ODD_NAMES = [
 
 
 def test_bad_inputs_skipped_and_odd_names_uploaded(setup, tmp_path):
-    """FIFO, socket, symlinks (shadow, outside, broken, unfollowed), bad UTF-8, >1023-byte key: skipped; the rest arrive."""
+    """FIFO, socket, symlinks (shadow, outside, broken, plain), bad UTF-8, >1023-byte key skipped; the rest arrive."""
     assert len({n.encode() for n in ODD_NAMES}) == len(ODD_NAMES)  # NFC and NFD really are two names
     nofollow = tmp_path / "nofollow"
     nofollow.mkdir()

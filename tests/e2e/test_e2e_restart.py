@@ -70,7 +70,7 @@ def test_files_added_while_down_are_uploaded_on_start(setup):
 
 def test_multipart_resumes_after_sigkill(setup):
     """SIGKILL mid-multipart, restart: only the missing parts are sent; bytes, MD5 and ETag match."""
-    setup.config(upload={"multipart_threshold": "8MiB", "part_size": "4MiB", "part_concurrency": 2})
+    setup.config(upload={"multipart_threshold": "8MiB", "part_size": "4MiB"})
     data = os.urandom(48 * 1024 * 1024)
     slow = setup.emu.inject(Fault(latency=0.3, operation="UploadMultipart", count=None))
     d1 = setup.daemon()
@@ -84,11 +84,12 @@ def test_multipart_resumes_after_sigkill(setup):
 
     setup.shared.wait_for(lambda: len(parts_ok()) >= 3, timeout=60, what=f">= 3 parts stored\n{d1.tail()}")
     d1.kill9()
+    killed_at = time.time()  # the emulator stamps each request with time.time() at its arrival
     setup.emu.clear_faults()
     assert slow.fired >= 3
-    time.sleep(0.5)  # let the emulator finish (or drop) the bodies that were in flight at the kill
-    before = parts_ok()
-    n_before = len(setup.emu.requests)
+    time.sleep(1.0)  # let the emulator finish (or drop) the bodies that were in flight at the kill
+    before = {r.part_number for r in requests_for(setup.emu, "huge.bin", ("UploadMultipart",))
+              if ok(r) and r.time < killed_at}
     assert 3 <= len(before) < 12, before
     assert op_counts(setup.emu, "CompleteMultipartUpload")["huge.bin"] == 0
 
@@ -97,7 +98,7 @@ def test_multipart_resumes_after_sigkill(setup):
     resumed = d2.wait_event("multipart_resumed", pred=lambda e: e.get("key") == "huge.bin")[0]
     assert resumed["parts_stored"] == len(before)
     assert fin["parts"] == 12 and fin["parts_resumed"] == len(before)
-    after = [r for r in setup.emu.requests[n_before:] if r.key == "huge.bin"]
+    after = [r for r in setup.emu.requests if r.key == "huge.bin" and r.time > killed_at]
     assert not any(r.operation == "InitiateMultipartUpload" for r in after), "a new upload was started"
     resent = [r.part_number for r in after if r.operation == "UploadMultipart"]
     assert sorted(resent) == sorted(set(range(12)) - before), (sorted(resent), sorted(before))
@@ -115,3 +116,30 @@ def test_multipart_resumes_after_sigkill(setup):
             close()
     assert head is not None and head.size == len(data)
     assert head.etag == md5_hex(data) == fin["md5"]
+
+
+def test_sigterm_mid_multipart_checkpoints_then_resumes(setup):
+    """SIGTERM during a slow multipart: exit 0 without sending the rest; the next start resumes and completes it."""
+    setup.config(upload={"multipart_threshold": "8MiB", "part_size": "4MiB"})
+    data = os.urandom(48 * 1024 * 1024)
+    setup.emu.inject(Fault(latency=0.5, operation="UploadMultipart", count=None))
+    d1 = setup.daemon()
+    tmp = setup.tmp / "huge.tmp"
+    tmp.write_bytes(data)
+    os.rename(tmp, setup.root / "huge.bin")
+
+    def parts_ok() -> set[int]:
+        return {r.part_number for r in requests_for(setup.emu, "huge.bin", ("UploadMultipart",)) if ok(r)}
+
+    setup.shared.wait_for(lambda: len(parts_ok()) >= 2, timeout=60, what=f">= 2 parts stored\n{d1.tail()}")
+    stopped_at = time.time()
+    assert d1.stop(timeout=60) == 0, d1.tail()
+    late = [r for r in requests_for(setup.emu, "huge.bin", ("UploadMultipart",)) if r.time > stopped_at]
+    assert late == [], f"{len(late)} parts were started after SIGTERM"
+    assert op_counts(setup.emu, "CompleteMultipartUpload")["huge.bin"] == 0
+    stored = parts_ok()
+    setup.emu.clear_faults()
+    d2 = setup.daemon()
+    fin = d2.wait_event("upload_finished", timeout=60, pred=lambda e: e.get("key") == "huge.bin")[0]
+    assert fin["parts_resumed"] == len(stored)
+    assert_remote_equals(setup.emu, "huge.bin", data)

@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from e2e_support import assert_remote_equals, ok, op_counts, requests_for
+from e2e_support import assert_remote_equals, md5_hex, ok, op_counts, requests_for
 
 
 def _uploads_of(emu, key: str) -> int:
@@ -142,3 +142,56 @@ def test_moved_in_from_outside_the_tree(setup):
     for key, data in expect.items():
         assert_remote_equals(setup.emu, key, data)
         assert op_counts(setup.emu, "PutObject")[key] == 1, key
+
+
+def test_rewritten_during_multipart_upload(setup):
+    """A file changed while its multipart upload is in flight ends up remote as its final content, never a mix."""
+    from qsyncd.emulator import Fault
+
+    setup.config(upload={"multipart_threshold": "4MiB", "part_size": "4MiB"})
+    setup.emu.inject(Fault(latency=0.3, operation="UploadMultipart", count=None))
+    d = setup.daemon()
+    path = setup.root / "moving.bin"
+    tmp = setup.tmp / "moving.tmp"
+    tmp.write_bytes(os.urandom(16 * 1024 * 1024))
+    os.rename(tmp, path)
+    d.wait_event("multipart_started", timeout=30)
+    setup.shared.wait_for(lambda: any(ok(r) for r in requests_for(setup.emu, "moving.bin", ("UploadMultipart",))),
+                          timeout=30, what="one part stored")
+    with open(path, "r+b") as f:  # rewrite the start in place, same size
+        f.write(b"NEW HEADER" * 1000)
+    setup.emu.clear_faults()
+    final = path.read_bytes()
+    d.wait_event("upload_finished", timeout=60, pred=lambda e: e.get("key") == "moving.bin" and
+                 e.get("md5") == md5_hex(final))
+    assert_remote_equals(setup.emu, "moving.bin", final)
+
+
+def test_empty_file_and_rename_of_uploaded_file(setup):
+    """An empty file uploads as an empty object; renaming an uploaded file uploads it under the new key."""
+    d = setup.daemon()
+    (setup.root / "empty.dat").write_bytes(b"")
+    (setup.root / "old-name.txt").write_bytes(b"renamed content")
+    setup.wait_uploaded(d, ["empty.dat", "old-name.txt"])
+    os.rename(setup.root / "old-name.txt", setup.root / "new-name.txt")
+    setup.wait_uploaded(d, ["new-name.txt"])
+    assert_remote_equals(setup.emu, "empty.dat", b"")
+    assert_remote_equals(setup.emu, "new-name.txt", b"renamed content")
+    assert op_counts(setup.emu, "PutObject")["new-name.txt"] == 1
+
+
+def test_same_content_rewritten_or_touched_is_not_sent_again(setup):
+    """Rewriting a file with identical bytes, or only touching it, costs a HEAD, not a second PUT."""
+    setup.config(settle={"rescan_interval_seconds": 1.0})
+    d = setup.daemon()
+    data = os.urandom(3000)
+    (setup.root / "same.bin").write_bytes(data)
+    (setup.root / "touched.bin").write_bytes(data[:100])
+    setup.wait_uploaded(d, ["same.bin", "touched.bin"])
+    (setup.root / "same.bin").write_bytes(data)  # new mtime, same bytes
+    os.utime(setup.root / "touched.bin", (1_600_000_000, 1_600_000_000))  # attributes only: found by a rescan
+    for key in ("same.bin", "touched.bin"):
+        ev = d.wait_event("upload_skipped", timeout=30, pred=lambda e, k=key: e.get("key") == k)[0]
+        assert ev["reason"] == "remote_match", ev
+        assert op_counts(setup.emu, "PutObject", only_ok=False)[key] == 1, key
+    assert_remote_equals(setup.emu, "same.bin", data)

@@ -1,0 +1,68 @@
+"""Floods and lost events: a tiny inotify queue drops events yet every file arrives; the watch limit is named."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from conftest import PY, REPO, Rig, scale, wait_converged, local_tree
+
+QUEUE = Path("/proc/sys/fs/inotify/max_queued_events")
+
+
+def test_flood_with_tiny_inotify_queue_every_file_arrives(rig: Rig, shared: Any, seed: int) -> None:
+    """Files created as fast as possible into new dirs overflow a 16-event queue; a rescan finds them all."""
+    if os.geteuid() != 0:
+        shared.require_in_ci("needs root to lower fs.inotify.max_queued_events")
+    rng = random.Random(seed)
+    n = scale(3000, 20000)
+    rig.write_config(upload={"concurrency": 8}, settle={"quiet_seconds": 0.3})
+    old = QUEUE.read_text()
+    try:
+        QUEUE.write_text("16\n")
+        d = rig.daemon()
+        d.wait_event("watch_armed", timeout=30)  # the daemon's inotify instance now has a 16-event queue
+    finally:
+        QUEUE.write_text(old)  # restored at once: only instances created meanwhile are affected
+    assert QUEUE.read_text() == old
+    d.wait_event("daemon_ready", timeout=30)
+    payload = rng.randbytes(64)
+    for i in range(n):  # as fast as possible, into directories that did not exist when the watch was armed
+        p = rig.tree / f"dir{i % 40:02d}" / f"f{i:05d}"
+        if i < 40:
+            p.parent.mkdir()
+        with open(p, "wb") as f:
+            f.write(payload + i.to_bytes(4, "big"))
+    lost = d.wait_event("events_lost", timeout=60)
+    assert lost[0]["reason"] == "inotify_overflow"
+    rig.converge(timeout=scale(240, 1800), daemon=d)
+    assert d.proc is not None and d.proc.poll() is None
+
+
+def test_watch_limit_message_names_the_sysctl_and_files_still_arrive(rig: Rig, shared: Any, seed: int) -> None:
+    """With 8 inotify watches allowed (a private user namespace) the daemon names fs.inotify.max_user_watches."""
+    if os.geteuid() != 0:
+        shared.require_in_ci("needs unprivileged user namespaces as root")
+    rng = random.Random(seed)
+    for i in range(30):
+        (rig.tree / f"a{i:02d}" / "b").mkdir(parents=True)
+    rig.write_config(settle={"quiet_seconds": 0.3, "rescan_interval_seconds": 3})
+    d = rig.daemon(start=False)
+    # The limit is set in a private user namespace (user.max_inotify_watches), so nothing else on the host
+    # is affected; the kernel enforces it exactly like fs.inotify.max_user_watches.
+    d._out = open(d.log_path, "ab")
+    d.proc = subprocess.Popen(
+        ["unshare", "--user", "--map-root-user", "sh", "-c",
+         'echo 8 > /proc/sys/user/max_inotify_watches && exec "$@"', "sh",
+         PY, "-m", "qsyncd", "run", "-c", str(rig.config), "--log-format", "json"],
+        stdout=d._out, stderr=subprocess.STDOUT, env=d.env, cwd=str(REPO))
+    failed = d.wait_event("watch_failed", timeout=30)
+    assert "fs.inotify.max_user_watches" in failed[0]["error"], failed[0]
+    # Files in directories inotify could not watch still arrive (rescans).
+    for i in range(30):
+        (rig.tree / f"a{i:02d}" / "b" / "new.txt").write_bytes(rng.randbytes(100))
+    rig.converge(timeout=60, daemon=d)
+    assert d.proc.poll() is None
