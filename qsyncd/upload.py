@@ -214,8 +214,8 @@ class Uploader:
             etag = self.remote.put(key, body, size, md5_b64, content_type=guess_content_type(key),
                                    metadata=self._metadata(st), storage_class=self.s.storage_class)
         except BadRequest as err:
-            if err.code == "bad_digest":
-                raise FileChanged("the file changed while it was being uploaded (bad_digest); it will be sent again") from err
+            if err.code in ("bad_digest", "incomplete_body"):  # incomplete_body: the file shrank while read
+                raise FileChanged(f"the file changed while it was being uploaded ({err.code}); it will be sent again") from err
             raise
         if etag and etag != md5_hex:
             raise TransientError(f"the server stored {key} with ETag {etag}, expected {md5_hex}",
@@ -272,6 +272,9 @@ class Uploader:
                 if self.should_stop():
                     raise Interrupted(f"stopping: {key} resumes from part {n} at the next start")
                 self._sem.acquire()
+                if self.should_stop():  # the wait for a free slot may have spanned the SIGTERM
+                    self._sem.release()
+                    raise Interrupted(f"stopping: {key} resumes from part {n} at the next start")
                 sent += length
                 fut = self._parts_pool.submit(self._send_part, fd, key, upload_id, n, off, length, part_hex)
                 fut.add_done_callback(lambda _f: self._sem.release())  # runs on cancel too
@@ -316,7 +319,7 @@ class Uploader:
             try:
                 etag = self.remote.upload_part(key, upload_id, n, body, length, b64(bytes.fromhex(part_hex)))
             except BadRequest as err:
-                if err.code == "bad_digest":
+                if err.code in ("bad_digest", "incomplete_body"):  # incomplete_body: the file shrank
                     raise FileChanged("the file changed while a part was being uploaded") from err
                 raise
             except TransientError as err:

@@ -119,10 +119,11 @@ def test_multipart_resumes_after_sigkill(setup):
 
 
 def test_sigterm_mid_multipart_checkpoints_then_resumes(setup):
-    """SIGTERM during a slow multipart: exit 0 without sending the rest; the next start resumes and completes it."""
-    setup.config(upload={"multipart_threshold": "8MiB", "part_size": "4MiB"})
+    """SIGTERM during a multipart: exit 0 without starting another part; the next start resumes and completes it."""
+    # one part at a time, each held 1 s by the emulator: a part that starts after the SIGTERM is unambiguous
+    setup.config(upload={"multipart_threshold": "8MiB", "part_size": "4MiB", "part_concurrency": 1})
     data = os.urandom(48 * 1024 * 1024)
-    setup.emu.inject(Fault(latency=0.5, operation="UploadMultipart", count=None))
+    setup.emu.inject(Fault(latency=1.0, operation="UploadMultipart", count=None))
     d1 = setup.daemon()
     tmp = setup.tmp / "huge.tmp"
     tmp.write_bytes(data)
@@ -131,11 +132,12 @@ def test_sigterm_mid_multipart_checkpoints_then_resumes(setup):
     def parts_ok() -> set[int]:
         return {r.part_number for r in requests_for(setup.emu, "huge.bin", ("UploadMultipart",)) if ok(r)}
 
-    setup.shared.wait_for(lambda: len(parts_ok()) >= 2, timeout=60, what=f">= 2 parts stored\n{d1.tail()}")
+    setup.shared.wait_for(lambda: len(parts_ok()) >= 2, timeout=60, what=">= 2 parts stored")
+    time.sleep(0.4)  # the next part is now in flight (inside its 1 s of latency)
     stopped_at = time.time()
     assert d1.stop(timeout=60) == 0, d1.tail()
-    late = [r for r in requests_for(setup.emu, "huge.bin", ("UploadMultipart",)) if r.time > stopped_at]
-    assert late == [], f"{len(late)} parts were started after SIGTERM"
+    late = [r.part_number for r in requests_for(setup.emu, "huge.bin", ("UploadMultipart",)) if r.time > stopped_at]
+    assert late == [], f"parts {late} were started after SIGTERM"
     assert op_counts(setup.emu, "CompleteMultipartUpload")["huge.bin"] == 0
     stored = parts_ok()
     setup.emu.clear_faults()

@@ -195,3 +195,20 @@ def test_same_content_rewritten_or_touched_is_not_sent_again(setup):
         assert ev["reason"] == "remote_match", ev
         assert op_counts(setup.emu, "PutObject", only_ok=False)[key] == 1, key
     assert_remote_equals(setup.emu, "same.bin", data)
+
+
+def test_file_held_open_is_uploaded_after_max_wait(setup):
+    """A file left open (a log) goes up after max_wait once still, and again with its final content after close."""
+    setup.config(settle={"max_wait_seconds": 2.0})
+    d = setup.daemon()
+    path = setup.root / "app.log"
+    with open(path, "wb") as f:
+        f.write(b"started\n")
+        f.flush()
+        first = d.wait_event("upload_finished", timeout=30, pred=lambda e: e.get("key") == "app.log")[0]
+        assert first["md5"] == md5_hex(b"started\n")
+        assert_remote_equals(setup.emu, "app.log", b"started\n")
+        f.write(b"finished\n")
+    d.wait_event("upload_finished", timeout=30, pred=lambda e: e.get("key") == "app.log", count=2)
+    assert_remote_equals(setup.emu, "app.log", b"started\nfinished\n")
+    assert op_counts(setup.emu, "PutObject")["app.log"] == 2
