@@ -60,7 +60,7 @@ def machine() -> list[str]:
     return [
         f"CPU: {cpu}, {os.cpu_count()} cores; RAM {mem:,} MiB; kernel {platform.release()}",
         f"temp dir {tempfile.gettempdir()} on {fs}",
-        f"Python {platform.python_version()}; {ver([harness.RCLONE, 'version'])}; {ver([harness.CURL, '--version'])[:40]}",
+        f"Python {platform.python_version()}; {ver([harness.RCLONE, 'version'])}; {' '.join(ver([harness.CURL, '--version']).split()[:2])}",
         "emulator: `python -m qsyncd.emulator.cli` on 127.0.0.1 (same machine, fsync on, one request log line per request)",
     ]
 
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     header += [f"- {line}" for line in machine()]
     header += [f"- 1-minute load average when each scenario started (other work on the machine shows here): "
                f"{', '.join(loads)}; at the end {os.getloadavg()[0]:.1f}", ""]
-    out = "\n".join(header) + table(rows) + "\n"
+    out = "\n".join(header) + "\n" + table(rows) + "\n"
     print(out)
     if args.write:
         text = args.write.read_text() if args.write.exists() else f"{MARK_START}\n{MARK_END}\n"

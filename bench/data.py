@@ -49,7 +49,3 @@ def small_tree(root: Path, files: int, dirs: int, size: int) -> list[Path]:
 def _age(path: Path, seconds: float = 3600.0) -> None:
     st = os.stat(path)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - int(seconds * 1e9)))
-
-
-def tree_bytes(paths: list[Path]) -> int:
-    return sum(p.stat().st_size for p in paths)

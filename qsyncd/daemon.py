@@ -48,7 +48,7 @@ from qsyncd.settle import FileSig, Settler
 from qsyncd.source import RateLimiter
 from qsyncd.state import Ledger, StateLock
 from qsyncd.upload import Interrupted, Outcome, Uploader, UploadSettings
-from qsyncd.watch import Hint, Watcher, WatchError
+from qsyncd.watch import WATCH_LIMIT_HINT, Hint, Watcher, WatchError, watch_limit_reached
 
 STATUS_EVERY = 2.0
 MAINTENANCE_EVERY = 6 * 3600.0
@@ -81,6 +81,7 @@ class Root:
     filt: PathFilter
     watched: bool = False
     next_rescan: float = 0.0
+    limited: bool = False  # the inotify watch limit left directories unwatched: rescan often
 
 
 @dataclass
@@ -125,6 +126,7 @@ class Daemon:
         self._from_scan: set[str] = set()
         self._scanning = 0
         self._scan_lock = threading.Lock()
+        self._scan_pending: set[tuple[str, str]] = set()  # queued, not yet started
         self._threads: list[threading.Thread] = []
         self.once = False
         self.dry_run = False
@@ -343,6 +345,7 @@ class Daemon:
             self.log.info("watch_armed", root=root.path, watcher=root.cfg.watcher, recursive=root.cfg.recursive)
         except WatchError as err:
             root.watched = False
+            root.limited = root.limited or "max_user_watches" in str(err)
             self.log.error("watch_failed", root=root.path, error=str(err))
 
     def _rearm_all(self) -> None:
@@ -382,8 +385,14 @@ class Daemon:
         self.notifier.ready_after_reload()
 
     # ------------------------------------------------------------------ scanning
-    def request_scan(self, root: str, start: str, reason: str) -> None:
+    def request_scan(self, root: str, start: str, reason: str) -> bool:
+        """Queue a scan; False if the same scan is already queued (an overflow storm costs one walk)."""
+        with self._scan_lock:
+            if (root, start) in self._scan_pending:
+                return False
+            self._scan_pending.add((root, start))
         self.scan_requests.put((root, start, reason))
+        return True
 
     def _scan_loop(self) -> None:
         while not self.stop_event.is_set():
@@ -396,6 +405,7 @@ class Daemon:
                     return
                 with self._scan_lock:
                     self._scanning += 1
+                    self._scan_pending.discard((req[0], req[1]))  # changes from now on need a new scan
                 try:
                     self._scan(*req)
                 finally:
@@ -443,7 +453,7 @@ class Daemon:
         next_missing = self.clock() + MISSING_ROOT_RETRY
         interval = self.cfg.settle.rescan_interval_seconds
         for root in self.roots.values():
-            root.next_rescan = self.clock() + interval
+            root.next_rescan = self.clock() + (min(interval, MISSING_ROOT_RETRY) if root.limited else interval)
         while not self.stop_event.is_set():
             self.liveness.beat("settle")
             now = self.clock()
@@ -471,7 +481,7 @@ class Daemon:
                 interval = self.cfg.settle.rescan_interval_seconds
                 for root in self.roots.values():
                     if interval > 0 and now >= root.next_rescan:
-                        root.next_rescan = now + interval
+                        root.next_rescan = now + (min(interval, MISSING_ROOT_RETRY) if root.limited else interval)
                         self.request_scan(root.path, root.path, "periodic")
                 if now >= next_missing:
                     next_missing = now + MISSING_ROOT_RETRY
@@ -493,9 +503,15 @@ class Daemon:
         if hint.kind == "rescan":
             root = self.roots.get(hint.root)
             if root is not None:
-                if hint.reason == "inotify_overflow":
+                if (hint.reason == "directory_created" and not root.limited and root.cfg.watcher == "inotify"
+                        and root.cfg.recursive and watch_limit_reached(root.path)):
+                    root.limited = True  # watchdog skipped the new directory silently
+                    root.next_rescan = min(root.next_rescan, now + MISSING_ROOT_RETRY)
+                    self.log.error("watch_failed", root=root.path, error=f"cannot watch new directories under "
+                                   f"{root.path}: {WATCH_LIMIT_HINT}", action=f"rescanning every {MISSING_ROOT_RETRY:g} s")
+                queued = self.request_scan(root.path, hint.path, hint.reason)
+                if hint.reason == "inotify_overflow" and queued:  # once per rescan, not once per overflow
                     self.log.warning("events_lost", root=root.path, reason=hint.reason, action="rescan")
-                self.request_scan(root.path, hint.path, hint.reason)
             return
         if hint.kind == "deleted":
             self.settler.forget(hint.path)

@@ -4,11 +4,13 @@ One SQLite file, ``<state dir>/state.db``, in WAL mode so ``qsyncd status`` can 
 while the daemon writes. A ``StateLock`` (``flock`` on ``<state dir>/qsyncd.lock``) keeps two daemons
 off the same directory.
 
-Durability: the connection runs with ``synchronous=FULL``, so ``record_uploaded``,
-``start_multipart``, ``finish_multipart``, failures and ``forget`` are on disk when the call returns
-(each is one transaction; WAL makes that one fsync). ``record_part`` and ``set_daemon_status`` run
-with ``synchronous=NORMAL``: after a power cut they may be lost, which costs a part re-upload (the
-uploader also asks the server with ``list_parts``) or a stale status line, never a wrong record.
+Durability: the connection runs with ``synchronous=FULL``, so ``start_multipart``,
+``finish_multipart``, failures and ``forget`` are on disk when the call returns (each is one
+transaction; WAL makes that one fsync). ``record_uploaded``, ``record_part`` and
+``set_daemon_status`` run with ``synchronous=NORMAL`` (one fsync per file would cap small-file
+throughput): after a power cut they may be lost, which costs a HEAD that finds the object again, a
+part re-upload (the uploader also asks the server with ``list_parts``) or a stale status line,
+never a wrong record.
 A killed process (SIGKILL) loses nothing that was committed.
 
 Paths are stored as the file system's bytes (``os.fsencode``), so names that are not valid UTF-8
@@ -386,9 +388,14 @@ class Ledger:
         return {rec.path: rec for rec in map(_file, rows)}
 
     def record_uploaded(self, rec: FileRecord) -> None:
-        """Remember that ``rec.path`` is in the bucket (durable on return); clears its failure."""
+        """Remember that ``rec.path`` is in the bucket; clears its failure.
+
+        Committed with synchronous=NORMAL (no fsync per file: a crash of the process loses nothing,
+        a power cut may lose the last records). A lost record costs one HEAD at the next start,
+        which finds the object with ETag == MD5 and records it again; it can never lose a file.
+        """
         p = _enc(rec.path)
-        with self._tx() as conn:
+        with self._tx(durable=False) as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO files (path, key, size, mtime_ns, ino, md5, uploaded_at) VALUES (?,?,?,?,?,?,?)",
                 (p, rec.key, rec.size, rec.mtime_ns, rec.ino, rec.md5, rec.uploaded_at),

@@ -63,6 +63,14 @@ def _fs(path: str | bytes) -> str:
     return os.fsdecode(path)
 
 
+# What the handler uses. Leaving out opens and read-only closes keeps our own reads of a file (every
+# upload opens it) out of the kernel queue, so they cannot overflow it and cost a rescan.
+EVENT_FILTER: list[type[FileSystemEvent]] = [
+    DirCreatedEvent, DirDeletedEvent, DirMovedEvent, FileClosedEvent, FileCreatedEvent, FileDeletedEvent,
+    FileModifiedEvent, FileMovedEvent,
+]
+
+
 class _Handler(FileSystemEventHandler):
     """Enqueue-only handler: watchdog's dispatcher holds a lock while calling us."""
 
@@ -180,7 +188,7 @@ class Watcher:
                 return
             obs = self._observer(watcher, poll_interval)
             try:
-                w = obs.schedule(_Handler(root, self.hints.put), root, recursive=recursive)
+                w = obs.schedule(_Handler(root, self.hints.put), root, recursive=recursive, event_filter=EVENT_FILTER)
             except OSError as err:
                 raise WatchError(explain_os_error(err, root)) from err
             self._watches[root] = (watcher if watcher == "inotify" else f"polling:{poll_interval}", w)

@@ -44,6 +44,8 @@ def parse_date(value: str) -> float | None:
     value = value.strip()
     if not value:
         return None
+    if "," in value[:5] and value.split(",", 1)[0] not in ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"):
+        return None  # a localised weekday (e.g. "Mi,") is what a non-C LC_TIME produces: not RFC 1123
     try:
         dt = email.utils.parsedate_to_datetime(value)
         if dt is not None:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -306,6 +307,13 @@ class QingStorRemote:
         session = service.client
         for prefix in ("http://", "https://"):  # drop the SDK's Retry(status_forcelist=5xx)
             session.mount(prefix, HTTPAdapter(max_retries=0))
+        # requests re-reads proxy and CA settings from the environment on every request (~12 % of the
+        # CPU per small file); read them once here instead.
+        ep = self._endpoint
+        zone_host = f"{self._zone.lower()}.{ep.host}" if self._zone else ep.host
+        session.proxies.update(requests.utils.get_environ_proxies(f"{ep.scheme}://{zone_host}:{ep.port}"))
+        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        session.trust_env = False
         bucket = service.Bucket(self._bucket_name, self._zone)
         with self._lock:
             client = _Client(service, bucket, session, self._generation, threading.current_thread())

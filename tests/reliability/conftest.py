@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import signal
 import socket
 import subprocess
@@ -45,6 +44,16 @@ _SIG_LOCK = threading.Lock()
 def scale(ci: int, soak: int) -> int:
     """A count for this mode: ``ci`` by default, ``soak`` with QSYNCD_SOAK=1."""
     return soak if SOAK else ci
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    """Soak mode runs for a long time: lift the per-test timeout (pyproject's 300 s) for this directory."""
+    if not SOAK:
+        return
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.timeout(4 * 3600))
 
 
 # ----------------------------------------------------------------------------- shared module
@@ -393,6 +402,15 @@ def fast_emulator(tmp_path: Path, shared: types.ModuleType, seed: int) -> Iterat
     """An in-process emulator without fsync, seeded from the test's seed."""
     from qsyncd.emulator import Emulator
 
+    import logging
+
+    # The emulator's request log goes to a file the secret guard greps, like every other output.
+    handler = logging.FileHandler(tmp_path / "emulator-inprocess.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logger = logging.getLogger("qsyncd.emulator")
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
     emu = Emulator(tmp_path / "emu", credentials={shared.ACCESS_KEY: shared.SECRET}, buckets=[BUCKET],
                    fsync=False, seed=seed)
     emu.start()
@@ -400,6 +418,9 @@ def fast_emulator(tmp_path: Path, shared: types.ModuleType, seed: int) -> Iterat
         yield emu
     finally:
         emu.stop()
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        handler.close()
 
 
 @pytest.fixture
@@ -480,10 +501,3 @@ def write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
 
-
-def rand_bytes(rng: random.Random, n: int) -> bytes:
-    return rng.randbytes(n)
-
-
-def key_re(s: str) -> re.Pattern[str]:
-    return re.compile(re.escape(s))

@@ -21,8 +21,6 @@ from conftest import (
     captured_files,
     grep_outputs,
     run_cli,
-    wait_converged,
-    local_tree,
 )
 
 EX_CONFIG = 78

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from conftest import PY, REPO, Rig, scale, wait_converged, local_tree
+from conftest import PY, REPO, Rig, scale
 
 QUEUE = Path("/proc/sys/fs/inotify/max_queued_events")
 
@@ -64,5 +64,32 @@ def test_watch_limit_message_names_the_sysctl_and_files_still_arrive(rig: Rig, s
     # Files in directories inotify could not watch still arrive (rescans).
     for i in range(30):
         (rig.tree / f"a{i:02d}" / "b" / "new.txt").write_bytes(rng.randbytes(100))
+    rig.converge(timeout=60, daemon=d)
+    assert d.proc.poll() is None
+
+
+def test_watch_limit_hit_by_new_directories_is_reported_and_files_arrive(rig: Rig, shared: Any, seed: int) -> None:
+    """Directories created after start exhaust the watch limit: the message names the sysctl and files written
+    later into the unwatched directories still arrive (without waiting for the 10-minute rescan)."""
+    if os.geteuid() != 0:
+        shared.require_in_ci("needs unprivileged user namespaces as root")
+    rng = random.Random(seed)
+    rig.write_config(settle={"quiet_seconds": 0.3})  # default rescan_interval_seconds: 600
+    d = rig.daemon(start=False)
+    d._out = open(d.log_path, "ab")
+    d.proc = subprocess.Popen(
+        ["unshare", "--user", "--map-root-user", "sh", "-c",
+         'echo 8 > /proc/sys/user/max_inotify_watches && exec "$@"', "sh",
+         PY, "-m", "qsyncd", "run", "-c", str(rig.config), "--log-format", "json"],
+        stdout=d._out, stderr=subprocess.STDOUT, env=d.env, cwd=str(REPO))
+    d.wait_event("daemon_ready", timeout=30)
+    assert not d.events("watch_failed")  # the empty root fits
+    for i in range(20):
+        (rig.tree / f"late{i:02d}").mkdir()
+    failed = d.wait_event("watch_failed", timeout=30)
+    assert "fs.inotify.max_user_watches" in failed[0]["error"], failed[0]
+    # files written into directories that inotify could not watch (no event will ever come for them)
+    for i in range(20):
+        (rig.tree / f"late{i:02d}" / "data.bin").write_bytes(rng.randbytes(200))
     rig.converge(timeout=60, daemon=d)
     assert d.proc.poll() is None

@@ -169,3 +169,22 @@ def test_unreadable_file_without_read_permission(rig: Rig, shared: Any, seed: in
     assert "secret.txt" in ev[0]["path"] and "read" in ev[0]["error"], ev[0]
     assert "secret.txt" not in bucket_objects(rig.emu_root)
     assert d.proc.poll() is None
+
+
+def test_symlinks_not_followed_unless_allowed(rig: Rig, tmp_path: Path, seed: int) -> None:
+    """With follow_symlinks off (the default) no link is uploaded, not even one pointing inside the tree."""
+    rng = random.Random(seed)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "private.txt").write_bytes(b"must never be uploaded")
+    (rig.tree / "real.txt").write_bytes(rng.randbytes(100))
+    os.symlink("real.txt", rig.tree / "inside-link")
+    os.symlink("/etc/shadow", rig.tree / "shadow-link")
+    os.symlink(outside, rig.tree / "outside-dir")  # a directory link: its contents are never walked
+    rig.write_config(settle={"quiet_seconds": 0.3})
+    d = rig.daemon()
+    rig.converge(timeout=30, daemon=d, expected=lambda: {"real.txt": rig.tree / "real.txt"})
+    for name in ("inside-link", "shadow-link"):
+        ev = d.wait_event("file_skipped", timeout=30, pred=lambda e, n=name: e.get("path", "").endswith(n))
+        assert ev[0]["reason"] == "symlink" and "follow_symlinks" in ev[0]["error"], ev[0]
+    assert set(bucket_objects(rig.emu_root)) == {"real.txt"}
