@@ -42,6 +42,7 @@ from qsyncd.keys import PathFilter, classify, object_key
 from qsyncd.notify import Liveness, Notifier, WatchdogPinger
 from qsyncd.pipeline import PRIORITY_EVENT, PRIORITY_SCAN, Item, Pipeline
 from qsyncd.remote.base import Remote
+from qsyncd.remoteindex import RemoteIndex, parent_prefix
 from qsyncd.retry import backoff_delay
 from qsyncd.scan import relpath, walk
 from qsyncd.settle import FileSig, Settler
@@ -55,6 +56,7 @@ MAINTENANCE_EVERY = 6 * 3600.0
 ORPHAN_MIN_AGE = 3600.0
 ONCE_MAX_ATTEMPTS = 4
 MISSING_ROOT_RETRY = 10.0
+LIST_MIN_FILES = 8  # a scan lists a key prefix (instead of one HEAD per file) when it queues this many under it
 
 
 def make_remote(cfg: Config) -> Remote:
@@ -144,6 +146,7 @@ class Daemon:
         self.settler = Settler(cfg.settle.quiet_seconds, cfg.settle.max_wait_seconds)
         up = cfg.upload
         limiter = RateLimiter(up.max_bytes_per_second) if up.max_bytes_per_second else None
+        self.remote_index = RemoteIndex(clock=clock)  # directory listings made by _scan, instead of HEADs
         self.uploader = Uploader(
             self.remote,
             self.ledger,
@@ -161,6 +164,7 @@ class Daemon:
             limiter=limiter,
             on_part_retry=self._on_part_retry,
             should_stop=self.stop_event.is_set,
+            index=self.remote_index,
         )
         self.watcher: Watcher | None = None
         self.pinger: WatchdogPinger | None = None
@@ -427,20 +431,27 @@ class Daemon:
         def on_error(path: str, err: OSError) -> None:
             self.log.warning("scan_error", path=path, error=err.strerror or str(err), root=root.path)
 
+        # walk() yields the files of one directory one after another: the hints of a directory are held
+        # back until it is done, so that a directory with many new files is listed (one ListObjects per
+        # 1,000 keys, recorded in the RemoteIndex) before the uploader sees any of them and HEADs each.
+        lister = _DirLister(self, root, enabled=not self.dry_run)
         for path, st in walk(root.path, start, recursive=root.cfg.recursive,
                              follow_symlinks=root.cfg.follow_symlinks, filt=root.filt, beat=self._beat_settle_ok,
                              on_error=on_error):
             if self.stop_event.is_set():
                 return
             files += 1
+            lister.enter(os.path.dirname(path))
             if not root.filt.wanted(relpath(root.path, path)):
                 continue
             rec = known.get(path)
             if rec is not None and not delete_mode and rec.size == st.st_size and rec.mtime_ns == st.st_mtime_ns and rec.ino == st.st_ino:
+                lister.known += 1
                 continue
             queued += 1
             idle = max(0.0, now_wall - st.st_mtime)
-            self.hints.put(Hint("scan", path, root.path, reason, idle_for=idle))
+            lister.add(Hint("scan", path, root.path, reason, idle_for=idle))
+        lister.flush()
         self.log.info("rescan_finished", root=root.path, start=start, reason=reason, files=files, queued=queued,
                       seconds=round(self.clock() - t0, 3))
 
@@ -835,6 +846,68 @@ def _age_seconds(created: str, now: float) -> float | None:
     except (ValueError, AttributeError):
         return None
     return now - ts
+
+
+class _DirLister:
+    """Holds back one directory's scan hints; lists a key prefix with many new files before releasing them.
+
+    A prefix is listed (``list_objects(prefix, "/")``, recorded in ``daemon.remote_index``) when at least
+    ``LIST_MIN_FILES`` of the directory's files are queued and the expected listing pages (from the
+    files of the directory the ledger already has) cost at most half as many requests as the HEADs they
+    save. A failed listing is logged (``listing_failed``) and turns listing off for the rest of the scan:
+    the uploader then HEADs as before.
+    """
+
+    def __init__(self, daemon: "Daemon", root: Root, *, enabled: bool) -> None:
+        self.d = daemon
+        self.root = root
+        self.enabled = enabled
+        self.dir: str | None = None
+        self.known = 0  # files of this directory the ledger already holds (their objects are listed too)
+        self.held: list[Hint] = []
+
+    def enter(self, directory: str) -> None:
+        if directory != self.dir:
+            self.flush()
+            self.dir = directory
+
+    def add(self, hint: Hint) -> None:
+        if self.enabled:
+            self.held.append(hint)
+        else:
+            self.d.hints.put(hint)
+
+    def flush(self) -> None:
+        held, known = self.held, self.known
+        self.held, self.known = [], 0
+        if len(held) >= LIST_MIN_FILES:
+            self._list(held, known)
+        for hint in held:
+            self.d.hints.put(hint)
+
+    def _list(self, held: list[Hint], known: int) -> None:
+        groups: dict[str, int] = {}
+        for hint in held:
+            try:
+                key = object_key(self.root.cfg.prefix, os.fsencode(relpath(self.root.path, hint.path)))
+            except SkipFile:
+                continue
+            prefix = parent_prefix(key)
+            groups[prefix] = groups.get(prefix, 0) + 1
+        for prefix, n in groups.items():
+            pages = 1 + (known + n) // 1000
+            if not self.enabled or n < LIST_MIN_FILES or 2 * pages > n or self.d.stop_event.is_set():
+                continue
+            started = self.d.clock()
+            try:
+                objects = self.d.remote.list_objects(prefix, "/")
+            except Exception as err:  # RemoteError, or a Remote without listings: HEAD as before
+                self.enabled = False
+                self.d.log.warning("listing_failed", prefix=prefix, error=str(err),
+                                   code=getattr(err, "code", ""), action="head_each_file")
+                return
+            kept = self.d.remote_index.record_listing(prefix, objects, self.d.clock(), started=started)
+            self.d.log.debug("prefix_listed", prefix=prefix, objects=len(objects), queued=n, kept=kept)
 
 
 def hostname() -> str:

@@ -3,7 +3,8 @@
 ``Uploader.upload()`` is the whole life of one file:
 
 1. The ledger already holds this path with the same size, mtime and inode: nothing to do, no request.
-2. Otherwise HEAD the key. Same size and ETag == MD5 of the file: record it and skip.
+2. Otherwise HEAD the key (or, when given a ``RemoteIndex``, use a fresh listing of the key's
+   directory instead). Same size and ETag == MD5 of the file: record it and skip.
 3. Small files: one PUT with Content-MD5. Large files: multipart with parts sent in parallel,
    each with Content-MD5; parts are hashed in order while they are sent, so the whole-file MD5
    (sent as the ETag on Complete) is the MD5 of the bytes, and the remote ETag is always the MD5.
@@ -30,7 +31,8 @@ from typing import Any
 
 from qsyncd.errors import BadRequest, FileChanged, NotFound, PermanentError, RemoteError, TransientError
 from qsyncd.keys import content_type as guess_content_type
-from qsyncd.remote.base import PartInfo, Remote
+from qsyncd.remote.base import ObjectInfo, PartInfo, Remote
+from qsyncd.remoteindex import RemoteIndex
 from qsyncd.retry import backoff_delay
 from qsyncd.settle import FileSig
 from qsyncd.source import RateLimiter, Section, b64, md5_section, part_size_for, plan_parts
@@ -99,8 +101,10 @@ class Uploader:
         on_progress: Callable[[int], None] | None = None,
         on_part_retry: Callable[[], None] | None = None,
         should_stop: Callable[[], bool] = lambda: False,
+        index: RemoteIndex | None = None,
     ) -> None:
         self.remote = remote
+        self.index = index  # recent listings that stand in for a HEAD (None: always HEAD)
         self.ledger = ledger
         self.s = settings
         self.log = log
@@ -153,10 +157,14 @@ class Uploader:
             if mp is not None and not _same_identity(mp, key, st):
                 self._abort(mp.key, mp.upload_id, reason="file_changed_since_upload_started")
                 mp = None
-            if mp is not None:
-                out = self._multipart(fd, path, key, st, resume=mp, t0=t0)
-            else:
-                out = self._fresh(fd, path, key, st, check_remote=check_remote, t0=t0)
+            try:
+                if mp is not None:
+                    out = self._multipart(fd, path, key, st, resume=mp, t0=t0)
+                else:
+                    out = self._fresh(fd, path, key, st, check_remote=check_remote, t0=t0)
+            finally:
+                if self.index is not None:  # the object may have changed: no earlier listing speaks for it
+                    self.index.forget(key)
             if delete_after:
                 out.deleted = self._delete_if_unchanged(path, st, key)
             return out
@@ -164,12 +172,13 @@ class Uploader:
             self._progress.pop(fd, None)
             os.close(fd)
 
-    def _fresh(self, fd: int, path: str, key: str, st: os.stat_result, *, check_remote: bool, t0: float) -> Outcome:
+    def _fresh(self, fd: int, path: str, key: str, st: os.stat_result, *, check_remote: bool, t0: float,
+               use_index: bool = True) -> Outcome:
         size = st.st_size
         multipart = size >= self.s.multipart_threshold and size > 0
         pre: tuple[str, list[str]] | None = None
         if check_remote:
-            info = self.remote.head(key)
+            info = self._remote_info(key, use_index)
             if info is not None and info.size == size:
                 pre = self._hash_all(fd, st, multipart)
                 if info.etag == pre[0]:
@@ -179,6 +188,14 @@ class Uploader:
         if multipart:
             return self._multipart(fd, path, key, st, resume=None, t0=t0, prehashed=pre)
         return self._put(fd, path, key, st, t0=t0, prehashed=pre)
+
+    def _remote_info(self, key: str, use_index: bool) -> ObjectInfo | None:
+        """What is stored under ``key``: from a fresh listing of its directory if one covers it, else HEAD."""
+        if use_index and self.index is not None:
+            covered, info = self.index.lookup(key)
+            if covered:
+                return info
+        return self.remote.head(key)
 
     # ------------------------------------------------------------------ hashing
     def _hash_all(self, fd: int, st: os.stat_result, multipart: bool) -> tuple[str, list[str]]:
@@ -239,7 +256,7 @@ class Uploader:
                 self.ledger.finish_multipart(upload_id)
                 # The upload may be gone because its Complete succeeded just before a crash: HEAD the key
                 # (and skip on ETag == MD5) before sending every part again.
-                return self._fresh(fd, path, key, st, check_remote=True, t0=t0)
+                return self._fresh(fd, path, key, st, check_remote=True, t0=t0, use_index=False)
         if resume is None:
             psize = part_size_for(size, self.s.part_size)
             upload_id = self.remote.initiate(key, content_type=guess_content_type(key), metadata=self._metadata(st),

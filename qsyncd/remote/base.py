@@ -104,3 +104,14 @@ class Remote(Protocol):
 
     def list_uploads(self, prefix: str = "") -> list[UploadInfo]:
         """All unfinished multipart uploads whose key starts with ``prefix`` (pages through)."""
+
+    def list_objects(self, prefix: str, delimiter: str = "") -> list[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, sorted by key (pages through ListObjects).
+
+        Pages with ``limit`` ``"1000"``, ``marker`` = the last name of the previous page, while
+        ``has_more`` is true. With a ``delimiter`` (e.g. ``"/"``) keys that contain it after
+        ``prefix`` are rolled up into common prefixes, which are not returned: the result is the
+        objects directly "in" ``prefix``. ``ObjectInfo`` has ``key``, ``size`` and ``etag``
+        (unquoted lower-case hex, the same value HEAD reports); ``content_type`` may be set and
+        ``metadata`` is empty (listings do not carry it). A missing bucket raises ``NotFound``.
+        """

@@ -23,6 +23,8 @@ module sends it itself so that it controls everything the SDK gets wrong (see
   DEBUG: a ``Config`` subclass skips basicConfig and pins the ``qingstor-sdk`` logger to WARNING;
 * success statuses are checked exactly (PutObject 201, UploadMultipart 201, Initiate 200,
   Complete 201, Abort 204, Head 200, List 200); anything else is an error.
+* ListObjects pages with ``limit`` 1000 and ``marker`` = ``next_marker`` (or the last key or common
+  prefix of the page) while ``has_more`` is true; its quoted ``etag`` values are unquoted.
 
 Decisions where the API is not confirmed: ListMultipart has no ``has_more``; paging continues
 while a page is full (``limit`` 1000) or ``has_more`` is true, with ``part_number_marker`` = the
@@ -668,6 +670,54 @@ class QingStorRemote:
             key_marker = str(result.get("next_key_marker") or last[0])
             id_marker = str(result.get("next_upload_id_marker") or last[1])
         return sorted(uploads.values(), key=lambda u: (u.key, u.upload_id))
+
+    def list_objects(self, prefix: str, delimiter: str = "") -> list[ObjectInfo]:
+        """Every object under ``prefix`` (common prefixes left out), paging ListObjects (200)."""
+        if not isinstance(prefix, str) or not isinstance(delimiter, str):
+            raise ValueError("prefix and delimiter must be str")
+        objects: dict[str, ObjectInfo] = {}
+        marker: str | None = None
+        while True:
+            result = self._send(
+                "ListObjects",
+                prefix,
+                lambda b, m=marker: b.list_objects_request(
+                    prefix=prefix or None,
+                    delimiter=delimiter or None,
+                    limit=str(LIST_LIMIT),
+                    marker=m,
+                ),
+                200,
+            )
+            assert result is not None
+            page = result.get("keys") or []
+            prefixes = result.get("common_prefixes") or []
+            new = 0
+            last = ""
+            try:
+                for item in page:
+                    key = str(item["key"])
+                    last = max(last, key)
+                    if key not in objects:
+                        new += 1
+                    objects[key] = ObjectInfo(
+                        key=key,
+                        size=int(item.get("size", 0)),
+                        etag=normalise_etag(item.get("etag")),
+                        content_type=str(item.get("mime_type") or ""),
+                    )
+                for cp in prefixes:
+                    last = max(last, str(cp))
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise _invalid_response("ListObjects", prefix, result, f"malformed keys ({exc!r})") from None
+            has_more = result.get("has_more")
+            more = bool(has_more) if has_more is not None else len(page) + len(prefixes) >= LIST_LIMIT
+            next_marker = str(result.get("next_marker") or last)
+            # Stop when a page brings nothing new and the marker does not move (a server ignoring it).
+            if not more or not next_marker or (new == 0 and next_marker == marker):
+                break
+            marker = next_marker
+        return [objects[k] for k in sorted(objects)]
 
 
 __all__ = ["Endpoint", "QingStorRemote", "normalise_etag", "parse_endpoint"]

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import FIGURES, Rig, bucket_objects, local_tree
+from relsupport import FIGURES, Rig, bucket_objects, local_tree
 
 MiB = 1 << 20
 

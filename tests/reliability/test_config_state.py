@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from conftest import (
+from relsupport import (
     BUCKET,
     SIGNATURES,
     Rig,

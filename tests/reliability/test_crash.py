@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from conftest import FIGURES, Rig, local_tree, scale, write_bytes
+from relsupport import FIGURES, Rig, local_tree, scale, write_bytes
 
 MiB = 1 << 20
 PART = 4 * MiB

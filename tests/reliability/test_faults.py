@@ -6,7 +6,7 @@ import random
 from collections import Counter
 from typing import Any
 
-from conftest import FIGURES, Rig, md5_file, object_metas, scale, write_bytes
+from relsupport import FIGURES, Rig, md5_file, object_metas, scale, write_bytes
 
 MiB = 1 << 20
 

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from conftest import PY, REPO, Rig, scale
+from relsupport import PY, REPO, Rig, scale
 
 QUEUE = Path("/proc/sys/fs/inotify/max_queued_events")
 

@@ -12,7 +12,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from conftest import PY, REPO, Rig, bucket_objects, local_tree, rss_kib, wait_converged
+from relsupport import PY, REPO, Rig, bucket_objects, local_tree, rss_kib, wait_converged
 
 GiB = 1 << 30
 MiB = 1 << 20

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import (
+from relsupport import (
     FIGURES,
     EmulatorProc,
     NotifySocket,

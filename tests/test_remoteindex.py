@@ -1,0 +1,241 @@
+"""RemoteIndex (listings that stand in for HEADs): the index alone with a fake clock, the uploader using it,
+and `qsyncd sync` listing a directory of new files instead of HEADing each, against the emulator."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from qsynctest import ACCESS_KEY, BUCKET, REPO, SECRET, write_config
+from qsyncd.remote.base import ObjectInfo
+from qsyncd.remote.qingstor import QingStorRemote
+from qsyncd.remoteindex import RemoteIndex, parent_prefix
+from qsyncd.source import b64
+from qsyncd.state import Ledger
+from qsyncd.upload import Uploader, UploadSettings
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def info(key: str, size: int = 3, etag: str = "0" * 32) -> ObjectInfo:
+    return ObjectInfo(key=key, size=size, etag=etag)
+
+
+# ---------------------------------------------------------------- the index alone
+
+
+def test_parent_prefix_is_everything_up_to_the_last_slash() -> None:
+    """parent_prefix keeps the trailing "/" and is "" for a key at the bucket's root."""
+    assert ("a/b/", "a/", "") == (parent_prefix("a/b/c.txt"), parent_prefix("a/x"), parent_prefix("top"))
+
+
+def test_lookup_covers_listed_and_absent_keys_until_ttl() -> None:
+    """A listing covers its prefix: present keys give their info, absent ones None; after ttl nothing is covered."""
+    clock = FakeClock()
+    idx = RemoteIndex(ttl=300, clock=clock)
+    assert idx.record_listing("d/", [info("d/a", 5, "ab" * 16)], clock.now)
+    assert (True, info("d/a", 5, "ab" * 16)) == idx.lookup("d/a", clock.now)
+    assert (True, None) == idx.lookup("d/new", clock.now)
+    clock.now += 299.9
+    assert (True, None) == idx.lookup("d/new")
+    clock.now += 0.1
+    assert (False, None) == idx.lookup("d/a")
+    assert (False, None) == idx.lookup("d/new")
+    assert 0 == len(idx.__dict__["_listings"]) or idx.record_listing("e/", [], clock.now)  # expiry prunes
+
+
+def test_ttl_counts_from_when_the_listing_was_started() -> None:
+    """A listing that took long to arrive is as old as its request: ttl counts from ``started``."""
+    clock = FakeClock()
+    idx = RemoteIndex(ttl=10, clock=clock)
+    assert idx.record_listing("d/", [], now=clock.now + 6, started=clock.now)
+    clock.now += 9.9
+    assert (True, None) == idx.lookup("d/x")
+    clock.now += 0.1
+    assert (False, None) == idx.lookup("d/x")
+    assert not idx.record_listing("d/", [], now=clock.now, started=clock.now - 10)
+
+
+def test_coverage_is_only_for_the_exact_parent_prefix() -> None:
+    """A listing of "a/" covers "a/x" but not "a/sub/x", "ab/x" or "x"; objects below the prefix are not kept."""
+    clock = FakeClock()
+    idx = RemoteIndex(clock=clock)
+    idx.record_listing("a/", [info("a/x"), info("a/sub/y"), info("b/z")], clock.now)
+    assert (True, info("a/x")) == idx.lookup("a/x")
+    assert (False, None) == idx.lookup("a/sub/y")
+    assert (False, None) == idx.lookup("ab/x")
+    assert (False, None) == idx.lookup("x")
+    assert 1 == len(idx)
+    idx.record_listing("", [info("x")], clock.now)
+    assert (True, info("x")) == idx.lookup("x")
+    assert (True, None) == idx.lookup("y")
+
+
+def test_forget_uncovers_a_key_also_for_a_listing_started_before() -> None:
+    """forget(key) makes the key uncovered, also when a listing started before the forget is recorded after it."""
+    clock = FakeClock()
+    idx = RemoteIndex(clock=clock)
+    idx.record_listing("d/", [info("d/a"), info("d/b")], clock.now)
+    idx.forget("d/a")
+    assert (False, None) == idx.lookup("d/a")
+    assert (True, info("d/b")) == idx.lookup("d/b")
+    started = clock.now
+    clock.now += 1
+    idx.forget("d/b")  # uploaded while a new listing of d/ was in flight
+    clock.now += 1
+    idx.record_listing("d/", [info("d/a"), info("d/b")], clock.now, started=started)
+    assert (True, info("d/a")) == idx.lookup("d/a")  # forgotten before this listing started
+    assert (False, None) == idx.lookup("d/b")
+
+
+def test_memory_is_bounded_by_max_entries() -> None:
+    """Past max_entries the oldest listings are dropped; a listing larger than the cap is not kept at all."""
+    clock = FakeClock()
+    idx = RemoteIndex(max_entries=5, clock=clock)
+    idx.record_listing("a/", [info(f"a/{i}") for i in range(3)], clock.now)
+    idx.record_listing("b/", [info(f"b/{i}") for i in range(3)], clock.now)
+    assert 3 == len(idx)
+    assert (False, None) == idx.lookup("a/0")
+    assert (True, info("b/0")) == idx.lookup("b/0")
+    assert not idx.record_listing("c/", [info(f"c/{i}") for i in range(6)], clock.now)
+    assert (False, None) == idx.lookup("c/0")
+
+
+def test_index_is_safe_from_many_threads() -> None:
+    """Concurrent record/lookup/forget from several threads keep the entry count consistent."""
+    clock = FakeClock()
+    idx = RemoteIndex(max_entries=10_000, clock=clock)
+
+    def work(n: int) -> None:
+        for i in range(200):
+            p = f"t{n}/{i % 7}/"
+            idx.record_listing(p, [info(p + "k")], clock.now)
+            idx.lookup(p + "k")
+            idx.forget(p + "k")
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert 0 == len(idx)
+
+
+# ---------------------------------------------------------------- the uploader with an index
+
+
+@pytest.fixture
+def remote(emulator: Any) -> Iterator[QingStorRemote]:
+    r = QingStorRemote(endpoint=emulator.url, zone="", bucket=BUCKET, access_key_id=ACCESS_KEY,
+                       secret_access_key=SECRET, connect_timeout=2, read_timeout=10)
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    led = Ledger(tmp_path / "state")
+    yield led
+    led.close()
+
+
+def _ops(emulator: Any, name: str) -> list[str]:
+    return [r.key for r in emulator.requests if r.operation == name]
+
+
+def test_uploader_uses_a_covering_listing_and_heads_otherwise(
+    emulator: Any, remote: QingStorRemote, ledger: Ledger, tmp_path: Path
+) -> None:
+    """Covered keys cost no HEAD (absent: PUT; same content: skipped; same size other bytes: PUT); uncovered: HEAD."""
+    clock = FakeClock()
+    idx = RemoteIndex(clock=clock)
+    up = Uploader(remote, ledger, UploadSettings(), log=structlog.get_logger(), index=idx)
+    try:
+        same, other = b"same bytes", b"old content"
+        for key, data in (("d/same.bin", same), ("d/other.bin", other)):
+            remote.put(key, io.BytesIO(data), len(data), b64(hashlib.md5(data).digest()))
+        (tmp_path / "new.bin").write_bytes(b"new")
+        (tmp_path / "same.bin").write_bytes(same)
+        (tmp_path / "other.bin").write_bytes(b"new content")
+        idx.record_listing("d/", remote.list_objects("d/", "/"), clock.now)
+        emulator.clear_requests()
+        outs = {n: up.upload(str(tmp_path / n), "d/" + n) for n in ("new.bin", "same.bin", "other.bin")}
+        assert ("uploaded", "skipped", "remote_match", "uploaded") == (
+            outs["new.bin"].action, outs["same.bin"].action, outs["same.bin"].reason, outs["other.bin"].action)
+        assert [] == _ops(emulator, "HeadObject")
+        assert ["d/new.bin", "d/other.bin"] == sorted(_ops(emulator, "PutObject"))
+        assert b"new content" == emulator.object_path(BUCKET, "d/other.bin").read_bytes()
+        # uploaded keys are forgotten: the (now stale) listing no longer speaks for them
+        assert (False, None) == idx.lookup("d/new.bin")
+        emulator.clear_requests()
+        (tmp_path / "late.bin").write_bytes(b"late")
+        clock.now += 301  # the listing expired: back to one HEAD per file
+        assert "uploaded" == up.upload(str(tmp_path / "late.bin"), "d/late.bin").action
+        assert (["d/late.bin"], ["d/late.bin"]) == (_ops(emulator, "HeadObject"), _ops(emulator, "PutObject"))
+    finally:
+        up.close()
+
+
+# ---------------------------------------------------------------- `qsyncd sync` end to end
+
+
+def _events(text: str) -> list[dict[str, Any]]:
+    out = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+    return out
+
+
+def test_sync_lists_a_directory_instead_of_heading_each_new_file(
+    emulator: Any, remote: QingStorRemote, tmp_path: Path
+) -> None:
+    """`qsyncd sync` of 50 new files in one directory: 1 ListObjects, 0 HEAD, 50 PUT; a matching object is still skipped."""
+    root = tmp_path / "drop"
+    (root / "cam").mkdir(parents=True)
+    new = {f"cam/{i:03d}.jpg": os.urandom(1000 + i) for i in range(50)}
+    for rel, data in new.items():
+        (root / rel).write_bytes(data)
+    match = os.urandom(2048)  # already in the bucket with the same content: must be skipped, not PUT
+    (root / "cam/zz-match.jpg").write_bytes(match)
+    remote.put("p/cam/zz-match.jpg", io.BytesIO(match), len(match), b64(hashlib.md5(match).digest()))
+    old = os.path.getmtime(root / "cam/000.jpg") - 3600
+    for f in (root / "cam").iterdir():
+        os.utime(f, (old, old))  # lying in the directory for an hour: no quiet period to wait out
+    cfg = write_config(tmp_path / "q.toml", endpoint=emulator.url, watch=root, state=tmp_path / "state",
+                       prefix="p/")
+    emulator.clear_requests()
+    res = subprocess.run([sys.executable, "-m", "qsyncd", "sync", "-c", str(cfg), "--no-progress",
+                          "--log-format", "json"], capture_output=True, text=True, timeout=120, cwd=str(REPO),
+                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert 0 == res.returncode, res.stdout + res.stderr
+    ok = [r for r in emulator.requests if r.status < 300]
+    assert [("ListObjects", "p/cam/")] == [(r.operation, r.key or "p/cam/") for r in ok if r.operation == "ListObjects"]
+    assert [] == [r.key for r in emulator.requests if r.operation == "HeadObject"]
+    assert sorted("p/" + k for k in new) == sorted(r.key for r in ok if r.operation == "PutObject")
+    for rel, data in new.items():
+        assert data == emulator.object_path(BUCKET, "p/" + rel).read_bytes()
+    skipped = [e for e in _events(res.stdout + "\n" + res.stderr) if e.get("event") == "upload_skipped"]
+    assert [("p/cam/zz-match.jpg", "remote_match")] == [(e["key"], e["reason"]) for e in skipped]
