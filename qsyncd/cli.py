@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from qsyncd import __version__
-from qsyncd.errors import EX_CONFIG, AuthError, ConfigError, NotFound, QsyncdError, RemoteError, Unreachable
+from qsyncd.errors import EX_CONFIG, AuthError, ConfigError, NotFound, QsyncdError, RemoteError
 
 DEFAULT_CONFIG = "/etc/qsyncd/qsyncd.toml"
 EX_UNAVAILABLE = 69
@@ -95,16 +95,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     remote = make_remote(cfg)
     try:
         remote.probe()
-    except AuthError as err:
+    except (AuthError, NotFound) as err:  # wrong keys, skewed clock, no such bucket: retrying cannot help
         print(f"error: {err}", file=sys.stderr)
         return EX_CONFIG
-    except NotFound as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EX_CONFIG
-    except Unreachable as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EX_UNAVAILABLE
-    except RemoteError as err:
+    except RemoteError as err:  # unreachable, 5xx: may work later
         print(f"error: {err}", file=sys.stderr)
         return EX_UNAVAILABLE
     finally:

@@ -60,7 +60,8 @@ def test_lookup_covers_listed_and_absent_keys_until_ttl() -> None:
     clock.now += 0.1
     assert (False, None) == idx.lookup("d/a")
     assert (False, None) == idx.lookup("d/new")
-    assert 0 == len(idx.__dict__["_listings"]) or idx.record_listing("e/", [], clock.now)  # expiry prunes
+    idx.record_listing("e/", [], clock.now)
+    assert 0 == len(idx)  # the expired listing was dropped
 
 
 def test_ttl_counts_from_when_the_listing_was_started() -> None:
@@ -98,6 +99,7 @@ def test_forget_uncovers_a_key_also_for_a_listing_started_before() -> None:
     idx.forget("d/a")
     assert (False, None) == idx.lookup("d/a")
     assert (True, info("d/b")) == idx.lookup("d/b")
+    clock.now += 1
     started = clock.now
     clock.now += 1
     idx.forget("d/b")  # uploaded while a new listing of d/ was in flight
@@ -232,7 +234,7 @@ def test_sync_lists_a_directory_instead_of_heading_each_new_file(
                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert 0 == res.returncode, res.stdout + res.stderr
     ok = [r for r in emulator.requests if r.status < 300]
-    assert [("ListObjects", "p/cam/")] == [(r.operation, r.key or "p/cam/") for r in ok if r.operation == "ListObjects"]
+    assert 1 == sum(r.operation == "ListObjects" for r in emulator.requests)
     assert [] == [r.key for r in emulator.requests if r.operation == "HeadObject"]
     assert sorted("p/" + k for k in new) == sorted(r.key for r in ok if r.operation == "PutObject")
     for rel, data in new.items():
