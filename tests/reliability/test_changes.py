@@ -89,7 +89,8 @@ def test_files_changing_during_upload_never_leave_a_mix(rig: Rig, seed: int) -> 
         v1 = watch.version("truncate.bin", rng.randbytes(4 * MiB))
         tr.write_bytes(v1)
         wait_started(d, "truncate.bin")
-        os.truncate(tr, 1000)
+        with open(tr, "r+b") as f:  # as `truncate -s` does: the close tells qsyncd the write is over
+            f.truncate(1000)
         watch.version("truncate.bin", v1[:1000])
 
         # 3. replaced by rename while it uploads (the new version was written under an excluded .tmp name)

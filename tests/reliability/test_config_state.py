@@ -181,7 +181,7 @@ def test_daemon_with_wrong_secret_keeps_waiting_and_never_prints_it(rig: Rig, sh
 
 
 def bucket_has(rig: Rig, key: str) -> bool:
-    from conftest import bucket_objects
+    from relsupport import bucket_objects
 
     return key in bucket_objects(rig.emu_root)
 

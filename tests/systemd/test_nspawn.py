@@ -45,6 +45,10 @@ def _dropin(exec_start: str, env: str = "") -> str:
     if str(PYTHON_HOME).startswith(("/root/", "/home/")):
         # A pyenv interpreter under /root: expose just that tree (production installs live in /opt).
         lines += ["ProtectHome=tmpfs", f"BindReadOnlyPaths={PYTHON_HOME}"]
+    if str(REPO).startswith(("/tmp/", "/var/tmp/")):
+        # A checkout under /tmp (CI clones anywhere): the unit's PrivateTmp= (implied by DynamicUser=)
+        # hides it from the service; bind just the checkout into its private /tmp.
+        lines += [f"BindReadOnlyPaths={REPO}"]
     return "\n".join(lines) + "\n"
 
 
