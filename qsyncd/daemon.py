@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import queue
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -279,6 +278,7 @@ class Daemon:
 
     def _start_threads(self) -> None:
         self.liveness.register("settle", self._stall_seconds)
+        self.liveness.register("scan", self._stall_seconds)  # beats per directory walked and while idle
         specs: list[tuple[str, Callable[[], None]]] = [("settle", self._settle_loop), ("scan", self._scan_loop)]
         for i in range(max(1, self.cfg.upload.concurrency)):
             # one liveness name per worker: a single wedged worker must stop the watchdog pings
@@ -400,6 +400,7 @@ class Daemon:
 
     def _scan_loop(self) -> None:
         while not self.stop_event.is_set():
+            self._beat_scan()
             try:
                 req = self.scan_requests.get(timeout=1.0)
             except queue.Empty:
@@ -436,7 +437,7 @@ class Daemon:
         # 1,000 keys, recorded in the RemoteIndex) before the uploader sees any of them and HEADs each.
         lister = _DirLister(self, root, enabled=not self.dry_run)
         for path, st in walk(root.path, start, recursive=root.cfg.recursive,
-                             follow_symlinks=root.cfg.follow_symlinks, filt=root.filt, beat=self._beat_settle_ok,
+                             follow_symlinks=root.cfg.follow_symlinks, filt=root.filt, beat=self._beat_scan,
                              on_error=on_error):
             if self.stop_event.is_set():
                 return
@@ -455,8 +456,8 @@ class Daemon:
         self.log.info("rescan_finished", root=root.path, start=start, reason=reason, files=files, queued=queued,
                       seconds=round(self.clock() - t0, 3))
 
-    def _beat_settle_ok(self) -> None:
-        pass
+    def _beat_scan(self) -> None:
+        self.liveness.beat("scan")
 
     # ------------------------------------------------------------------ settling
     def _settle_loop(self) -> None:
@@ -570,8 +571,8 @@ class Daemon:
         self._skip_memo[path] = (skip.reason, ident)
         self.counters.skipped += 1
         self.log.warning("file_skipped", path=path, reason=skip.reason, error=str(skip))
-        if self.once:
-            self.failures.setdefault(path, f"skipped: {skip}") if skip.reason in ("unreadable",) else None
+        if self.once and skip.reason == "unreadable":  # sync must not exit 0 over a file it could not read
+            self.failures.setdefault(path, f"skipped: {skip}")
 
     # ------------------------------------------------------------------ uploading
     def _upload_loop(self) -> None:
@@ -908,7 +909,3 @@ class _DirLister:
                 return
             kept = self.d.remote_index.record_listing(prefix, objects, self.d.clock(), started=started)
             self.d.log.debug("prefix_listed", prefix=prefix, objects=len(objects), queued=n, kept=kept)
-
-
-def hostname() -> str:
-    return socket.gethostname()
