@@ -7,6 +7,8 @@ from qsynctest import (  # noqa: F401  (fixtures and names re-exported for pytes
     DaemonProc,
     daemon_factory,
     emulator,
+    ledger,
+    remote,
     require_in_ci,
     wait_for,
     write_config,

@@ -96,6 +96,45 @@ def write_config(
     return path
 
 
+def json_events(text: str, name: str | None = None) -> list[dict[str, Any]]:
+    """The JSON events (``--log-format json``) in captured output, optionally only those called ``name``."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        if name is None or ev.get("event") == name:
+            out.append(ev)
+    return out
+
+
+@pytest.fixture
+def remote(emulator: Any) -> Iterator[Any]:
+    """A QingStorRemote on the ``emulator`` fixture, closed afterwards."""
+    from qsyncd.remote.qingstor import QingStorRemote
+
+    r = QingStorRemote(endpoint=emulator.url, zone="", bucket=BUCKET, access_key_id=ACCESS_KEY,
+                       secret_access_key=SECRET, connect_timeout=2, read_timeout=10)
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Any]:
+    """A fresh ledger in tmp_path/state, closed afterwards."""
+    from qsyncd.state import Ledger
+
+    led = Ledger(tmp_path / "state")
+    try:
+        yield led
+    finally:
+        led.close()
+
+
 class DaemonProc:
     """``qsyncd run`` as a subprocess with JSON events captured to a file."""
 
@@ -124,20 +163,9 @@ class DaemonProc:
         return self.proc.pid
 
     def events(self, name: str | None = None) -> list[dict[str, Any]]:
-        out = []
         if not self.log_path.exists():
-            return out
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            line = line.strip()
-            if not line.startswith("{"):
-                continue
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            if name is None or ev.get("event") == name:
-                out.append(ev)
-        return out
+            return []
+        return json_events(self.log_path.read_text(errors="replace"), name)
 
     def wait_event(self, name: str, timeout: float = 30.0, pred: Callable[[dict[str, Any]], bool] | None = None,
                    count: int = 1) -> list[dict[str, Any]]:

@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import structlog
 
-from qsynctest import ACCESS_KEY, BUCKET, REPO, SECRET, write_config
+from qsynctest import BUCKET, REPO, json_events, write_config
 from qsyncd.remote.base import ObjectInfo
 from qsyncd.remote.qingstor import QingStorRemote
 from qsyncd.remoteindex import RemoteIndex, parent_prefix
@@ -145,21 +142,6 @@ def test_index_is_safe_from_many_threads() -> None:
 # ---------------------------------------------------------------- the uploader with an index
 
 
-@pytest.fixture
-def remote(emulator: Any) -> Iterator[QingStorRemote]:
-    r = QingStorRemote(endpoint=emulator.url, zone="", bucket=BUCKET, access_key_id=ACCESS_KEY,
-                       secret_access_key=SECRET, connect_timeout=2, read_timeout=10)
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    led = Ledger(tmp_path / "state")
-    yield led
-    led.close()
-
-
 def _ops(emulator: Any, name: str) -> list[str]:
     return [r.key for r in emulator.requests if r.operation == name]
 
@@ -200,17 +182,6 @@ def test_uploader_uses_a_covering_listing_and_heads_otherwise(
 # ---------------------------------------------------------------- `qsyncd sync` end to end
 
 
-def _events(text: str) -> list[dict[str, Any]]:
-    out = []
-    for line in text.splitlines():
-        if line.startswith("{"):
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
-    return out
-
-
 def test_sync_lists_a_directory_instead_of_heading_each_new_file(
     emulator: Any, remote: QingStorRemote, tmp_path: Path
 ) -> None:
@@ -239,5 +210,5 @@ def test_sync_lists_a_directory_instead_of_heading_each_new_file(
     assert sorted("p/" + k for k in new) == sorted(r.key for r in ok if r.operation == "PutObject")
     for rel, data in new.items():
         assert data == emulator.object_path(BUCKET, "p/" + rel).read_bytes()
-    skipped = [e for e in _events(res.stdout + "\n" + res.stderr) if e.get("event") == "upload_skipped"]
+    skipped = json_events(res.stdout + "\n" + res.stderr, "upload_skipped")
     assert [("p/cam/zz-match.jpg", "remote_match")] == [(e["key"], e["reason"]) for e in skipped]

@@ -11,7 +11,6 @@ import sys
 import tempfile
 import textwrap
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,16 +40,6 @@ def mp(path: str, upload_id: str, parts: dict[int, PartRecord] | None = None) ->
         created_at=2.0,
         parts=parts or {},
     )
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    """A fresh ledger in tmp_path/state, closed afterwards."""
-    led = Ledger(tmp_path / "state")
-    try:
-        yield led
-    finally:
-        led.close()
 
 
 def spawn(code: str) -> subprocess.Popen[str]:

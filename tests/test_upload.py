@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
 
-from qsynctest import ACCESS_KEY, BUCKET, SECRET
+from qsynctest import BUCKET
 from qsyncd.errors import FileChanged
 from qsyncd.remote.qingstor import QingStorRemote
 from qsyncd.state import Ledger
@@ -40,21 +39,6 @@ class Hooked:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
-
-
-@pytest.fixture
-def remote(emulator: Any) -> Iterator[QingStorRemote]:
-    r = QingStorRemote(endpoint=emulator.url, zone="", bucket=BUCKET, access_key_id=ACCESS_KEY,
-                       secret_access_key=SECRET, connect_timeout=2, read_timeout=10)
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    led = Ledger(tmp_path / "state")
-    yield led
-    led.close()
 
 
 def make(path: Path, size: int) -> bytes:

@@ -6,6 +6,7 @@ import json
 import os
 
 from e2e_support import assert_remote_equals, op_counts
+from qsynctest import json_events
 
 
 def _populate(root, n: int = 6) -> dict[str, bytes]:
@@ -15,17 +16,6 @@ def _populate(root, n: int = 6) -> dict[str, bytes]:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         out[rel] = os.urandom(300 + i)
         (root / rel).write_bytes(out[rel])
-    return out
-
-
-def _json_lines(text: str) -> list[dict]:
-    out = []
-    for line in text.splitlines():
-        if line.startswith("{"):
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
     return out
 
 
@@ -68,7 +58,7 @@ def test_sync_dry_run_sends_no_put_and_reports(setup):
     assert res.returncode == 0, res.stderr + res.stdout
     sent = [r for r in setup.emu.requests if r.method in ("PUT", "POST", "DELETE")]
     assert sent == [], sent
-    would = {e["key"] for e in _json_lines(res.stdout + res.stderr) if e.get("event") == "dry_run_upload"}
+    would = {e["key"] for e in json_events(res.stdout + res.stderr, "dry_run_upload")}
     assert would == {"s0/file0.txt", "brand-new.txt"}, res.stdout + res.stderr
     assert_remote_equals(setup.emu, "s0/file0.txt", files["s0/file0.txt"])  # untouched
 
