@@ -546,18 +546,10 @@ class Daemon:
     def _on_settled(self, path: str) -> None:
         prio = PRIORITY_SCAN if path in self._from_scan else PRIORITY_EVENT
         self._from_scan.discard(path)
-        root = self.root_for(path)
-        if root is None:
+        if self.root_for(path) is None:
             return
-        try:
-            st = classify(Path(path), Path(root.path), root.cfg.follow_symlinks)
-            object_key(root.cfg.prefix, os.fsencode(relpath(root.path, path)))
-        except SkipFile as skip:
-            self._report_skip(path, skip)
-            return
-        except FileNotFoundError:
-            return
-        self.log.debug("file_settled", path=path, bytes=st.st_size)
+        # What the file is (FIFO, symlink, unreadable...) is decided once, by the worker that takes it.
+        self.log.debug("file_settled", path=path)
         self.pipeline.submit(path, prio)
 
     def _report_skip(self, path: str, skip: SkipFile) -> None:
@@ -619,7 +611,7 @@ class Daemon:
             return
         delete_after = root.cfg.after_upload == "delete"
         if not delete_after and self.uploader.already_uploaded(path, key, st):
-            return  # quietly: the ledger says this exact file is in the bucket
+            return  # quietly: the ledger says this exact file is in the bucket (upload() need not ask again)
         if self.dry_run:
             self._dry_run(path, key, st)
             return
@@ -629,7 +621,8 @@ class Daemon:
             # a followed symlink (classify checked that its target is inside the root) is read through
             # its resolved path: the uploader opens with O_NOFOLLOW
             source = os.path.realpath(path) if root.cfg.follow_symlinks else None
-            out = self.uploader.upload(path, key, delete_after=delete_after, source=source, progress=beat)
+            out = self.uploader.upload(path, key, delete_after=delete_after, source=source, progress=beat,
+                                       ledger_checked=not delete_after)
         except FileChanged as err:
             self.log.info("file_changed", path=path, key=key, error=str(err), action="settle_again")
             self.hints.put(Hint("closed", path, root.path, "changed_during_upload"))  # settle again, no close awaited

@@ -69,8 +69,11 @@ def redact_text(text: str) -> str:
     pattern = _secret_pattern
     if pattern is not None:
         text = pattern.sub(REDACTED, text)
-    text = _AUTH_RE.sub(r"\1" + REDACTED, text)
-    return _QUERY_SIG_RE.sub(r"\1" + REDACTED, text)
+    if "QS" in text:  # cheap tests first: most values are keys and paths that hold neither
+        text = _AUTH_RE.sub(r"\1" + REDACTED, text)
+    if "=" in text:
+        text = _QUERY_SIG_RE.sub(r"\1" + REDACTED, text)
+    return text
 
 
 def _redact_value(value: Any) -> Any:

@@ -6,8 +6,9 @@
 2. Otherwise HEAD the key (or, when given a ``RemoteIndex``, use a fresh listing of the key's
    directory instead). Same size and ETag == MD5 of the file: record it and skip.
 3. Small files: one PUT with Content-MD5. Large files: multipart with parts sent in parallel,
-   each with Content-MD5; parts are hashed in order while they are sent, so the whole-file MD5
-   (sent as the ETag on Complete) is the MD5 of the bytes, and the remote ETag is always the MD5.
+   each with Content-MD5 (hashed by the worker that sends it); the uploading thread hashes the
+   whole file in part order meanwhile, and that MD5 is sent as the ETag on Complete, so the
+   remote ETag is always the MD5 of the bytes.
 4. The upload id is in the ledger before the first part is sent. After a crash the upload
    resumes: ListMultipart says which parts are stored, and a stored part whose size and ETag
    match the MD5 of the local bytes is not sent again.
@@ -129,11 +130,13 @@ class Uploader:
         return rec is not None and _same_identity(rec, key, st)
 
     def upload(self, path: str, key: str, *, delete_after: bool = False, check_remote: bool = True,
-               source: str | None = None, progress: Callable[[int], None] | None = None) -> Outcome:
+               source: str | None = None, progress: Callable[[int], None] | None = None,
+               ledger_checked: bool = False) -> Outcome:
         """Upload ``path`` as ``key``. Raises ``FileChanged``, ``RemoteError`` or ``OSError``.
 
         ``source``: the file to read instead of ``path`` when ``path`` is a symlink the caller has
         resolved and vetted (follow_symlinks); ``path`` stays the ledger's name for it.
+        ``ledger_checked``: the caller has just seen ``already_uploaded()`` say no for this file.
         """
         t0 = self.clock()
         try:
@@ -145,7 +148,7 @@ class Uploader:
             st = os.fstat(fd)
             if not statmod.S_ISREG(st.st_mode):
                 raise FileChanged(f"{path} is no longer a regular file")
-            if self.already_uploaded(path, key, st):
+            if not ledger_checked and self.already_uploaded(path, key, st):
                 out = Outcome("skipped", key, path, bytes=st.st_size, reason="ledger_match")
                 if delete_after:  # e.g. a crash between upload and unlink: verify again, then delete
                     rec = self.ledger.get(path)
@@ -269,22 +272,17 @@ class Uploader:
             self.log.info("multipart_resumed", key=key, path=path, upload_id=upload_id, parts_stored=len(stored))
 
         plan = plan_parts(size, psize)
+        # Two MD5 chains run side by side: this thread hashes the whole file in part order (the ETag
+        # sent with Complete), each part worker hashes its own part (its Content-MD5) just before
+        # sending it. Both read the same bytes; a write in between changes ctime, which the final
+        # _check_unchanged() catches before Complete, and Content-MD5 pins what the server stores.
         whole = hashlib.md5()
-        futures: list[Future[None]] = []
-        parts: list[PartInfo] = []
-        resumed = 0
-        sent = 0
+        known = prehashed[1] if prehashed is not None and prehashed[1] else None
+        futures: list[Future[tuple[PartInfo, bool]]] = []
         try:
             for n, off, length in plan:
-                if prehashed is not None and prehashed[1]:
-                    part_hex = prehashed[1][n]
-                else:
-                    part_hex = md5_section(fd, off, length, whole).hexdigest()
-                parts.append(PartInfo(n, length, part_hex))
-                have = stored.get(n)
-                if have is not None and have.size == length and have.etag == part_hex:
-                    resumed += 1
-                    continue
+                if prehashed is None:
+                    md5_section(fd, off, length, whole)
                 self._raise_first_error(futures)
                 if self.should_stop():
                     raise Interrupted(f"stopping: {key} resumes from part {n} at the next start")
@@ -292,8 +290,8 @@ class Uploader:
                 if self.should_stop():  # the wait for a free slot may have spanned the SIGTERM
                     self._sem.release()
                     raise Interrupted(f"stopping: {key} resumes from part {n} at the next start")
-                sent += length
-                fut = self._parts_pool.submit(self._send_part, fd, key, upload_id, n, off, length, part_hex)
+                fut = self._parts_pool.submit(self._part, fd, key, upload_id, n, off, length,
+                                              known[n] if known else None, stored.get(n))
                 fut.add_done_callback(lambda _f: self._sem.release())  # runs on cancel too
                 futures.append(fut)
             wait(futures, return_when=FIRST_EXCEPTION)
@@ -314,6 +312,10 @@ class Uploader:
             wait(futures)
             raise
 
+        done = [f.result() for f in futures]
+        parts = [info for info, _ in done]
+        resumed = sum(1 for _, was_sent in done if not was_sent)
+        sent = sum(info.size for info, was_sent in done if was_sent)
         self._complete(key, upload_id, parts, md5_hex, size)
         self.ledger.finish_multipart(upload_id)
         self._record(path, key, st, md5_hex)
@@ -321,12 +323,24 @@ class Uploader:
                        md5=md5_hex, seconds=self.clock() - t0, extra={"upload_id": upload_id})
 
     @staticmethod
-    def _raise_first_error(futures: list[Future[None]]) -> None:
+    def _raise_first_error(futures: list[Future[Any]]) -> None:
         for f in futures:
             if f.done() and not f.cancelled():
                 exc = f.exception()
                 if exc is not None:
                     raise exc
+
+    def _part(self, fd: int, key: str, upload_id: str, n: int, off: int, length: int, part_hex: str | None,
+              have: PartInfo | None) -> tuple[PartInfo, bool]:
+        """Hash one part (unless known) and send it unless the server holds it already; returns
+        (the part, whether it was sent)."""
+        if part_hex is None:
+            part_hex = md5_section(fd, off, length).hexdigest()
+        info = PartInfo(n, length, part_hex)
+        if have is not None and have.size == length and have.etag == part_hex:
+            return info, False
+        self._send_part(fd, key, upload_id, n, off, length, part_hex)
+        return info, True
 
     def _send_part(self, fd: int, key: str, upload_id: str, n: int, off: int, length: int, part_hex: str) -> None:
         attempt = 0

@@ -38,9 +38,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import os
+import platform
 import re
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -57,11 +60,15 @@ from qingstor.sdk.service.bucket import Bucket
 from qingstor.sdk.service.qingstor import QingStor
 from qingstor.sdk.unpack import Unpacker
 from requests.adapters import HTTPAdapter
+from urllib3 import HTTPConnectionPool, Timeout
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
-from qsyncd.errors import BadRequest, TransientError
+from qsyncd import __version__
+
+from qsyncd.errors import BadRequest, RemoteError, TransientError
 from qsyncd.remote.base import ObjectInfo, PartInfo, UploadInfo
 from qsyncd.remote.body import ShortBodyError, SizedBody
+from qsyncd.remote.signature import Signer, bucket_path, canonical_resource, object_path, query_string
 from qsyncd.remote.translate import status_error, transport_error
 
 log = structlog.get_logger("qsyncd.remote")
@@ -72,6 +79,7 @@ STORAGE_CLASSES = ("STANDARD", "STANDARD_IA")
 _META_KEY_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 _HEX32_RE = re.compile(r"^[0-9a-f]{32}$")
 _SDK_LOGGER = "qingstor-sdk"
+_USER_AGENT = f"qsyncd/{__version__} (Python {platform.python_version()}; {sys.platform})"
 
 
 @dataclass(frozen=True)
@@ -145,6 +153,16 @@ def _unpack(response: requests.Response) -> _Reply:
     return _Reply(response.status_code, data, response.headers)
 
 
+def _shrank(operation: str, key: str, exc: ShortBodyError) -> BadRequest:
+    return BadRequest(
+        f"{operation} {key!r} failed: the body ended after {exc.sent} of {exc.size} bytes: "
+        "the file shrank while it was read; nothing was stored",
+        code="incomplete_body",
+        operation=operation,
+        key=key,
+    )
+
+
 def _invalid_response(operation: str, key: str, reply: _Reply, detail: str) -> TransientError:
     return TransientError(
         f"{operation} {key!r} failed: the server's response is not what the API documents: {detail}",
@@ -165,6 +183,8 @@ class _Client:
     session: requests.Session
     generation: int
     thread: threading.Thread
+    pool: HTTPConnectionPool  # the session's urllib3 pool for the endpoint (the hot path sends on it)
+    absolute: bool  # through a plain-HTTP proxy: the request line carries the whole URL
 
 
 def normalise_etag(etag: str | None) -> str:
@@ -231,6 +251,20 @@ def _meta_headers(metadata: Mapping[str, str] | None) -> dict[str, str] | None:
     return out
 
 
+def _object_headers(
+    content_type: str, metadata: Mapping[str, str] | None, storage_class: str | None
+) -> dict[str, str]:
+    """Content-Type, ``x-qs-meta-*`` and ``x-qs-storage-class`` headers of a new object (validated)."""
+    _check_storage_class(storage_class)
+    _check_content_type(content_type)
+    headers = {"content-type": content_type or "application/octet-stream"}
+    for name, value in (_meta_headers(metadata) or {}).items():
+        headers[f"x-qs-meta-{name.lower()}"] = value
+    if storage_class is not None:
+        headers["x-qs-storage-class"] = storage_class
+    return headers
+
+
 def _check_content_type(content_type: str) -> None:
     # http.client encodes header values as latin-1 and requests rejects CR/LF: refuse them here.
     if not isinstance(content_type, str) or any(not 0x20 <= ord(c) <= 0x7E for c in content_type):
@@ -277,6 +311,12 @@ class QingStorRemote:
         config.timeout = 0  # timeouts are passed to every send() instead
         config.enable_virtual_host_style = False
         self._config = config
+        self._signer = Signer(access_key_id, secret_access_key)
+        default_port = 443 if self._endpoint.scheme == "https" else 80
+        host = self._endpoint.host if self._endpoint.port == default_port else f"{self._endpoint.host}:{self._endpoint.port}"
+        self._host = f"{zone}.{host}" if zone else host  # as the SDK's Builder.parse_request_host
+        self._base_url = f"{self._endpoint.scheme}://{self._host}"
+        self._pool_timeout = Timeout(connect=self._timeout[0], read=self._timeout[1])
         self._local = threading.local()
         self._lock = threading.Lock()
         self._clients: list[_Client] = []
@@ -317,8 +357,14 @@ class QingStorRemote:
         session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         session.trust_env = False
         bucket = service.Bucket(self._bucket_name, self._zone)
+        # The hot path (HEAD, PutObject, UploadMultipart) sends on the session's own urllib3 pool, so
+        # proxies, TLS settings and kept-alive connections are the same as for SDK-built requests.
+        adapter = session.get_adapter(self._base_url)
+        probe = requests.Request("GET", self._base_url + "/").prepare()
+        pool = adapter.get_connection_with_tls_context(probe, session.verify, proxies=session.proxies)
+        absolute = adapter.request_url(probe, session.proxies) != probe.path_url
         with self._lock:
-            client = _Client(service, bucket, session, self._generation, threading.current_thread())
+            client = _Client(service, bucket, session, self._generation, threading.current_thread(), pool, absolute)
             # Sessions of threads that have ended are never used again: close them now.
             dead = [c for c in self._clients if not c.thread.is_alive()]
             self._clients = [c for c in self._clients if c.thread.is_alive()] + [client]
@@ -358,13 +404,7 @@ class QingStorRemote:
             response = client.session.send(prepared, timeout=self._timeout)
             result = _unpack(response)
         except ShortBodyError as exc:
-            raise BadRequest(
-                f"{operation} {key!r} failed: the body ended after {exc.sent} of {exc.size} bytes: "
-                "the file shrank while it was read; nothing was stored",
-                code="incomplete_body",
-                operation=operation,
-                key=key,
-            ) from None
+            raise _shrank(operation, key, exc) from None
         except (ParameterRequiredError, ParameterValueNotAllowedError) as exc:
             raise BadRequest(
                 f"{operation} {key!r} failed: invalid request ({exc})",
@@ -373,10 +413,85 @@ class QingStorRemote:
                 key=key,
             ) from None
         except (requests.RequestException, Urllib3HTTPError, OSError) as exc:
-            err = transport_error(exc, operation=operation, key=key, endpoint=str(self._endpoint))
-            log.debug("request_failed", operation=operation, key=key, code=err.code)
-            raise err from None
-        status = response.status_code
+            raise self._transport_failure(exc, operation, key) from None
+        return self._judge(operation, key, result, ok, missing_ok)
+
+    def _send_fast(
+        self,
+        operation: str,
+        method: str,
+        key: str,
+        headers: dict[str, str],
+        ok: int,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: SizedBody | None = None,
+        missing_ok: Callable[[int, str], bool] | None = None,
+        bucket_level: bool = False,
+    ) -> _Reply | None:
+        """Sign and send one request without building SDK objects (see ``signature.py``).
+
+        The request is for the object ``key``, or for the bucket when ``bucket_level`` (``key`` then
+        only names what the request is about in errors). ``headers`` has lower-case names; Date,
+        Host, User-Agent and Authorization are added here.
+        """
+        client = self._client()
+        url = self._sign_fast(method, None if bucket_level else key, headers, query)
+        try:
+            response = client.pool.urlopen(
+                method,
+                self._base_url + url if client.absolute else url,
+                body=body,
+                headers=headers,
+                retries=False,
+                redirect=False,
+                assert_same_host=False,
+                preload_content=True,
+                decode_content=False,
+                timeout=self._pool_timeout,
+            )
+        except ShortBodyError as exc:
+            raise _shrank(operation, key, exc) from None
+        except (Urllib3HTTPError, OSError) as exc:
+            raise self._transport_failure(exc, operation, key) from None
+        data: Mapping[str, Any] = {}
+        if response.data and "json" in (response.headers.get("Content-Type") or ""):
+            try:
+                parsed = json.loads(response.data)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                data = parsed
+        return self._judge(operation, key, _Reply(response.status, data, response.headers), ok, missing_ok)
+
+    def _sign_fast(
+        self, method: str, key: str | None, headers: dict[str, str], query: Sequence[tuple[str, str]], date: str = ""
+    ) -> str:
+        """Add Date, Host, User-Agent and Authorization to ``headers``; return the request target
+        (path and query, quoted as the SDK quotes them) for the object ``key`` or (None) the bucket."""
+        path = bucket_path(self._bucket_name) if key is None else object_path(self._bucket_name, key)
+        qs = query_string(query)
+        headers["date"] = date or formatdate(usegmt=True)  # locale-independent
+        headers["host"] = self._host
+        headers["user-agent"] = _USER_AGENT
+        headers["authorization"] = self._signer.authorization(method, headers, canonical_resource(path, qs))
+        return f"{path}?{qs}" if qs else path
+
+    def _transport_failure(self, exc: BaseException, operation: str, key: str) -> RemoteError:
+        err = transport_error(exc, operation=operation, key=key, endpoint=str(self._endpoint))
+        log.debug("request_failed", operation=operation, key=key, code=err.code)
+        return err
+
+    def _judge(
+        self,
+        operation: str,
+        key: str,
+        result: _Reply,
+        ok: int,
+        missing_ok: Callable[[int, str], bool] | None,
+    ) -> _Reply | None:
+        """The reply if its status is ``ok``; ``None`` if ``missing_ok`` accepts it; else raise."""
+        status = result.status
         if status == ok:
             return result
         code = str(result.get("code") or "")
@@ -388,7 +503,7 @@ class QingStorRemote:
             status=status,
             code=code,
             message=str(result.get("message") or ""),
-            request_id=str(result.get("request_id") or response.headers.get("x-qs-request-id", "")),
+            request_id=str(result.get("request_id") or result.headers.get("x-qs-request-id", "")),
             operation=operation,
             key=key,
             endpoint=str(self._endpoint),
@@ -428,12 +543,8 @@ class QingStorRemote:
     def head(self, key: str) -> ObjectInfo | None:
         """Return the object's info, or ``None`` when it does not exist (HEAD object 404)."""
         _check_key(key)
-        result = self._send(
-            "HeadObject",
-            key,
-            lambda b: b.head_object_request(key),
-            200,
-            missing_ok=lambda status, _code: status == 404,
+        result = self._send_fast(
+            "HeadObject", "HEAD", key, {}, 200, missing_ok=lambda status, _code: status == 404
         )
         if result is None:
             return None
@@ -470,23 +581,11 @@ class QingStorRemote:
         _check_key(key)
         _check_size(size)
         _check_md5_b64(md5_b64)
-        _check_storage_class(storage_class)
-        _check_content_type(content_type)
-        meta = _meta_headers(metadata)
-        sized = SizedBody(body, size) if size else None
-        result = self._send(
-            "PutObject",
-            key,
-            lambda b: b.put_object_request(
-                key,
-                content_length=str(size),
-                content_md5=md5_b64,
-                content_type=content_type or "application/octet-stream",
-                x_qs_meta_data=meta,
-                x_qs_storage_class=storage_class,
-                body=sized,
-            ),
-            201,
+        headers = _object_headers(content_type, metadata, storage_class)
+        headers["content-length"] = str(size)
+        headers["content-md5"] = md5_b64
+        result = self._send_fast(
+            "PutObject", "PUT", key, headers, 201, body=SizedBody(body, size) if size else None
         )
         assert result is not None
         return normalise_etag(result.headers.get("ETag")) or base64.b64decode(md5_b64).hex()
@@ -535,19 +634,14 @@ class QingStorRemote:
         _check_part_number(part_number)
         _check_size(size)
         _check_md5_b64(md5_b64)
-        sized = SizedBody(body, size) if size else None
-        result = self._send(
+        result = self._send_fast(
             "UploadMultipart",
+            "PUT",
             key,
-            lambda b: b.upload_multipart_request(
-                key,
-                part_number=str(part_number),
-                upload_id=upload_id,
-                content_length=str(size),
-                content_md5=md5_b64,
-                body=sized,
-            ),
+            {"content-length": str(size), "content-md5": md5_b64, "content-type": "application/octet-stream"},
             201,
+            query=(("part_number", str(part_number)), ("upload_id", upload_id)),
+            body=SizedBody(body, size) if size else None,
         )
         assert result is not None
         return normalise_etag(result.headers.get("ETag")) or base64.b64decode(md5_b64).hex()
@@ -678,16 +772,10 @@ class QingStorRemote:
         objects: dict[str, ObjectInfo] = {}
         marker: str | None = None
         while True:
-            result = self._send(
-                "ListObjects",
-                prefix,
-                lambda b, m=marker: b.list_objects_request(
-                    prefix=prefix or None,
-                    delimiter=delimiter or None,
-                    limit=str(LIST_LIMIT),
-                    marker=m,
-                ),
-                200,
+            params = {"prefix": prefix, "delimiter": delimiter, "limit": str(LIST_LIMIT), "marker": marker}
+            result = self._send_fast(
+                "ListObjects", "GET", prefix, {}, 200,
+                query=[(name, value) for name, value in params.items() if value], bucket_level=True,
             )
             assert result is not None
             page = result.get("keys") or []

@@ -8,6 +8,7 @@ this module never includes request headers).
 from __future__ import annotations
 
 import http.client
+import ssl
 from collections.abc import Iterator
 
 import requests
@@ -18,6 +19,7 @@ from urllib3.exceptions import (
     ProtocolError,
     ReadTimeoutError,
 )
+from urllib3.exceptions import SSLError as Urllib3SSLError
 
 from qsyncd.errors import (
     AuthError,
@@ -154,7 +156,7 @@ def transport_error(exc: BaseException, *, operation: str, key: str, endpoint: s
             code="name_resolution_error",
             **kwargs,
         )
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(exc, requests.exceptions.SSLError) or has(Urllib3SSLError, ssl.SSLError):
         return Unreachable(
             f"{where} failed: cannot reach {endpoint}: TLS handshake failed ({_brief(exc)}); "
             "check the endpoint's certificate and the system CA store",
