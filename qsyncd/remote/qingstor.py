@@ -2,7 +2,12 @@
 
 The SDK builds and signs each request (``Bucket.<op>_request(...)`` -> ``Request.sign()``); this
 module sends it itself so that it controls everything the SDK gets wrong (see
-``/work/shared/qingstor-api.md`` §7):
+``/work/shared/qingstor-api.md`` §7). The four requests sent once per file or part — HeadObject,
+PutObject, UploadMultipart and ListObjects — are the exception: building an SDK request (Builder,
+requests' prepare, Session.send) cost more CPU than sending a 16 KiB file, so qsyncd signs them itself
+(``signature.py``, pinned to the SDK's output by ``tests/remote/test_remote_signature.py``) and sends
+them on the same session's urllib3 pool (same proxies, TLS settings and kept-alive connections).
+Everything below holds for both kinds:
 
 * query parameters and header values are always ``str`` (the SDK ``quote()``s params and
   requests rejects non-str header values);
