@@ -718,13 +718,11 @@ class Daemon:
         elif info.size != st.st_size:
             reason = f"size differs (remote {info.size}, local {st.st_size})"
         else:
-            import hashlib
-
             from qsyncd.source import md5_section
 
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
             try:
-                md5 = md5_section(fd, 0, st.st_size, hashlib.md5()).hexdigest()
+                md5 = md5_section(fd, 0, st.st_size).hexdigest()
             finally:
                 os.close(fd)
             if info.etag == md5:

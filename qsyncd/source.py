@@ -106,7 +106,11 @@ class Section:
 
 def md5_section(fd: int, offset: int, length: int, *also: "hashlib._Hash") -> "hashlib._Hash":
     """MD5 of a byte range, also feeding every hash in ``also`` (e.g. the whole-file MD5)."""
-    h = hashlib.md5()
+    return feed_section(fd, offset, length, hashlib.md5(), *also)
+
+
+def feed_section(fd: int, offset: int, length: int, h: "hashlib._Hash", *also: "hashlib._Hash") -> "hashlib._Hash":
+    """Feed a byte range to ``h`` (and every hash in ``also``); returns ``h``."""
     pos, end = offset, offset + length
     while pos < end:
         data = os.pread(fd, min(BLOCK, end - pos), pos)

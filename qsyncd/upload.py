@@ -36,7 +36,7 @@ from qsyncd.remote.base import ObjectInfo, PartInfo, Remote
 from qsyncd.remoteindex import RemoteIndex
 from qsyncd.retry import backoff_delay
 from qsyncd.settle import FileSig
-from qsyncd.source import RateLimiter, Section, b64, md5_section, part_size_for, plan_parts
+from qsyncd.source import RateLimiter, Section, b64, feed_section, md5_section, part_size_for, plan_parts
 from qsyncd.state import FileRecord, Ledger, MultipartRecord, PartRecord
 
 
@@ -282,7 +282,7 @@ class Uploader:
         try:
             for n, off, length in plan:
                 if prehashed is None:
-                    md5_section(fd, off, length, whole)
+                    feed_section(fd, off, length, whole)
                 self._raise_first_error(futures)
                 if self.should_stop():
                     raise Interrupted(f"stopping: {key} resumes from part {n} at the next start")
