@@ -54,7 +54,7 @@ def test_sighup_adds_and_removes_watch_roots(tmp_path: Path, emulator: Any, daem
     (b / "new.txt").write_text("in b")
     (a / "old.txt").write_text("in a")
     d.wait_event("upload_finished", pred=lambda e: e["key"] == "b/new.txt")
-    assert "in b" == emulator.object_path(BUCKET, "b/new.txt").read_text()
+    assert "in b" == emulator.object_bytes(BUCKET, "b/new.txt").decode()
     assert 0 == d.stop()
     assert not [r for r in emulator.requests if r.key == "a/old.txt"]
 

@@ -167,7 +167,7 @@ def test_uploader_uses_a_covering_listing_and_heads_otherwise(
             outs["new.bin"].action, outs["same.bin"].action, outs["same.bin"].reason, outs["other.bin"].action)
         assert [] == _ops(emulator, "HeadObject")
         assert ["d/new.bin", "d/other.bin"] == sorted(_ops(emulator, "PutObject"))
-        assert b"new content" == emulator.object_path(BUCKET, "d/other.bin").read_bytes()
+        assert b"new content" == emulator.object_bytes(BUCKET, "d/other.bin")
         # uploaded keys are forgotten: the (now stale) listing no longer speaks for them
         assert (False, None) == idx.lookup("d/new.bin")
         emulator.clear_requests()
@@ -209,6 +209,6 @@ def test_sync_lists_a_directory_instead_of_heading_each_new_file(
     assert [] == [r.key for r in emulator.requests if r.operation == "HeadObject"]
     assert sorted("p/" + k for k in new) == sorted(r.key for r in ok if r.operation == "PutObject")
     for rel, data in new.items():
-        assert data == emulator.object_path(BUCKET, "p/" + rel).read_bytes()
+        assert data == emulator.object_bytes(BUCKET, "p/" + rel)
     skipped = json_events(res.stdout + "\n" + res.stderr, "upload_skipped")
     assert [("p/cam/zz-match.jpg", "remote_match")] == [(e["key"], e["reason"]) for e in skipped]

@@ -58,7 +58,7 @@ def test_small_file_put_then_ledger_skip(emulator: Any, remote: QingStorRemote, 
     up = Uploader(remote, ledger, SETTINGS, log=structlog.get_logger())
     out = up.upload(str(f), "k/a.bin")
     assert ("uploaded", 1) == (out.action, out.parts)
-    assert data == emulator.object_path(BUCKET, "k/a.bin").read_bytes()
+    assert data == emulator.object_bytes(BUCKET, "k/a.bin")
     before = len(emulator.requests)
     again = up.upload(str(f), "k/a.bin")
     assert ("skipped", "ledger_match") == (again.action, again.reason)
@@ -89,7 +89,7 @@ def test_multipart_etag_is_md5_in_part_order(emulator: Any, remote: QingStorRemo
     md5 = hashlib.md5(data).hexdigest()
     assert (6, md5) == (out.parts, out.md5)
     assert md5 == remote.head("big.bin").etag
-    assert data == emulator.object_path(BUCKET, "big.bin").read_bytes()
+    assert data == emulator.object_bytes(BUCKET, "big.bin")
     assert [] == ledger.multiparts()
 
 
@@ -119,7 +119,7 @@ def test_crash_midway_resumes_without_resending_stored_parts(
     sent_after = {r.part_number for r in ops(emulator, "UploadMultipart")}
     assert {5, 6, 7} == sent_after
     assert (5, 8) == (out.parts_resumed, out.parts)
-    assert data == emulator.object_path(BUCKET, "big.bin").read_bytes()
+    assert data == emulator.object_bytes(BUCKET, "big.bin")
     assert [] == ops(emulator, "InitiateMultipartUpload")
 
 
@@ -154,4 +154,4 @@ def test_delete_after_upload_only_when_verified(emulator: Any, remote: QingStorR
                                                                                  delete_after=True)
     assert out.deleted is True
     assert not f.exists()
-    assert data == emulator.object_path(BUCKET, "gone.bin").read_bytes()
+    assert data == emulator.object_bytes(BUCKET, "gone.bin")

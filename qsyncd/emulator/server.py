@@ -588,9 +588,26 @@ class Emulator:
         self.book.clear_records()
 
     def object_path(self, bucket: str, key: str) -> Path:
-        """Where the object's bytes are stored (raises ``KeyError`` if there is no such object)."""
+        """Where a single-file object's bytes are stored (``KeyError`` if there is no such object).
+
+        A completed multipart object is several files: this raises ``ValueError`` for it; use
+        :meth:`object_bytes` or :meth:`object_files`."""
         try:
             return self.store.object_path(bucket, key)
+        except StoreError as err:
+            raise KeyError(f"{bucket}/{key}: {err.code}") from None
+
+    def object_files(self, bucket: str, key: str) -> list[Path]:
+        """The object's data files in the order of its bytes (``KeyError`` if there is no such object)."""
+        try:
+            return self.store.object_files(bucket, key)
+        except StoreError as err:
+            raise KeyError(f"{bucket}/{key}: {err.code}") from None
+
+    def object_bytes(self, bucket: str, key: str) -> bytes:
+        """The object's whole content, also for multipart objects (``KeyError`` if there is no such object)."""
+        try:
+            return self.store.read_object(bucket, key)
         except StoreError as err:
             raise KeyError(f"{bucket}/{key}: {err.code}") from None
 

@@ -5,6 +5,7 @@ Layout under ``root``::
     buckets/<bucket>/bucket.json                      {"name", "created"}
     buckets/<bucket>/objects/<h[:2]>/<h>.json         object metadata (h = sha256 of the UTF-8 key;
     buckets/<bucket>/objects/<h[:2]>/<h>.<id>.data    the key itself lives inside the JSON)
+    buckets/<bucket>/objects/<h[:2]>/<h>.<id>.<i>.data  part i of a completed multipart object
     buckets/<bucket>/uploads/<upload_id>/upload.json  the upload (key, content type, metadata...)
     buckets/<bucket>/uploads/<upload_id>/part-<n>.json + part-<n>.<id>.data
 
@@ -15,7 +16,16 @@ so a crash at any moment leaves either the old or the new version; data files no
 no key can escape the root.
 
 An in-memory sorted key index per bucket (loaded at open) serves listings. Bodies are streamed
-in ~1 MiB chunks and never held in memory; Complete concatenates parts by streaming.
+in ~1 MiB chunks and never held in memory.
+
+Complete copies no data: each chosen part's data file is hard-linked into the object directory
+and the object's JSON lists those names in order (``data_files``; ``data_file`` is then ``""``).
+A GET reads the concatenation (:class:`ConcatReader`). Only when linking fails (EPERM, EXDEV,
+EMLINK...) are the parts copied into one data file as a single PUT would store it. Links made
+before the JSON commit are unreferenced data files, so a crash there leaves no object and the
+upload intact. A composite object's files are opened one at a time while it is read; a file of
+an object that is replaced or deleted while a reader still needs it is unlinked when that
+reader closes (or, after a crash, when the store is next opened).
 
 A completed upload's ``upload.json`` is removed right after the object commits; a crash between
 the two leaves the upload listed (abort cleans it). That is the only non-atomic step.
@@ -26,7 +36,9 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import hashlib
+import io
 import json
+import logging
 import os
 import shutil
 import threading
@@ -34,7 +46,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
+
+log = logging.getLogger("qsyncd.emulator")
 
 CHUNK = 1024 * 1024
 MIN_PART_SIZE = 4 * 1024 * 1024
@@ -66,7 +80,12 @@ class ObjectMeta:
     storage_class: str = "STANDARD"
     metadata: dict[str, str] = field(default_factory=dict)  # lower-case x-qs-meta-* names -> values
     headers: dict[str, str] = field(default_factory=dict)  # cache-control, content-encoding, ...
-    data_file: str = ""
+    data_file: str = ""  # a single-file object (PUT, copy)
+    data_files: list[str] = field(default_factory=list)  # a completed multipart object: parts in order
+
+    def file_names(self) -> list[str]:
+        """The names of the object's data files, in the order of its bytes."""
+        return list(self.data_files) if self.data_files else [self.data_file]
 
 
 @dataclass
@@ -179,6 +198,100 @@ class BodyWriter:
             pass
 
 
+class ConcatReader(io.RawIOBase):
+    """A read-only, seekable file over the concatenation of several data files.
+
+    Only the file under the read position is open; ``on_close`` runs once when the reader closes
+    (the store uses it to release the files). ``read(n)`` may return fewer than ``n`` bytes at a
+    file boundary, as a raw file may; ``read()`` returns everything up to the end.
+    """
+
+    def __init__(self, paths: list[Path], sizes: list[int], on_close: Callable[[], None] | None = None) -> None:
+        super().__init__()
+        if len(paths) != len(sizes):
+            raise ValueError("paths and sizes differ in length")
+        self._paths = list(paths)
+        self._sizes = list(sizes)
+        self._starts: list[int] = []
+        total = 0
+        for size in self._sizes:
+            self._starts.append(total)
+            total += size
+        self.size = total
+        self._pos = 0
+        self._index = -1
+        self._fd = -1
+        self._on_close = on_close
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        self._check_open()
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        self._check_open()
+        if whence == os.SEEK_SET:
+            pos = offset
+        elif whence == os.SEEK_CUR:
+            pos = self._pos + offset
+        elif whence == os.SEEK_END:
+            pos = self.size + offset
+        else:
+            raise ValueError(f"invalid whence {whence}")
+        if pos < 0:
+            raise ValueError("negative seek position")
+        self._pos = pos
+        return pos
+
+    def readinto(self, buffer: Any) -> int:
+        self._check_open()
+        view = memoryview(buffer).cast("B")
+        if self._pos >= self.size or not len(view):
+            return 0
+        index = bisect.bisect_right(self._starts, self._pos) - 1
+        offset = self._pos - self._starts[index]
+        want = min(len(view), self._sizes[index] - offset)
+        n = os.preadv(self._open(index), [view[:want]], offset)
+        if n <= 0:
+            raise OSError(f"data file {self._paths[index].name} is shorter than recorded")
+        self._pos += n
+        return n
+
+    def readall(self) -> bytes:
+        chunks = []
+        while chunk := self.read(CHUNK):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        if not self.closed:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            callback, self._on_close = self._on_close, None
+            if callback is not None:
+                callback()
+        super().close()
+
+    def _open(self, index: int) -> int:
+        if index != self._index:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            self._fd = os.open(self._paths[index], os.O_RDONLY | os.O_CLOEXEC)
+            self._index = index
+        return self._fd
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+
+
 class Store:
     """Thread-safe, crash-safe storage rooted at a directory."""
 
@@ -188,6 +301,8 @@ class Store:
         self.fsync = fsync
         self._lock = threading.RLock()
         self._buckets: dict[str, BucketState] = {}
+        self._pins: dict[Path, int] = {}  # data file -> number of open readers that need it
+        self._doomed: set[Path] = set()  # pinned data files of replaced/deleted objects
         (self.root / "buckets").mkdir(parents=True, exist_ok=True)
         self._load()
 
@@ -251,7 +366,7 @@ class Store:
                     except (OSError, ValueError, TypeError):
                         continue
                     state.objects[meta.key] = meta
-                    referenced.add(meta.data_file)
+                    referenced.update(meta.file_names())
             for name in names:
                 if name.startswith(".tmp-") or (name.endswith(".data") and name not in referenced):
                     (sub / name).unlink(missing_ok=True)
@@ -349,19 +464,48 @@ class Store:
     def commit_object(self, bucket: str, writer_path: Path, meta: ObjectMeta) -> ObjectMeta:
         """Make the written temp file the object's data, atomically replacing any old version."""
         with self._lock:
-            state = self.bucket(bucket)
+            self.bucket(bucket)
             odir = self._object_dir(bucket, meta.key)
-            h = key_hash(meta.key)
-            meta.data_file = f"{h}.{uuid.uuid4().hex}.data"
+            meta.data_file = f"{key_hash(meta.key)}.{uuid.uuid4().hex}.data"
+            meta.data_files = []
             self._install(writer_path, odir / meta.data_file)
-            self._write_json(odir / f"{h}.json", dataclasses.asdict(meta))
-            old = state.objects.get(meta.key)
-            state.objects[meta.key] = meta
-            if old is None:
-                bisect.insort(state.keys, meta.key)
-            else:
-                (odir / old.data_file).unlink(missing_ok=True)
-            return dataclasses.replace(meta)
+            return self._commit_meta(bucket, meta)
+
+    def _commit_meta(self, bucket: str, meta: ObjectMeta) -> ObjectMeta:
+        """Write the JSON naming ``meta``'s data files (the commit point), then retire the old version.
+
+        The caller holds the lock and has put the data files in the object directory."""
+        state = self.bucket(bucket)
+        odir = self._object_dir(bucket, meta.key)
+        self._write_json(odir / f"{key_hash(meta.key)}.json", dataclasses.asdict(meta))
+        old = state.objects.get(meta.key)
+        state.objects[meta.key] = meta
+        if old is None:
+            bisect.insort(state.keys, meta.key)
+        else:
+            for name in old.file_names():
+                self._unlink_data(odir / name)
+        return dataclasses.replace(meta, data_files=list(meta.data_files))
+
+    def _unlink_data(self, path: Path) -> None:
+        """Remove a data file, or leave that to the last open reader that still needs it."""
+        if self._pins.get(path):
+            self._doomed.add(path)
+        else:
+            path.unlink(missing_ok=True)
+
+    def _release(self, paths: list[Path]) -> None:
+        """A reader of ``paths`` closed: remove those no object refers to any more."""
+        with self._lock:
+            for path in paths:
+                left = self._pins.get(path, 0) - 1
+                if left > 0:
+                    self._pins[path] = left
+                    continue
+                self._pins.pop(path, None)
+                if path in self._doomed:
+                    self._doomed.discard(path)
+                    path.unlink(missing_ok=True)
 
     def head_object(self, bucket: str, key: str) -> ObjectMeta:
         """The object's metadata; 404 ``object_not_exists`` if missing."""
@@ -369,19 +513,46 @@ class Store:
             meta = self.bucket(bucket).objects.get(key)
             if meta is None:
                 raise StoreError(404, "object_not_exists", "the object does not exist")
-            return dataclasses.replace(meta)
+            return dataclasses.replace(meta, data_files=list(meta.data_files))
 
     def open_object(self, bucket: str, key: str) -> tuple[ObjectMeta, BinaryIO]:
-        """Metadata plus an open file of the data (stays readable if the object is replaced)."""
+        """Metadata plus an open, seekable file of the data (stays readable if the object is replaced).
+
+        A multipart object gives a :class:`ConcatReader` over its parts; close it when done."""
         with self._lock:
             meta = self.head_object(bucket, key)
-            fh = open(self._object_dir(bucket, key) / meta.data_file, "rb")  # noqa: SIM115
-            return meta, fh
+            odir = self._object_dir(bucket, key)
+            if not meta.data_files:
+                return meta, open(odir / meta.data_file, "rb")  # noqa: SIM115
+            paths = [odir / name for name in meta.data_files]
+            sizes = [path.stat().st_size for path in paths]
+            for path in paths:
+                self._pins[path] = self._pins.get(path, 0) + 1
+            reader = ConcatReader(paths, sizes, lambda: self._release(paths))
+            return meta, cast(BinaryIO, reader)
+
+    def object_files(self, bucket: str, key: str) -> list[Path]:
+        """The object's data files, in the order of its bytes (one for a single-PUT object)."""
+        with self._lock:
+            meta = self.head_object(bucket, key)
+            odir = self._object_dir(bucket, key)
+            return [odir / name for name in meta.file_names()]
+
+    def read_object(self, bucket: str, key: str) -> bytes:
+        """The object's whole content (for tests and small objects: it is held in memory)."""
+        _, fh = self.open_object(bucket, key)
+        with fh:
+            return fh.read()
 
     def object_path(self, bucket: str, key: str) -> Path:
-        """Where the current data of an object is stored."""
+        """Where the data of a single-file object is stored; ``ValueError`` for a multipart object."""
         with self._lock:
             meta = self.head_object(bucket, key)
+            if meta.data_files:
+                raise ValueError(
+                    f"{bucket}/{key} is a completed multipart object stored as {len(meta.data_files)} "
+                    "files: use object_bytes() / read_object() or object_files() instead of object_path()"
+                )
             return self._object_dir(bucket, key) / meta.data_file
 
     def delete_object(self, bucket: str, key: str) -> bool:
@@ -398,7 +569,8 @@ class Store:
             (odir / f"{key_hash(key)}.json").unlink(missing_ok=True)
             if self.fsync:
                 _fsync_dir(odir)
-            (odir / meta.data_file).unlink(missing_ok=True)
+            for name in meta.file_names():
+                self._unlink_data(odir / name)
             return True
 
     def list_objects(
@@ -508,7 +680,11 @@ class Store:
         listed: list[dict[str, Any]],
         etag: str | None,
     ) -> ObjectMeta:
-        """Assemble the listed parts into the object (rules: see :mod:`qsyncd.emulator.operations`)."""
+        """Make the listed parts the object (rules: see :mod:`qsyncd.emulator.operations`).
+
+        The parts' data files are hard-linked into the object directory (no data is copied); the
+        MD5 is computed by reading them only when no ``etag`` is given. The parts are copied into
+        one file only if linking fails."""
         with self._lock:
             upload = self.upload(bucket, upload_id, key)
             chosen: list[PartMeta] = []
@@ -536,8 +712,14 @@ class Store:
                         400, "entity_too_small", f"part {part.part_number} is smaller than 4 MiB and not the last"
                     )
             udir = self._upload_dir(bucket, upload_id)
-            files = [open(udir / p.data_file, "rb") for p in chosen]  # noqa: SIM115
             attrs = dataclasses.replace(upload, parts={})
+            linked = self._link_parts(bucket, upload_id, key, chosen)
+            if linked is not None:
+                files: list[BinaryIO] = []
+            else:
+                files = [open(udir / p.data_file, "rb") for p in chosen]  # noqa: SIM115
+        if linked is not None:
+            return self._complete_linked(bucket, upload_id, attrs, chosen, linked, etag)
         writer = self.object_writer(bucket, key)
         try:
             for fh in files:
@@ -566,6 +748,86 @@ class Store:
                 fh.close()
             writer.discard()
             raise
+
+    def _link_parts(self, bucket: str, upload_id: str, key: str, chosen: list[PartMeta]) -> list[str] | None:
+        """Hard-link the chosen parts into the object directory; their names, or None if linking failed.
+
+        The caller holds the lock (so no part file can be replaced or aborted meanwhile)."""
+        udir = self._upload_dir(bucket, upload_id)
+        odir = self._object_dir(bucket, key)
+        odir.mkdir(parents=True, exist_ok=True)
+        stem = f"{key_hash(key)}.{uuid.uuid4().hex}"
+        names: list[str] = []
+        try:
+            for i, part in enumerate(chosen):
+                name = f"{stem}.{i}.data"
+                os.link(udir / part.data_file, odir / name)
+                names.append(name)
+        except OSError as exc:
+            for name in names:
+                (odir / name).unlink(missing_ok=True)
+            log.warning("complete_copying_parts bucket=%s upload_id=%s reason=%r", bucket, upload_id, exc.strerror)
+            return None
+        return names
+
+    def _complete_linked(
+        self,
+        bucket: str,
+        upload_id: str,
+        attrs: UploadState,
+        chosen: list[PartMeta],
+        names: list[str],
+        etag: str | None,
+    ) -> ObjectMeta:
+        """Commit an object made of the hard-linked part files ``names`` (removed again on failure)."""
+        odir = self._object_dir(bucket, attrs.key)
+        committed = False
+        try:
+            if etag:
+                object_etag = etag
+            else:
+                md5 = hashlib.md5()
+                buf = bytearray(CHUNK)
+                view = memoryview(buf)
+                for name in names:
+                    with open(odir / name, "rb", buffering=0) as fh:
+                        while n := fh.readinto(buf):
+                            md5.update(view[:n])
+                object_etag = md5.hexdigest()
+            now = self.now()
+            meta = ObjectMeta(
+                key=attrs.key,
+                size=sum(p.size for p in chosen),
+                etag=object_etag,
+                mime_type=attrs.mime_type,
+                created=now,
+                modified=now,
+                storage_class=attrs.storage_class,
+                metadata=dict(attrs.metadata),
+                headers=dict(attrs.headers),
+                data_file="",
+                data_files=list(names),
+            )
+            with self._lock:
+                self.upload(bucket, upload_id, attrs.key)  # still there (not aborted meanwhile)?
+                result = self._commit_meta(bucket, meta)
+                committed = True
+                self._drop_upload(bucket, upload_id)
+            return result
+        except BaseException:
+            # Keep the links if the JSON naming them got in before the failure (e.g. its dir fsync failed).
+            if not committed and not self._json_names(odir, attrs.key, names[0]):
+                for name in names:
+                    (odir / name).unlink(missing_ok=True)
+            raise
+
+    def _json_names(self, odir: Path, key: str, name: str) -> bool:
+        """Whether the object JSON on disk lists data file ``name``."""
+        try:
+            data = json.loads((odir / f"{key_hash(key)}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return isinstance(data, dict) and name in (data.get("data_files") or [])
 
     def _drop_upload(self, bucket: str, upload_id: str) -> None:
         state = self.bucket(bucket)

@@ -27,7 +27,7 @@ def md5_hex(data: bytes) -> str:
 def remote_bytes(emu: Any, key: str) -> bytes | None:
     """The stored bytes of ``key`` or None when the bucket has no such object."""
     try:
-        return emu.object_path(BUCKET, key).read_bytes()
+        return emu.object_bytes(BUCKET, key)
     except KeyError:
         return None
 

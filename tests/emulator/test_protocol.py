@@ -374,7 +374,7 @@ def test_restart_persistence(tmp_path: Path) -> None:
         done = bucket.complete_multipart_upload("later", upload_id=upload_id,
                                                 object_parts=[{"part_number": 0}, {"part_number": 1}])
         assert 201 == done.status_code
-        assert part + tail == second.object_path("test-bucket", "later").read_bytes()
+        assert part + tail == second.object_bytes("test-bucket", "later")
 
 
 def test_leftover_temp_files_are_cleaned(tmp_path: Path) -> None:
@@ -415,11 +415,11 @@ def test_parallel_part_uploads(emu: Emulator) -> None:
     out = sdk_bucket(emu).complete_multipart_upload(key, upload_id=upload_id,
                                                     object_parts=[{"part_number": n} for n in range(8)])
     assert 201 == out.status_code
-    assert hashlib.md5(b"".join(parts)).hexdigest() == hashlib.md5(emu.object_path("test-bucket", key).read_bytes()).hexdigest()
+    assert hashlib.md5(b"".join(parts)).hexdigest() == hashlib.md5(emu.object_bytes("test-bucket", key)).hexdigest()
 
 
 def test_key_containing_scheme_like_text_is_not_absolute_form(emu: Emulator) -> None:
     """An origin-form path whose key contains ``://`` is still routed as ``/bucket/key``."""
     data = b"not-a-proxy"
     assert 201 == request(emu, "PUT", f"{B}/x://y", headers={"Content-MD5": md5_b64(data)}, body=data).status
-    assert data == emu.object_path("test-bucket", "x://y").read_bytes()
+    assert data == emu.object_bytes("test-bucket", "x://y")

@@ -47,9 +47,9 @@ def test_rclone_copy_lsjson_check(emu: Emulator, tmp_path: Path) -> None:
     ops = [r.operation for r in emu.requests]
     assert "InitiateMultipartUpload" in ops and "CompleteMultipartUpload" in ops
     assert 5 == sum(1 for r in emu.requests if r.operation == "UploadMultipart" and r.status == 201)
-    assert small == emu.object_path("test-bucket", "dir/small file.bin").read_bytes()
+    assert small == emu.object_bytes("test-bucket", "dir/small file.bin")
     assert hashlib.md5(big).hexdigest() == hashlib.md5(
-        emu.object_path("test-bucket", "dir/big.bin").read_bytes()).hexdigest()
+        emu.object_bytes("test-bucket", "dir/big.bin")).hexdigest()
 
     listing = rclone(emu, "lsjson", "qs:test-bucket/dir")
     assert 0 == listing.returncode, listing.stderr
@@ -76,7 +76,7 @@ def test_rclone_bucket_lifecycle_and_server_side_move(emu: Emulator, tmp_path: P
     assert 0 == lsd.returncode and "fresh-bucket" in lsd.stdout and "test-bucket" in lsd.stdout
     odd = "qs:fresh-bucket/we ird/ké y+%?.txt"
     assert 0 == rclone(emu, "copyto", str(local), odd).returncode
-    assert b"hello world" == emu.object_path("fresh-bucket", "we ird/ké y+%?.txt").read_bytes()
+    assert b"hello world" == emu.object_bytes("fresh-bucket", "we ird/ké y+%?.txt")
     moved = rclone(emu, "moveto", odd, "qs:fresh-bucket/moved.txt")
     assert 0 == moved.returncode, moved.stderr
     cat = rclone(emu, "cat", "qs:fresh-bucket/moved.txt", "--offset", "6", "--count", "5")

@@ -169,17 +169,6 @@ def md5_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def files_equal(a: Path, b: Path) -> bool:
-    """Byte-for-byte comparison of two files."""
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        while True:
-            x, y = fa.read(1 << 20), fb.read(1 << 20)
-            if x != y:
-                return False
-            if not x:
-                return True
-
-
 def local_tree(root: Path) -> dict[str, Path]:
     """relpath (as key) -> path of every regular file under ``root``."""
     out = {}
@@ -198,10 +187,51 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def object_metas(emu_root: Path, bucket: str = BUCKET) -> dict[str, tuple[dict[str, Any], Path]]:
-    """key -> (metadata, data file), read from the emulator's on-disk layout WITHOUT opening a Store
+@dataclass(frozen=True)
+class StoredObject:
+    """One object version as the emulator stores it: one data file (PUT) or its parts' files in order
+    (a completed multipart upload). Reading it on a live emulator may raise OSError when the object is
+    replaced meanwhile."""
+
+    paths: tuple[Path, ...]
+
+    @property
+    def name(self) -> str:
+        """Names this version (its first data file's name is unique to it)."""
+        return self.paths[0].name
+
+    def exists(self) -> bool:
+        """Whether every data file is still there."""
+        return all(p.exists() for p in self.paths)
+
+    def size(self) -> int:
+        """The object's size in bytes."""
+        return sum(os.path.getsize(p) for p in self.paths)
+
+    def chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
+        """The object's bytes in order, ``size`` bytes at a time (a file boundary may cut a chunk short)."""
+        for path in self.paths:
+            with open(path, "rb") as fh:
+                while chunk := fh.read(size):
+                    yield chunk
+
+    def read_bytes(self) -> bytes:
+        """The whole object."""
+        return b"".join(self.chunks())
+
+    def equals_file(self, path: Path) -> bool:
+        """Byte-for-byte comparison with a local file."""
+        with open(path, "rb") as fh:
+            for chunk in self.chunks():
+                if fh.read(len(chunk)) != chunk:
+                    return False
+            return fh.read(1) == b""
+
+
+def object_metas(emu_root: Path, bucket: str = BUCKET) -> dict[str, tuple[dict[str, Any], StoredObject]]:
+    """key -> (metadata, stored data), read from the emulator's on-disk layout WITHOUT opening a Store
     (opening one cleans up the .tmp files of requests in flight, which would break a live emulator)."""
-    out: dict[str, tuple[dict[str, Any], Path]] = {}
+    out: dict[str, tuple[dict[str, Any], StoredObject]] = {}
     odir = emu_root / "buckets" / bucket / "objects"
     if not odir.is_dir():
         return out
@@ -211,13 +241,16 @@ def object_metas(emu_root: Path, bucket: str = BUCKET) -> dict[str, tuple[dict[s
         for name in os.listdir(sub):
             if name.endswith(".json") and not name.startswith(".tmp-"):
                 meta = _read_json(sub / name)
-                if meta is not None and (sub / meta["data_file"]).exists():
-                    out[meta["key"]] = (meta, sub / meta["data_file"])
+                if meta is None:
+                    continue
+                stored = StoredObject(tuple(sub / n for n in (meta.get("data_files") or [meta["data_file"]])))
+                if stored.exists():
+                    out[meta["key"]] = (meta, stored)
     return out
 
 
-def bucket_objects(emu_root: Path, bucket: str = BUCKET) -> dict[str, Path]:
-    """key -> data file of every object in the emulator's store (read-only; works on a live emulator)."""
+def bucket_objects(emu_root: Path, bucket: str = BUCKET) -> dict[str, StoredObject]:
+    """key -> stored data of every object in the emulator's store (read-only; works on a live emulator)."""
     return {k: p for k, (_, p) in object_metas(emu_root, bucket).items()}
 
 
@@ -249,7 +282,7 @@ class Diff:
                f"({len(self.differ)}) extra={self.extra[:10]} ({len(self.extra)})"
 
 
-def compare(local: dict[str, Path], remote: dict[str, Path], *, allow_extra: bool = False) -> Diff:
+def compare(local: dict[str, Path], remote: dict[str, StoredObject], *, allow_extra: bool = False) -> Diff:
     """Compare the expected keys (local) to the bucket, byte for byte."""
     d = Diff()
     for key, path in local.items():
@@ -258,7 +291,7 @@ def compare(local: dict[str, Path], remote: dict[str, Path], *, allow_extra: boo
             d.missing.append(key)
             continue
         try:
-            same = os.path.getsize(rp) == os.path.getsize(path) and files_equal(path, rp)
+            same = rp.size() == os.path.getsize(path) and rp.equals_file(path)
         except OSError:
             same = False
         if not same:
@@ -268,6 +301,14 @@ def compare(local: dict[str, Path], remote: dict[str, Path], *, allow_extra: boo
     if not allow_extra:
         d.extra = sorted(set(remote) - set(local))
     return d
+
+
+def _sizes_match(exp: dict[str, Path], remote: dict[str, StoredObject]) -> bool:
+    """Whether every expected file that exists has the size of its object (False if one vanished meanwhile)."""
+    try:
+        return all(remote[k].size() == os.path.getsize(p) for k, p in exp.items() if p.exists())
+    except OSError:
+        return False
 
 
 def wait_converged(emu_root: Path, expected: Callable[[], dict[str, Path]], *, timeout: float,
@@ -286,8 +327,7 @@ def wait_converged(emu_root: Path, expected: Callable[[], dict[str, Path]], *, t
             continue
         remote = bucket_objects(emu_root)
         # cheap pre-check on sizes before reading bytes
-        if set(exp) <= set(remote) and all(os.path.getsize(remote[k]) == os.path.getsize(p) for k, p in exp.items()
-                                           if p.exists()):
+        if set(exp) <= set(remote) and _sizes_match(exp, remote):
             last = compare(exp, remote, allow_extra=allow_extra)
             if last.equal:
                 if count:

@@ -36,14 +36,14 @@ class VersionWatch:
         return self
 
     def check_once(self) -> None:
-        for key, path in bucket_objects(self.emu_root).items():
-            if (key, path.name) in self._checked:
+        for key, stored in bucket_objects(self.emu_root).items():
+            if (key, stored.name) in self._checked:
                 continue
             try:
-                digest = hashlib.md5(path.read_bytes()).hexdigest()
+                digest = hashlib.md5(stored.read_bytes()).hexdigest()
             except OSError:
                 continue  # replaced meanwhile: the next poll sees the new one
-            self._checked.add((key, path.name))
+            self._checked.add((key, stored.name))
             self.seen += 1
             if digest not in self.versions.get(key, set()):
                 self.bad.append(f"{key}: bucket holds bytes that were never a complete local version")

@@ -63,7 +63,7 @@ def test_500_on_complete_is_transient_then_succeeds(target: Target, emu) -> None
         remote.complete(key, upload_id, parts, md5_hex(data))
     assert (500, "internal_error") == (info.value.status, info.value.code)
     remote.complete(key, upload_id, parts, md5_hex(data))
-    assert data == emu.object_path(target.bucket, key).read_bytes()
+    assert data == emu.object_bytes(target.bucket, key)
 
 
 def test_reset_mid_body_is_transient_and_stores_nothing(target: Target, emu) -> None:  # type: ignore[no-untyped-def]
@@ -94,7 +94,7 @@ def test_reset_on_put_is_transient_and_stores_nothing(target: Target, emu) -> No
         remote.put(key, io.BytesIO(data), len(data), md5_b64(data))
     assert None is remote.head(key)
     remote.put(key, io.BytesIO(data), len(data), md5_b64(data))
-    assert data == emu.object_path(target.bucket, key).read_bytes()
+    assert data == emu.object_bytes(target.bucket, key)
 
 
 @pytest.mark.parametrize("operation", ["PutObject", "HeadObject"])

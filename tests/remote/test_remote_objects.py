@@ -50,7 +50,7 @@ def test_put_then_head_round_trip(target: Target) -> None:
         metadata={"mtime": "1700000000.5", "src-host": "box-1"},
     ) == info
     if target.emu is not None:
-        assert data == target.emu.object_path(target.bucket, key).read_bytes()
+        assert data == target.emu.object_bytes(target.bucket, key)
 
 
 def test_put_uses_callers_content_type_not_the_sdk_guess(target: Target) -> None:
@@ -130,7 +130,7 @@ def test_put_from_file_section(target: Target, tmp_path: Path) -> None:
     assert info is not None
     assert len(section) == info.size
     if target.emu is not None:
-        assert section == target.emu.object_path(target.bucket, key).read_bytes()
+        assert section == target.emu.object_bytes(target.bucket, key)
 
 
 def test_bad_digest_is_bad_request_and_stores_nothing(target: Target) -> None:
