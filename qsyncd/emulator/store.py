@@ -319,15 +319,27 @@ class Store:
 
     def _write_json(self, path: Path, data: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".tmp-{uuid.uuid4().hex}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False)
-            fh.flush()
-            if self.fsync:
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        os.replace(self._stage_json(path.parent, data), path)
         if self.fsync:
             _fsync_dir(path.parent)
+
+    def _stage_json(self, directory: Path, data: dict[str, Any]) -> Path:
+        """Write ``data`` to a durable temp file in ``directory`` (renaming it into place commits it).
+
+        The hot commits (PutObject, UploadMultipart) stage and fsync outside the store lock and
+        fsync the directory after releasing it, so parallel requests do not queue behind each
+        other's fsyncs: the lock covers only the rename and the in-memory index."""
+        tmp = directory / f".tmp-{uuid.uuid4().hex}"
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, ensure_ascii=False)
+                fh.flush()
+                if self.fsync:
+                    os.fsync(fh.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp
 
     def _install(self, writer_path: Path, final: Path) -> None:
         os.replace(writer_path, final)
@@ -463,21 +475,34 @@ class Store:
 
     def commit_object(self, bucket: str, writer_path: Path, meta: ObjectMeta) -> ObjectMeta:
         """Make the written temp file the object's data, atomically replacing any old version."""
-        with self._lock:
-            self.bucket(bucket)
-            odir = self._object_dir(bucket, meta.key)
-            meta.data_file = f"{key_hash(meta.key)}.{uuid.uuid4().hex}.data"
-            meta.data_files = []
-            self._install(writer_path, odir / meta.data_file)
-            return self._commit_meta(bucket, meta)
+        self.bucket(bucket)
+        odir = self._object_dir(bucket, meta.key)  # the writer's temp file lives here already
+        meta.data_file = f"{key_hash(meta.key)}.{uuid.uuid4().hex}.data"
+        meta.data_files = []
+        staged = self._stage_json(odir, dataclasses.asdict(meta))
+        try:
+            with self._lock:
+                self._install(writer_path, odir / meta.data_file)
+                result = self._commit_meta(bucket, meta, staged=staged)
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+        if self.fsync:
+            _fsync_dir(odir)  # before the caller answers: the rename is durable once acknowledged
+        return result
 
-    def _commit_meta(self, bucket: str, meta: ObjectMeta) -> ObjectMeta:
+    def _commit_meta(self, bucket: str, meta: ObjectMeta, *, staged: Path | None = None) -> ObjectMeta:
         """Write the JSON naming ``meta``'s data files (the commit point), then retire the old version.
 
-        The caller holds the lock and has put the data files in the object directory."""
+        The caller holds the lock and has put the data files in the object directory. With
+        ``staged`` (a durable temp file of the JSON) only the rename happens here and the caller
+        fsyncs the directory after releasing the lock."""
         state = self.bucket(bucket)
         odir = self._object_dir(bucket, meta.key)
-        self._write_json(odir / f"{key_hash(meta.key)}.json", dataclasses.asdict(meta))
+        if staged is not None:
+            os.replace(staged, odir / f"{key_hash(meta.key)}.json")
+        else:
+            self._write_json(odir / f"{key_hash(meta.key)}.json", dataclasses.asdict(meta))
         old = state.objects.get(meta.key)
         state.objects[meta.key] = meta
         if old is None:
@@ -652,19 +677,32 @@ class Store:
 
     def commit_part(self, bucket: str, upload_id: str, key: str, writer_path: Path, part: PartMeta) -> PartMeta:
         """Store a part (replacing one with the same number)."""
-        with self._lock:
-            upload = self.upload(bucket, upload_id, key)
-            if part.part_number not in upload.parts and len(upload.parts) >= MAX_PARTS:
-                raise StoreError(400, "max_parts_exceeded", f"an upload holds at most {MAX_PARTS} parts")
-            udir = self._upload_dir(bucket, upload_id)
-            part.data_file = f"part-{part.part_number}.{uuid.uuid4().hex}.data"
-            self._install(writer_path, udir / part.data_file)
-            self._write_json(udir / f"part-{part.part_number}.json", dataclasses.asdict(part))
-            old = upload.parts.get(part.part_number)
-            upload.parts[part.part_number] = part
-            if old is not None:
-                (udir / old.data_file).unlink(missing_ok=True)
-            return dataclasses.replace(part)
+        self.upload(bucket, upload_id, key)
+        udir = self._upload_dir(bucket, upload_id)
+        part.data_file = f"part-{part.part_number}.{uuid.uuid4().hex}.data"
+        try:
+            staged = self._stage_json(udir, dataclasses.asdict(part))
+        except FileNotFoundError:  # aborted meanwhile: its directory is gone
+            self.upload(bucket, upload_id, key)
+            raise
+        try:
+            with self._lock:
+                upload = self.upload(bucket, upload_id, key)
+                if part.part_number not in upload.parts and len(upload.parts) >= MAX_PARTS:
+                    raise StoreError(400, "max_parts_exceeded", f"an upload holds at most {MAX_PARTS} parts")
+                self._install(writer_path, udir / part.data_file)
+                os.replace(staged, udir / f"part-{part.part_number}.json")
+                old = upload.parts.get(part.part_number)
+                upload.parts[part.part_number] = part
+                if old is not None:
+                    (udir / old.data_file).unlink(missing_ok=True)
+                result = dataclasses.replace(part)
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+        if self.fsync:
+            _fsync_dir(udir)
+        return result
 
     def list_parts(self, bucket: str, upload_id: str, key: str) -> list[PartMeta]:
         """All parts of an upload sorted by number."""

@@ -83,6 +83,7 @@ MAX_PART_NUMBER = 10000
 STORAGE_CLASSES = ("STANDARD", "STANDARD_IA")
 _META_KEY_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 _HEX32_RE = re.compile(r"^[0-9a-f]{32}$")
+_PRINTABLE_RE = re.compile(r"[\x20-\x7e]*")
 _SDK_LOGGER = "qingstor-sdk"
 _USER_AGENT = f"qsyncd/{__version__} (Python {platform.python_version()}; {sys.platform})"
 
@@ -248,7 +249,7 @@ def _meta_headers(metadata: Mapping[str, str] | None) -> dict[str, str] | None:
     for name, value in metadata.items():
         if not isinstance(name, str) or not _META_KEY_RE.match(name) or len(name) > 512:
             raise ValueError(f"metadata name {name!r} must be 1..512 chars of [A-Za-z0-9._-]")
-        if not isinstance(value, str) or any(not 0x20 <= ord(c) <= 0x7E for c in value):
+        if not isinstance(value, str) or not _PRINTABLE_RE.fullmatch(value):
             raise ValueError(f"metadata value of {name!r} must be printable ASCII")
         if value != value.strip():
             raise ValueError(f"metadata value of {name!r} must not start or end with spaces")
@@ -272,7 +273,7 @@ def _object_headers(
 
 def _check_content_type(content_type: str) -> None:
     # http.client encodes header values as latin-1 and requests rejects CR/LF: refuse them here.
-    if not isinstance(content_type, str) or any(not 0x20 <= ord(c) <= 0x7E for c in content_type):
+    if not isinstance(content_type, str) or not _PRINTABLE_RE.fullmatch(content_type):
         raise ValueError(f"content_type must be printable ASCII, got {content_type!r}")
 
 
