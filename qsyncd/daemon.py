@@ -236,9 +236,10 @@ class Daemon:
                 self.failures[root.path] = "watch root does not exist"
         deadline = None if timeout is None else self.clock() + timeout
         try:
-            while not self.stop_event.wait(0.05):
+            while not self.stop_event.wait(0.02):
                 if self._drained():
-                    time.sleep(0.1)  # a worker re-queues a changed file right after pipeline.done()
+                    # a worker re-queues a changed file right after pipeline.done() (microseconds later)
+                    time.sleep(0.03)
                     if self._drained():
                         break
                 if deadline is not None and self.clock() > deadline:
