@@ -23,7 +23,7 @@ from pathlib import Path
 from bench import harness
 from bench.harness import EmulatorProc, Row
 
-SCENARIOS = ("large", "small", "latency", "idle", "restart")
+SCENARIOS = ("large", "small", "small-rtt", "latency", "idle", "restart")
 MARK_START = "<!-- bench:results:start -->"
 MARK_END = "<!-- bench:results:end -->"
 
@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     mib = 1 << 20
     large_size = (4096 if args.big else (256 if q else 1024)) * mib
     small_files = 1000 if q else 5000
+    small_rtt_files = 500 if q else 2000
     idle_files, idle_dirs, idle_secs = (2000, 100, 15.0) if q else (20000, 1000, 60.0)
     restart_files = 5000 if q else 50000
     lat_secs = 10.0 if q else 30.0
@@ -119,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
                 e, w, size=large_size, repeats=repeats, log=log)),
             ("small", lambda e, w: __import__("bench.small", fromlist=["run"]).run(
                 e, w, files=small_files, dirs=max(1, small_files // 10), size=16384, repeats=repeats, log=log)),
+            ("small-rtt", lambda e, w: __import__("bench.small", fromlist=["run"]).run(
+                e, w, files=small_rtt_files, dirs=max(1, small_rtt_files // 10), size=16384, repeats=repeats,
+                log=log, latency=0.02)),
             ("latency", lambda e, w: __import__("bench.latency", fromlist=["run"]).run(
                 e, w, rate=20.0, seconds=lat_secs, log=log)),
             ("idle", lambda e, w: __import__("bench.idle", fromlist=["run_idle"]).run_idle(

@@ -231,10 +231,10 @@ class EmulatorProc:
         assert self.proc is not None
         return proc_cpu_seconds(self.proc.pid)
 
-    def _admin(self, method: str, path: str) -> Any:
+    def _admin(self, method: str, path: str, body: Any = None) -> Any:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
         try:
-            conn.request(method, path)
+            conn.request(method, path, body=None if body is None else json.dumps(body).encode())
             resp = conn.getresponse()
             data = resp.read()
             if resp.status >= 300:
@@ -249,6 +249,12 @@ class EmulatorProc:
 
     def clear_requests(self) -> None:
         self._admin("DELETE", "/_emulator/requests")
+
+    def set_latency(self, seconds: float) -> None:
+        """Delay every later request by ``seconds`` (0: none), as a network round trip would."""
+        self._admin("DELETE", "/_emulator/faults")
+        if seconds > 0:
+            self._admin("POST", "/_emulator/faults", {"latency": seconds, "count": None})
 
     def complete_seconds(self, key: str) -> float:
         """How long the emulator spent on CompleteMultipartUpload of ``key``: from the end of the

@@ -56,6 +56,7 @@ ORPHAN_MIN_AGE = 3600.0
 ONCE_MAX_ATTEMPTS = 4
 MISSING_ROOT_RETRY = 10.0
 LIST_MIN_FILES = 8  # a scan lists a key prefix (instead of one HEAD per file) when it queues this many under it
+LIST_CONCURRENCY = 4  # listings a scan keeps in flight while it walks on
 
 
 def make_remote(cfg: Config) -> Remote:
@@ -453,7 +454,7 @@ class Daemon:
             queued += 1
             idle = max(0.0, now_wall - st.st_mtime)
             lister.add(Hint("scan", path, root.path, reason, idle_for=idle))
-        lister.flush()
+        lister.close()
         self.log.info("rescan_finished", root=root.path, start=start, reason=reason, files=files, queued=queued,
                       seconds=round(self.clock() - t0, 3))
 
@@ -847,8 +848,11 @@ class _DirLister:
     A prefix is listed (``list_objects(prefix, "/")``, recorded in ``daemon.remote_index``) when at least
     ``LIST_MIN_FILES`` of the directory's files are queued and the expected listing pages (from the
     files of the directory the ledger already has) cost at most half as many requests as the HEADs they
-    save. A failed listing is logged (``listing_failed``) and turns listing off for the rest of the scan:
-    the uploader then HEADs as before.
+    save. Up to ``LIST_CONCURRENCY`` listings are in flight while the walk goes on (on a link with a
+    round trip of tens of milliseconds, one at a time would hold every upload back); a directory's hints
+    are released when its listing has returned, and ``close()`` waits for all of them. A failed listing
+    is logged (``listing_failed``) and turns listing off for the rest of the scan: the uploader then
+    HEADs as before.
     """
 
     def __init__(self, daemon: "Daemon", root: Root, *, enabled: bool) -> None:
@@ -858,6 +862,8 @@ class _DirLister:
         self.dir: str | None = None
         self.known = 0  # files of this directory the ledger already holds (their objects are listed too)
         self.held: list[Hint] = []
+        self._slots = threading.BoundedSemaphore(LIST_CONCURRENCY)
+        self._threads: list[threading.Thread] = []
 
     def enter(self, directory: str) -> None:
         if directory != self.dir:
@@ -873,10 +879,31 @@ class _DirLister:
     def flush(self) -> None:
         held, known = self.held, self.known
         self.held, self.known = [], 0
-        if len(held) >= LIST_MIN_FILES:
+        if len(held) < LIST_MIN_FILES or not self.enabled:
+            for hint in held:
+                self.d.hints.put(hint)
+            return
+        self._slots.acquire()  # bounds the listings (and the hints held for them) in flight
+        thread = threading.Thread(target=self._list_then_release, args=(held, known), name="scan-list", daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def close(self) -> None:
+        """Flush the last directory and wait until every listing has returned and released its hints."""
+        self.flush()
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
+
+    def _list_then_release(self, held: list[Hint], known: int) -> None:
+        try:
             self._list(held, known)
-        for hint in held:
-            self.d.hints.put(hint)
+        except Exception as err:  # noqa: BLE001 - the hints must be released whatever happened
+            self.d.log.warning("listing_failed", error=repr(err), action="head_each_file")
+        finally:
+            for hint in held:
+                self.d.hints.put(hint)
+            self._slots.release()
 
     def _list(self, held: list[Hint], known: int) -> None:
         groups: dict[str, int] = {}
@@ -896,8 +923,9 @@ class _DirLister:
                 objects = self.d.remote.list_objects(prefix, "/")
             except Exception as err:  # RemoteError, or a Remote without listings: HEAD as before
                 self.enabled = False
-                self.d.log.warning("listing_failed", prefix=prefix, error=str(err),
-                                   code=getattr(err, "code", ""), action="head_each_file")
+                if not self.d.stop_event.is_set():  # a listing cut short by shutdown is not news
+                    self.d.log.warning("listing_failed", prefix=prefix, error=str(err),
+                                       code=getattr(err, "code", ""), action="head_each_file")
                 return
             kept = self.d.remote_index.record_listing(prefix, objects, self.d.clock(), started=started)
             self.d.log.debug("prefix_listed", prefix=prefix, objects=len(objects), queued=n, kept=kept)
