@@ -21,6 +21,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,8 @@ class Daemon:
         up = cfg.upload
         limiter = RateLimiter(up.max_bytes_per_second) if up.max_bytes_per_second else None
         self.remote_index = RemoteIndex(clock=clock)  # directory listings made by _scan, instead of HEADs
+        # scans list directories on these threads (long-lived: each thread keeps its own connection)
+        self._list_pool = ThreadPoolExecutor(max_workers=LIST_CONCURRENCY, thread_name_prefix="scan-list")
         self.uploader = Uploader(
             self.remote,
             self.ledger,
@@ -322,6 +325,7 @@ class Daemon:
         for t in self._threads:
             t.join(timeout=max(0.1, deadline - time.monotonic()))
         self.uploader.close()
+        self._list_pool.shutdown(wait=False, cancel_futures=True)
         try:
             self._publish_status(final=True)
         except Exception:
@@ -863,7 +867,7 @@ class _DirLister:
         self.known = 0  # files of this directory the ledger already holds (their objects are listed too)
         self.held: list[Hint] = []
         self._slots = threading.BoundedSemaphore(LIST_CONCURRENCY)
-        self._threads: list[threading.Thread] = []
+        self._pending: list[Future[None]] = []
 
     def enter(self, directory: str) -> None:
         if directory != self.dir:
@@ -884,16 +888,20 @@ class _DirLister:
                 self.d.hints.put(hint)
             return
         self._slots.acquire()  # bounds the listings (and the hints held for them) in flight
-        thread = threading.Thread(target=self._list_then_release, args=(held, known), name="scan-list", daemon=True)
-        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
-        thread.start()
+        try:
+            future = self.d._list_pool.submit(self._list_then_release, held, known)
+        except RuntimeError:  # the pool is shut down: the daemon is stopping
+            self._slots.release()
+            for hint in held:
+                self.d.hints.put(hint)
+            return
+        self._pending = [f for f in self._pending if not f.done()] + [future]
 
     def close(self) -> None:
         """Flush the last directory and wait until every listing has returned and released its hints."""
         self.flush()
-        for thread in self._threads:
-            thread.join()
-        self._threads = []
+        wait(self._pending)
+        self._pending = []
 
     def _list_then_release(self, held: list[Hint], known: int) -> None:
         try:

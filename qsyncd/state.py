@@ -4,11 +4,11 @@ One SQLite file, ``<state dir>/state.db``, in WAL mode so ``qsyncd status`` can 
 while the daemon writes. A ``StateLock`` (``flock`` on ``<state dir>/qsyncd.lock``) keeps two daemons
 off the same directory.
 
-Durability: the connection runs with ``synchronous=FULL``, so ``start_multipart``,
-``finish_multipart``, failures and ``forget`` are on disk when the call returns (each is one
-transaction; WAL makes that one fsync). ``record_uploaded``, ``record_part`` and
-``set_daemon_status`` run with ``synchronous=NORMAL`` (one fsync per file would cap small-file
-throughput): after a power cut they may be lost, which costs a HEAD that finds the object again, a
+Durability: ``start_multipart``, ``finish_multipart``, failures and ``forget`` commit with
+``synchronous=FULL``, so they are on disk when the call returns (each is one transaction; WAL makes
+that one fsync). ``record_uploaded``, ``record_part`` and ``set_daemon_status`` commit with the
+connection's default ``synchronous=NORMAL`` (one fsync per file would cap small-file throughput,
+and switching per commit cost two statements per file): after a power cut they may be lost, which costs a HEAD that finds the object again, a
 part re-upload (the uploader also asks the server with ``list_parts``) or a stale status line,
 never a wrong record.
 A killed process (SIGKILL) loses nothing that was committed.
@@ -314,12 +314,12 @@ class Ledger:
 
     @contextmanager
     def _tx(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
-        """One write transaction; ``durable=False`` commits with synchronous=NORMAL."""
+        """One write transaction; ``durable`` (the default) commits with synchronous=FULL, else NORMAL."""
         if self.readonly:
             raise StateError(f"state database {self.path} was opened read-only")
         with self._db() as conn:
-            if not durable:
-                conn.execute("PRAGMA synchronous=NORMAL")
+            if durable:
+                conn.execute("PRAGMA synchronous=FULL")
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -331,9 +331,9 @@ class Ledger:
                             conn.execute("ROLLBACK")
                     raise
             finally:
-                if not durable:  # only outside a transaction: SQLite refuses it inside one
+                if durable:  # only outside a transaction: SQLite refuses it inside one
                     with suppress(sqlite3.Error):
-                        conn.execute("PRAGMA synchronous=FULL")
+                        conn.execute("PRAGMA synchronous=NORMAL")
 
     def _setup(self) -> None:
         conn = self._conn
@@ -341,7 +341,7 @@ class Ledger:
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StateError(f"state database {self.path}: cannot switch to WAL mode (got {mode}); is it on NFS?")
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # durable transactions switch to FULL (see _tx)
         conn.execute("PRAGMA busy_timeout=5000")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
