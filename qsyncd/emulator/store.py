@@ -764,18 +764,7 @@ class Store:
                 with fh:
                     writer.append_file(fh, hash_it=not etag)
             md5 = writer.finish()
-            now = self.now()
-            meta = ObjectMeta(
-                key=key,
-                size=writer.size,
-                etag=etag if etag else md5,
-                mime_type=attrs.mime_type,
-                created=now,
-                modified=now,
-                storage_class=attrs.storage_class,
-                metadata=dict(attrs.metadata),
-                headers=dict(attrs.headers),
-            )
+            meta = self._completed_meta(attrs, writer.size, etag if etag else md5)
             with self._lock:
                 self.upload(bucket, upload_id, key)  # still there (not aborted meanwhile)?
                 result = self.commit_object(bucket, writer.path, meta)
@@ -786,6 +775,25 @@ class Store:
                 fh.close()
             writer.discard()
             raise
+
+    def _completed_meta(
+        self, attrs: UploadState, size: int, etag: str, data_files: list[str] | None = None
+    ) -> ObjectMeta:
+        """The object a completed upload becomes: the upload's attributes, created now; one data file
+        (named at commit) or, with ``data_files``, the linked parts in order."""
+        now = self.now()
+        return ObjectMeta(
+            key=attrs.key,
+            size=size,
+            etag=etag,
+            mime_type=attrs.mime_type,
+            created=now,
+            modified=now,
+            storage_class=attrs.storage_class,
+            metadata=dict(attrs.metadata),
+            headers=dict(attrs.headers),
+            data_files=list(data_files or []),
+        )
 
     def _link_parts(self, bucket: str, upload_id: str, key: str, chosen: list[PartMeta]) -> list[str] | None:
         """Hard-link the chosen parts into the object directory; their names, or None if linking failed.
@@ -832,20 +840,7 @@ class Store:
                         while n := fh.readinto(buf):
                             md5.update(view[:n])
                 object_etag = md5.hexdigest()
-            now = self.now()
-            meta = ObjectMeta(
-                key=attrs.key,
-                size=sum(p.size for p in chosen),
-                etag=object_etag,
-                mime_type=attrs.mime_type,
-                created=now,
-                modified=now,
-                storage_class=attrs.storage_class,
-                metadata=dict(attrs.metadata),
-                headers=dict(attrs.headers),
-                data_file="",
-                data_files=list(names),
-            )
+            meta = self._completed_meta(attrs, sum(p.size for p in chosen), object_etag, names)
             with self._lock:
                 self.upload(bucket, upload_id, attrs.key)  # still there (not aborted meanwhile)?
                 result = self._commit_meta(bucket, meta)

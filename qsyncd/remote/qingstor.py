@@ -318,9 +318,11 @@ class QingStorRemote:
         config.enable_virtual_host_style = False
         self._config = config
         self._signer = Signer(access_key_id, secret_access_key)
+        self._zone_host = f"{zone}.{self._endpoint.host}" if zone else self._endpoint.host
         default_port = 443 if self._endpoint.scheme == "https" else 80
-        host = self._endpoint.host if self._endpoint.port == default_port else f"{self._endpoint.host}:{self._endpoint.port}"
-        self._host = f"{zone}.{host}" if zone else host  # as the SDK's Builder.parse_request_host
+        # the Host header, as the SDK's Builder.parse_request_host writes it (no port when it is the default)
+        port = "" if self._endpoint.port == default_port else f":{self._endpoint.port}"
+        self._host = self._zone_host + port
         self._base_url = f"{self._endpoint.scheme}://{self._host}"
         self._pool_timeout = Timeout(connect=self._timeout[0], read=self._timeout[1])
         self._local = threading.local()
@@ -357,13 +359,12 @@ class QingStorRemote:
             session.mount(prefix, HTTPAdapter(max_retries=0))
         # requests re-reads proxy and CA settings from the environment on every request (~12 % of the
         # CPU per small file); read them once here instead.
-        ep = self._endpoint
-        zone_host = f"{self._zone.lower()}.{ep.host}" if self._zone else ep.host
-        session.proxies.update(requests.utils.get_environ_proxies(f"{ep.scheme}://{zone_host}:{ep.port}"))
+        ep = self._endpoint  # (proxy matching lower-cases the host itself)
+        session.proxies.update(requests.utils.get_environ_proxies(f"{ep.scheme}://{self._zone_host}:{ep.port}"))
         session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         session.trust_env = False
         bucket = service.Bucket(self._bucket_name, self._zone)
-        # The hot path (HEAD, PutObject, UploadMultipart) sends on the session's own urllib3 pool, so
+        # The hot path (HEAD, PutObject, UploadMultipart, ListObjects) sends on the session's own urllib3 pool, so
         # proxies, TLS settings and kept-alive connections are the same as for SDK-built requests.
         adapter = session.get_adapter(self._base_url)
         probe = requests.Request("GET", self._base_url + "/").prepare()

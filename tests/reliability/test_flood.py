@@ -15,6 +15,20 @@ from relsupport import PY, REPO, Rig, scale
 QUEUE = Path("/proc/sys/fs/inotify/max_queued_events")
 
 
+def _start_with_8_watches(rig: Rig) -> Any:
+    """Start the rig's daemon with an inotify watch limit of 8. The limit is set in a private user namespace
+    (user.max_inotify_watches), so nothing else on the host is affected; the kernel enforces it exactly
+    like fs.inotify.max_user_watches."""
+    d = rig.daemon(start=False)
+    d._out = open(d.log_path, "ab")
+    d.proc = subprocess.Popen(
+        ["unshare", "--user", "--map-root-user", "sh", "-c",
+         'echo 8 > /proc/sys/user/max_inotify_watches && exec "$@"', "sh",
+         PY, "-m", "qsyncd", "run", "-c", str(rig.config), "--log-format", "json"],
+        stdout=d._out, stderr=subprocess.STDOUT, env=d.env, cwd=str(REPO))
+    return d
+
+
 @pytest.mark.timeout(1200)  # 20,000 files take ~4 min on the 2-core machine; above pyproject's 300 s default
 def test_flood_with_tiny_inotify_queue_every_file_arrives(rig: Rig, shared: Any, seed: int) -> None:
     """Files created as fast as possible into new dirs overflow a 16-event queue; a rescan finds them all."""
@@ -53,15 +67,7 @@ def test_watch_limit_message_names_the_sysctl_and_files_still_arrive(rig: Rig, s
     for i in range(30):
         (rig.tree / f"a{i:02d}" / "b").mkdir(parents=True)
     rig.write_config(settle={"quiet_seconds": 0.3, "rescan_interval_seconds": 3})
-    d = rig.daemon(start=False)
-    # The limit is set in a private user namespace (user.max_inotify_watches), so nothing else on the host
-    # is affected; the kernel enforces it exactly like fs.inotify.max_user_watches.
-    d._out = open(d.log_path, "ab")
-    d.proc = subprocess.Popen(
-        ["unshare", "--user", "--map-root-user", "sh", "-c",
-         'echo 8 > /proc/sys/user/max_inotify_watches && exec "$@"', "sh",
-         PY, "-m", "qsyncd", "run", "-c", str(rig.config), "--log-format", "json"],
-        stdout=d._out, stderr=subprocess.STDOUT, env=d.env, cwd=str(REPO))
+    d = _start_with_8_watches(rig)
     failed = d.wait_event("watch_failed", timeout=30)
     assert "fs.inotify.max_user_watches" in failed[0]["error"], failed[0]
     # Files in directories inotify could not watch still arrive (rescans).
@@ -78,13 +84,7 @@ def test_watch_limit_hit_by_new_directories_is_reported_and_files_arrive(rig: Ri
         shared.require_in_ci("needs unprivileged user namespaces as root")
     rng = random.Random(seed)
     rig.write_config(settle={"quiet_seconds": 0.3})  # default rescan_interval_seconds: 600
-    d = rig.daemon(start=False)
-    d._out = open(d.log_path, "ab")
-    d.proc = subprocess.Popen(
-        ["unshare", "--user", "--map-root-user", "sh", "-c",
-         'echo 8 > /proc/sys/user/max_inotify_watches && exec "$@"', "sh",
-         PY, "-m", "qsyncd", "run", "-c", str(rig.config), "--log-format", "json"],
-        stdout=d._out, stderr=subprocess.STDOUT, env=d.env, cwd=str(REPO))
+    d = _start_with_8_watches(rig)
     d.wait_event("daemon_ready", timeout=30)
     assert not d.events("watch_failed")  # the empty root fits
     for i in range(20):
