@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qsyncd import md5pair
 from qsyncd.config import Config, WatchConfig, load_config
 from qsyncd.errors import (
     AuthError,
@@ -202,7 +203,7 @@ class Daemon:
         """Run as a service until SIGTERM/SIGINT. Returns the exit code."""
         self._install_signals()
         self.log.info("daemon_starting", pid=os.getpid(), roots=list(self.roots), bucket=self.cfg.qingstor.bucket,
-                      endpoint=self.cfg.qingstor.endpoint)
+                      endpoint=self.cfg.qingstor.endpoint, md5_paired=md5pair.NATIVE)
         for w in self.cfg.warnings:
             self.log.warning("config_warning", message=w)
         self.watcher = Watcher(self.hints)

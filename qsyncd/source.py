@@ -13,6 +13,9 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
+
+from qsyncd import md5pair
 
 BLOCK = 1 << 20  # 1 MiB: large enough to keep syscalls and hashlib calls cheap, small enough to stay bounded
 
@@ -121,6 +124,20 @@ def feed_section(fd: int, offset: int, length: int, h: "hashlib._Hash", *also: "
             other.update(data)
         pos += len(data)
     return h
+
+
+def part_and_whole(fd: int, offset: int, length: int, whole: Any) -> str:
+    """The MD5 (hex) of a byte range, also feeding the range to ``whole`` (made by ``md5pair.new()``),
+    in one pass over the bytes when the native pair hasher is in use."""
+    part = md5pair.new()
+    pos, end = offset, offset + length
+    while pos < end:
+        data = os.pread(fd, min(BLOCK, end - pos), pos)
+        if not data:
+            break
+        md5pair.update_both(part, whole, data)
+        pos += len(data)
+    return part.hexdigest()
 
 
 def b64(digest: bytes) -> str:

@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import stat as statmod
@@ -36,7 +35,10 @@ from qsyncd.remote.base import ObjectInfo, PartInfo, Remote
 from qsyncd.remoteindex import RemoteIndex
 from qsyncd.retry import backoff_delay
 from qsyncd.settle import FileSig
-from qsyncd.source import RateLimiter, Section, b64, feed_section, md5_section, part_size_for, plan_parts
+from qsyncd import md5pair
+from qsyncd.source import (
+    RateLimiter, Section, b64, feed_section, md5_section, part_and_whole, part_size_for, plan_parts,
+)
 from qsyncd.state import FileRecord, Ledger, MultipartRecord, PartRecord
 
 
@@ -202,14 +204,14 @@ class Uploader:
 
     # ------------------------------------------------------------------ hashing
     def _hash_all(self, fd: int, st: os.stat_result, multipart: bool) -> tuple[str, list[str]]:
-        whole = hashlib.md5()
         part_md5s: list[str] = []
         if multipart:
+            whole = md5pair.new()
             psize = part_size_for(st.st_size, self.s.part_size)
             for _, off, length in plan_parts(st.st_size, psize):
-                part_md5s.append(md5_section(fd, off, length, whole).hexdigest())
+                part_md5s.append(part_and_whole(fd, off, length, whole))
         else:
-            md5_section(fd, 0, st.st_size, whole)
+            whole = md5_section(fd, 0, st.st_size)
         self._check_unchanged(fd, st)
         return whole.hexdigest(), part_md5s
 
@@ -272,16 +274,20 @@ class Uploader:
             self.log.info("multipart_resumed", key=key, path=path, upload_id=upload_id, parts_stored=len(stored))
 
         plan = plan_parts(size, psize)
-        # Two MD5 chains run side by side: this thread hashes the whole file in part order (the ETag
-        # sent with Complete), each part worker hashes its own part (its Content-MD5) just before
-        # sending it. Both read the same bytes; a write in between changes ctime, which the final
-        # _check_unchanged() catches before Complete, and Content-MD5 pins what the server stores.
-        whole = hashlib.md5()
-        known = prehashed[1] if prehashed is not None and prehashed[1] else None
+        # Every byte goes into two MD5s: its part's (the Content-MD5) and the whole file's, in part
+        # order (the ETag sent with Complete). With the native pair hasher this thread computes both
+        # in one pass and hands each part's MD5 to its worker; with hashlib the two run side by side
+        # instead, this thread hashing the whole file and each worker its own part just before
+        # sending it. A write in between changes ctime, which the final _check_unchanged() catches
+        # before Complete, and Content-MD5 pins what the server stores.
+        whole = md5pair.new()
+        known: list[str | None] = list(prehashed[1]) if prehashed is not None and prehashed[1] else [None] * len(plan)
         futures: list[Future[tuple[PartInfo, bool]]] = []
         try:
             for n, off, length in plan:
-                if prehashed is None:
+                if prehashed is None and md5pair.NATIVE:
+                    known[n] = part_and_whole(fd, off, length, whole)
+                elif prehashed is None:
                     feed_section(fd, off, length, whole)
                 self._raise_first_error(futures)
                 if self.should_stop():
@@ -291,7 +297,7 @@ class Uploader:
                     self._sem.release()
                     raise Interrupted(f"stopping: {key} resumes from part {n} at the next start")
                 fut = self._parts_pool.submit(self._part, fd, key, upload_id, n, off, length,
-                                              known[n] if known else None, stored.get(n))
+                                              known[n], stored.get(n))
                 fut.add_done_callback(lambda _f: self._sem.release())  # runs on cancel too
                 futures.append(fut)
             wait(futures, return_when=FIRST_EXCEPTION)

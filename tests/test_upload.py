@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import structlog
 
-from qsynctest import BUCKET
+from qsynctest import BUCKET, require_in_ci
 from qsyncd.errors import FileChanged
 from qsyncd.remote.qingstor import QingStorRemote
 from qsyncd.state import Ledger
@@ -47,6 +47,17 @@ def make(path: Path, size: int) -> bytes:
     return data
 
 
+@pytest.fixture(params=["paired", "hashlib"])
+def hasher(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Multipart hashing both ways: one interleaved pass (native) and two hashlib chains."""
+    from qsyncd import md5pair
+
+    if request.param == "paired" and not md5pair.NATIVE:
+        require_in_ci("qsyncd._md5pair is not built")
+    monkeypatch.setattr(md5pair, "NATIVE", request.param == "paired")
+    return str(request.param)
+
+
 def ops(emulator: Any, *names: str) -> list[Any]:
     return [r for r in emulator.requests if r.operation in names]
 
@@ -66,7 +77,7 @@ def test_small_file_put_then_ledger_skip(emulator: Any, remote: QingStorRemote, 
 
 
 def test_unknown_file_already_in_bucket_is_skipped_after_one_head(
-    emulator: Any, remote: QingStorRemote, tmp_path: Path
+    emulator: Any, remote: QingStorRemote, tmp_path: Path, hasher: str
 ) -> None:
     """With an empty ledger, a file whose size and MD5 match the object is recorded, not sent again."""
     f = tmp_path / "a.bin"
@@ -81,7 +92,7 @@ def test_unknown_file_already_in_bucket_is_skipped_after_one_head(
 
 
 def test_multipart_etag_is_md5_in_part_order(emulator: Any, remote: QingStorRemote, ledger: Ledger,
-                                             tmp_path: Path) -> None:
+                                             tmp_path: Path, hasher: str) -> None:
     """Parts go in parallel, yet the object's ETag is the MD5 of the whole file."""
     f = tmp_path / "big.bin"
     data = make(f, 21 * MiB + 5)
@@ -94,7 +105,7 @@ def test_multipart_etag_is_md5_in_part_order(emulator: Any, remote: QingStorRemo
 
 
 def test_crash_midway_resumes_without_resending_stored_parts(
-    emulator: Any, remote: QingStorRemote, tmp_path: Path
+    emulator: Any, remote: QingStorRemote, tmp_path: Path, hasher: str
 ) -> None:
     """After a crash the upload id from the ledger is resumed; parts already stored are not sent again."""
     f = tmp_path / "big.bin"
@@ -124,7 +135,7 @@ def test_crash_midway_resumes_without_resending_stored_parts(
 
 
 def test_file_changed_midway_aborts_and_stores_nothing(emulator: Any, remote: QingStorRemote, ledger: Ledger,
-                                                       tmp_path: Path) -> None:
+                                                       tmp_path: Path, hasher: str) -> None:
     """A file rewritten during a multipart upload is never completed as a mix; the upload is aborted."""
     f = tmp_path / "big.bin"
     make(f, 20 * MiB)
