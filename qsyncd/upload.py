@@ -6,9 +6,9 @@
 2. Otherwise HEAD the key (or, when given a ``RemoteIndex``, use a fresh listing of the key's
    directory instead). Same size and ETag == MD5 of the file: record it and skip.
 3. Small files: one PUT with Content-MD5. Large files: multipart with parts sent in parallel,
-   each with Content-MD5 (hashed by the worker that sends it); the uploading thread hashes the
-   whole file in part order meanwhile, and that MD5 is sent as the ETag on Complete, so the
-   remote ETag is always the MD5 of the bytes.
+   each with Content-MD5; the uploading thread hashes the whole file in part order (together with
+   each part's MD5 in one pass, ``md5pair``), and that MD5 is sent as the ETag on Complete, so
+   the remote ETag is always the MD5 of the bytes.
 4. The upload id is in the ledger before the first part is sent. After a crash the upload
    resumes: ListMultipart says which parts are stored, and a stored part whose size and ETag
    match the MD5 of the local bytes is not sent again.
@@ -29,13 +29,13 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from qsyncd import md5pair
 from qsyncd.errors import BadRequest, FileChanged, NotFound, PermanentError, RemoteError, TransientError
 from qsyncd.keys import content_type as guess_content_type
 from qsyncd.remote.base import ObjectInfo, PartInfo, Remote
 from qsyncd.remoteindex import RemoteIndex
 from qsyncd.retry import backoff_delay
 from qsyncd.settle import FileSig
-from qsyncd import md5pair
 from qsyncd.source import (
     RateLimiter, Section, b64, feed_section, md5_section, part_and_whole, part_size_for, plan_parts,
 )
