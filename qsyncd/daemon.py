@@ -206,6 +206,9 @@ class Daemon:
                       endpoint=self.cfg.qingstor.endpoint, md5_paired=md5pair.NATIVE)
         for w in self.cfg.warnings:
             self.log.warning("config_warning", message=w)
+        if md5pair.BUILT and not md5pair.NATIVE:
+            self.log.warning("md5_pair_rejected", message="qsyncd._md5pair disagreed with hashlib at import; "
+                             "large uploads use hashlib (correct, more CPU): rebuild with pip install -e .")
         self.watcher = Watcher(self.hints)
         for root in self.roots.values():
             self._arm(root)

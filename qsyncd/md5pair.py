@@ -6,7 +6,7 @@ Complete as the object's ETag). ``qsyncd._md5pair`` (C, optional) runs both MD5 
 interleaved over the same blocks for about the CPU of one; this module checks it against hashlib
 once, at import, and otherwise falls back to hashlib (two passes).
 
-``NATIVE`` says which one is in use; ``new()`` makes a hash of that kind and ``update_both(a, b,
+``NATIVE`` says which one is in use (``BUILT and not NATIVE``: built but rejected, the daemon warns); ``new()`` makes a hash of that kind and ``update_both(a, b,
 data)`` feeds ``data`` to two hashes made by ``new()``.
 """
 
@@ -48,7 +48,8 @@ def _agrees_with_hashlib(mod: Any) -> bool:
     return True
 
 
-NATIVE = _md5pair is not None and _agrees_with_hashlib(_md5pair)
+BUILT = _md5pair is not None
+NATIVE = BUILT and _agrees_with_hashlib(_md5pair)
 
 
 def new() -> Any:

@@ -6,11 +6,12 @@ import hashlib
 import os
 import random
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from qsynctest import require_in_ci
+from qsynctest import BUCKET, require_in_ci, write_config
 from qsyncd import md5pair
 
 
@@ -118,3 +119,55 @@ def test_fallback_is_hashlib(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(a, type(hashlib.md5()))
     md5pair.update_both(a, b, b"x" * 100)
     assert hashlib.md5(b"x" * 100).digest() == a.digest() == b.digest()
+
+
+_BROKEN_EXTENSION = '''
+import hashlib, sys, types
+
+class MD5:
+    """Right except for 56-byte inputs: enough for the import self-check to reject it."""
+    def __init__(self):
+        self.h, self.n = hashlib.md5(), 0
+    def update(self, data):
+        self.h.update(data)
+        self.n += len(data)
+    def digest(self):
+        d = self.h.digest()
+        return bytes([d[0] ^ 1]) + d[1:] if self.n == 56 else d
+    def hexdigest(self):
+        return self.digest().hex()
+    def copy(self):
+        return self
+
+def update_both(a, b, data):
+    a.update(data)
+    b.update(data)
+
+module = types.ModuleType("qsyncd._md5pair")
+module.MD5, module.update_both = MD5, update_both
+sys.modules["qsyncd._md5pair"] = module
+'''
+
+
+def test_daemon_with_a_rejected_pair_hasher_warns_and_uploads_with_hashlib(
+    tmp_path: Path, emulator: Any, daemon_factory: Any
+) -> None:
+    """A built extension that disagrees with hashlib is not used: the daemon says so at start
+    (``md5_pair_rejected``, ``md5_paired=False``) and a multipart upload still gets ETag == MD5."""
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(_BROKEN_EXTENSION)
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    cfg = write_config(tmp_path / "q.toml", endpoint=emulator.url, watch=drop, state=tmp_path / "state",
+                       upload={"multipart_threshold": "8MiB", "part_size": "4MiB"})
+    d = daemon_factory(cfg, env={"PYTHONPATH": str(shim)}).start()
+    d.wait_event("daemon_ready")
+    assert [False] == [e["md5_paired"] for e in d.events("daemon_starting")]
+    assert 1 == len(d.events("md5_pair_rejected"))
+    data = os.urandom(9 * (1 << 20) + 3)
+    (drop / "big.bin").write_bytes(data)
+    ev = d.wait_event("upload_finished")[0]
+    assert (3, hashlib.md5(data).hexdigest()) == (ev["parts"], ev["md5"])
+    assert data == emulator.object_bytes(BUCKET, "big.bin")
+    assert 0 == d.stop()
