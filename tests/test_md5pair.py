@@ -6,6 +6,7 @@ import hashlib
 import os
 import random
 import threading
+import types
 from pathlib import Path
 from typing import Any
 
@@ -80,52 +81,12 @@ def test_threads_hash_in_parallel_without_mixing(native: Any) -> None:
         assert (hashlib.md5(blob).hexdigest(), hashlib.md5(b"p" * 128 + blob).hexdigest()) == results[i]
 
 
-class _OffByOne:
-    """A pair hasher that is wrong in one case: the self-check must catch it."""
-
-    class MD5:
-        def __init__(self) -> None:
-            self.h = hashlib.md5()
-            self.n = 0
-
-        def update(self, data: bytes) -> None:
-            self.h.update(data)
-            self.n += len(data)
-
-        def digest(self) -> bytes:
-            d = self.h.digest()
-            return bytes([d[0] ^ 1]) + d[1:] if self.n == 56 else d
-
-        def hexdigest(self) -> str:
-            return self.digest().hex()
-
-        def copy(self) -> Any:
-            return self
-
-    @staticmethod
-    def update_both(a: Any, b: Any, data: bytes) -> None:
-        a.update(data)
-        b.update(data)
-
-
-def test_self_check_rejects_a_wrong_hasher_and_accepts_hashlib_semantics(native: Any) -> None:
-    assert md5pair._agrees_with_hashlib(native)
-    assert not md5pair._agrees_with_hashlib(_OffByOne)
-
-
-def test_fallback_is_hashlib(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(md5pair, "NATIVE", False)
-    a, b = md5pair.new(), md5pair.new()
-    assert isinstance(a, type(hashlib.md5()))
-    md5pair.update_both(a, b, b"x" * 100)
-    assert hashlib.md5(b"x" * 100).digest() == a.digest() == b.digest()
-
-
-_BROKEN_EXTENSION = '''
-import hashlib, sys, types
+# A pair hasher that is right except for 56-byte inputs: the import self-check must reject it.
+# Used in-process (exec'd into a module) and, through sitecustomize, in a daemon subprocess.
+_BROKEN_HASHER = '''
+import hashlib
 
 class MD5:
-    """Right except for 56-byte inputs: enough for the import self-check to reject it."""
     def __init__(self):
         self.h, self.n = hashlib.md5(), 0
     def update(self, data):
@@ -142,11 +103,32 @@ class MD5:
 def update_both(a, b, data):
     a.update(data)
     b.update(data)
-
+'''
+_SHIM = _BROKEN_HASHER + '''
+import sys, types
 module = types.ModuleType("qsyncd._md5pair")
 module.MD5, module.update_both = MD5, update_both
 sys.modules["qsyncd._md5pair"] = module
 '''
+
+
+def _broken_hasher() -> Any:
+    module = types.ModuleType("broken_md5pair")
+    exec(_BROKEN_HASHER, module.__dict__)
+    return module
+
+
+def test_self_check_rejects_a_wrong_hasher_and_accepts_hashlib_semantics(native: Any) -> None:
+    assert md5pair._agrees_with_hashlib(native)
+    assert not md5pair._agrees_with_hashlib(_broken_hasher())
+
+
+def test_fallback_is_hashlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(md5pair, "NATIVE", False)
+    a, b = md5pair.new(), md5pair.new()
+    assert isinstance(a, type(hashlib.md5()))
+    md5pair.update_both(a, b, b"x" * 100)
+    assert hashlib.md5(b"x" * 100).digest() == a.digest() == b.digest()
 
 
 def test_daemon_with_a_rejected_pair_hasher_warns_and_uploads_with_hashlib(
@@ -156,7 +138,7 @@ def test_daemon_with_a_rejected_pair_hasher_warns_and_uploads_with_hashlib(
     (``md5_pair_rejected``, ``md5_paired=False``) and a multipart upload still gets ETag == MD5."""
     shim = tmp_path / "shim"
     shim.mkdir()
-    (shim / "sitecustomize.py").write_text(_BROKEN_EXTENSION)
+    (shim / "sitecustomize.py").write_text(_SHIM)
     drop = tmp_path / "drop"
     drop.mkdir()
     cfg = write_config(tmp_path / "q.toml", endpoint=emulator.url, watch=drop, state=tmp_path / "state",
