@@ -303,7 +303,7 @@ static PyTypeObject MD5Type = {
     .tp_methods = MD5_methods,
 };
 
-static PyObject *update_both(PyObject *module, PyObject *args)
+static PyObject *update_both(PyObject *Py_UNUSED(module), PyObject *args)
 {
     MD5Object *x, *y;
     Py_buffer view;
@@ -342,8 +342,11 @@ static PyMethodDef module_methods[] = {
 };
 
 static struct PyModuleDef md5pair_module = {
-    PyModuleDef_HEAD_INIT, "qsyncd._md5pair", "Two MD5 sums of the same bytes in one interleaved pass.", -1,
-    module_methods,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "qsyncd._md5pair",
+    .m_doc = "Two MD5 sums of the same bytes in one interleaved pass.",
+    .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC PyInit__md5pair(void)
