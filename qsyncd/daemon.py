@@ -888,16 +888,14 @@ class _DirLister:
         held, known = self.held, self.known
         self.held, self.known = [], 0
         if len(held) < LIST_MIN_FILES or not self.enabled:
-            for hint in held:
-                self.d.hints.put(hint)
+            self._release(held)
             return
         self._slots.acquire()  # bounds the listings (and the hints held for them) in flight
         try:
             future = self.d._list_pool.submit(self._list_then_release, held, known)
         except RuntimeError:  # the pool is shut down: the daemon is stopping
             self._slots.release()
-            for hint in held:
-                self.d.hints.put(hint)
+            self._release(held)
             return
         self._pending = [f for f in self._pending if not f.done()] + [future]
 
@@ -913,9 +911,13 @@ class _DirLister:
         except Exception as err:  # noqa: BLE001 - the hints must be released whatever happened
             self.d.log.warning("listing_failed", error=repr(err), action="head_each_file")
         finally:
-            for hint in held:
-                self.d.hints.put(hint)
+            self._release(held)
             self._slots.release()
+
+    def _release(self, held: list[Hint]) -> None:
+        """Hand a directory's held hints on to the settle stage."""
+        for hint in held:
+            self.d.hints.put(hint)
 
     def _list(self, held: list[Hint], known: int) -> None:
         groups: dict[str, int] = {}

@@ -12,7 +12,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from qsyncd import md5pair
@@ -107,22 +107,26 @@ class Section:
         return self.length - self.pos
 
 
-def md5_section(fd: int, offset: int, length: int, *also: "hashlib._Hash") -> "hashlib._Hash":
-    """MD5 of a byte range, also feeding every hash in ``also`` (e.g. the whole-file MD5)."""
-    return feed_section(fd, offset, length, hashlib.md5(), *also)
-
-
-def feed_section(fd: int, offset: int, length: int, h: "hashlib._Hash", *also: "hashlib._Hash") -> "hashlib._Hash":
-    """Feed a byte range to ``h`` (and every hash in ``also``); returns ``h``."""
+def _blocks(fd: int, offset: int, length: int) -> Iterator[bytes]:
+    """The bytes of a range in blocks of at most ``BLOCK``; ends early if the file is shorter."""
     pos, end = offset, offset + length
     while pos < end:
         data = os.pread(fd, min(BLOCK, end - pos), pos)
         if not data:
-            break
-        h.update(data)
-        for other in also:
-            other.update(data)
+            return
+        yield data
         pos += len(data)
+
+
+def md5_section(fd: int, offset: int, length: int) -> "hashlib._Hash":
+    """MD5 of a byte range."""
+    return feed_section(fd, offset, length, hashlib.md5())
+
+
+def feed_section(fd: int, offset: int, length: int, h: Any) -> Any:
+    """Feed a byte range to the hash ``h``; returns ``h``."""
+    for data in _blocks(fd, offset, length):
+        h.update(data)
     return h
 
 
@@ -130,13 +134,8 @@ def part_and_whole(fd: int, offset: int, length: int, whole: Any) -> str:
     """The MD5 (hex) of a byte range, also feeding the range to ``whole`` (made by ``md5pair.new()``),
     in one pass over the bytes when the native pair hasher is in use."""
     part = md5pair.new()
-    pos, end = offset, offset + length
-    while pos < end:
-        data = os.pread(fd, min(BLOCK, end - pos), pos)
-        if not data:
-            break
+    for data in _blocks(fd, offset, length):
         md5pair.update_both(part, whole, data)
-        pos += len(data)
     return part.hexdigest()
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from qsyncd import md5pair
 from qsyncd.retry import backoff_delay
-from qsyncd.source import MAX_PARTS, MIN_PART, RateLimiter, Section, md5_section, part_size_for, plan_parts
+from qsyncd.source import MAX_PARTS, MIN_PART, RateLimiter, Section, part_and_whole, part_size_for, plan_parts
 
 MiB = 1 << 20
 
@@ -60,8 +61,8 @@ def test_section_reads_only_its_range(tmp_path: Path) -> None:
             assert len(c) <= MiB
             chunks.append(c)
         assert data[MiB + 5 : 3 * MiB + 5] == b"".join(chunks)
-        whole = hashlib.md5()
-        parts = [md5_section(fd, off, ln, whole).hexdigest() for _, off, ln in plan_parts(len(data), MiB)]
+        whole = md5pair.new()
+        parts = [part_and_whole(fd, off, ln, whole) for _, off, ln in plan_parts(len(data), MiB)]
         assert hashlib.md5(data).hexdigest() == whole.hexdigest()
         assert hashlib.md5(data[:MiB]).hexdigest() == parts[0]
     finally:
