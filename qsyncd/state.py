@@ -8,9 +8,9 @@ Durability: ``start_multipart``, ``finish_multipart``, failures and ``forget`` c
 ``synchronous=FULL``, so they are on disk when the call returns (each is one transaction; WAL makes
 that one fsync). ``record_uploaded``, ``record_part`` and ``set_daemon_status`` commit with the
 connection's default ``synchronous=NORMAL`` (one fsync per file would cap small-file throughput,
-and switching per commit cost two statements per file): after a power cut they may be lost, which costs a HEAD that finds the object again, a
-part re-upload (the uploader also asks the server with ``list_parts``) or a stale status line,
-never a wrong record.
+and switching per commit cost two statements per file): after a power cut they may be lost, which
+costs a HEAD that finds the object again, a part re-upload (the uploader also asks the server with
+``list_parts``) or a stale status line, never a wrong record.
 A killed process (SIGKILL) loses nothing that was committed.
 
 Paths are stored as the file system's bytes (``os.fsencode``), so names that are not valid UTF-8
