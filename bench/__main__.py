@@ -7,6 +7,7 @@ directory, which is removed at the end (``--keep`` keeps it for the logs).
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import platform
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import qsyncd
 from bench import harness
 from bench.harness import EmulatorProc, Row
 
@@ -82,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--big", action="store_true", help="large-file scenario with 4 GiB instead of 1 GiB")
     p.add_argument("--only", action="append", choices=SCENARIOS + ("memory",), default=[],
                    help="run only this scenario (repeatable; memory is measured by large)")
-    p.add_argument("--repeats", type=int, default=None, help="rounds per comparison (default 3, quick 2)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="rounds per comparison (default 3, the large file 5; quick 2)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) afterwards")
     p.add_argument("--write", type=Path, default=None,
                    help=f"replace the block between {MARK_START} and {MARK_END} in this file with the results")
@@ -97,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     only = {("large" if s == "memory" else s) for s in args.only} or set(SCENARIOS)
     q = args.quick
     repeats = args.repeats or (2 if q else 3)
+    # The large-file figures swing most from run to run (the emulator's page-cache writes, see
+    # BENCHMARKS.md "Machine noise"), so their medians get more rounds.
+    large_repeats = args.repeats or (2 if q else 5)
     mib = 1 << 20
     large_size = (4096 if args.big else (256 if q else 1024)) * mib
     small_files = 1000 if q else 5000
@@ -108,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
+    # Every qsyncd and emulator process imports the package afresh: byte-compile it first, so no run
+    # pays for compiling a module whose .pyc is stale (with PYTHONDONTWRITEBYTECODE set, every run would).
+    compileall.compile_dir(Path(qsyncd.__file__).parent, quiet=1)
     loads: list[str] = []
     base = Path(tempfile.mkdtemp(prefix="qsyncd-bench-"))
     log(f"work dir {base}")
@@ -117,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         plan: list[tuple[str, Callable[[EmulatorProc, Path], list[Row]]]] = [
             ("large", lambda e, w: __import__("bench.large", fromlist=["run"]).run(
-                e, w, size=large_size, repeats=repeats, log=log)),
+                e, w, size=large_size, repeats=large_repeats, log=log)),
             ("small", lambda e, w: __import__("bench.small", fromlist=["run"]).run(
                 e, w, files=small_files, dirs=max(1, small_files // 10), size=16384, repeats=repeats, log=log)),
             ("small-rtt", lambda e, w: __import__("bench.small", fromlist=["run"]).run(

@@ -2,7 +2,8 @@
 
 A ``Section`` reads ``length`` bytes from ``offset`` with ``os.pread``, so several parts of one
 file can be sent in parallel over one descriptor and nothing larger than a block is held in
-memory. Hashing reads the same sections in order, so the whole-file MD5 is always in part order.
+memory (or, on plain HTTP, names its bytes so the remote can ``sendfile`` them). Hashing reads
+the same sections in order, so the whole-file MD5 is always in part order.
 """
 
 from __future__ import annotations
@@ -86,10 +87,22 @@ class Section:
         data = os.pread(self.fd, n, self.offset + self.pos)
         if not data:
             return b""  # file shrank: the server sees a short body and rejects it
-        self.pos += len(data)
-        if self.on_read is not None:
-            self.on_read(len(data))
+        self.advance(len(data))
         return data
+
+    def region(self, n: int) -> tuple[int, int]:
+        """The descriptor and absolute offset of the next ``n`` bytes, for a send that lets the
+        kernel read them (sendfile); waits for the rate limit as ``read`` does. The caller reports
+        what it sent with ``advance``."""
+        if self.limiter is not None:
+            self.limiter.consume(max(0, min(n, self.length - self.pos)))
+        return self.fd, self.offset + self.pos
+
+    def advance(self, n: int) -> None:
+        """Count ``n`` bytes as read (progress included)."""
+        self.pos += n
+        if self.on_read is not None and n:
+            self.on_read(n)
 
     def seek(self, pos: int, whence: int = 0) -> int:
         if whence == 0:

@@ -13,13 +13,27 @@ yields blocks of ``BLOCK_SIZE`` bytes read from the caller's file, stopping afte
 even if the file is longer (a part is a section of a bigger file). If the file ends early it
 raises ``ShortBodyError`` from inside the send, which aborts the request mid-body so the server
 never stores a truncated object. It never holds more than one block in memory.
+
+Zero copy on plain HTTP: when the file object can name the bytes it would read (``region(n)`` and
+``advance(sent)``, as ``qsyncd.source.Section`` does) and the connection is a
+``SpliceHTTPConnection``, ``SizedBody`` yields ``Splice`` markers instead of bytes, and the
+connection hands each block to the kernel with ``sendfile(2)``: the page cache goes to the socket
+without being read into Python. TLS needs the bytes in user space, so HTTPS (and anything that is
+not a plain TCP socket) keeps the read-and-send path. Size checks, the rate limit and progress are
+the same either way.
 """
 
 from __future__ import annotations
 
+import errno
 import io
+import os
+import select
+import socket
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+from urllib3.connection import HTTPConnection
 
 BLOCK_SIZE = 1024 * 1024  # 1 MiB reads: 64 reads for a 64 MiB part, not 65,536 (SDK FileChunk)
 
@@ -40,6 +54,8 @@ class SizedBody:
     """
 
     def __init__(self, fileobj: BinaryIO, size: int, block_size: int = BLOCK_SIZE) -> None:
+        self.splice = False  # yield Splice markers (see enable_splice)
+        self._no_sendfile = False  # sendfile(2) refused this file: read and send instead
         if size < 0:
             raise ValueError(f"body size must be >= 0, got {size}")
         if block_size < 256 * 1024:
@@ -74,9 +90,21 @@ class SizedBody:
         self._iterations += 1
         return self._blocks()
 
-    def _blocks(self) -> Iterator[bytes]:
+    def enable_splice(self) -> bool:
+        """Yield ``Splice`` markers instead of bytes if the file object can name its bytes; only for
+        a connection that sends them (``SpliceHTTPConnection``). Returns whether it is on."""
+        self.splice = callable(getattr(self._file, "region", None)) and callable(getattr(self._file, "advance", None))
+        return self.splice
+
+    def _blocks(self) -> Iterator[Any]:
         self.sent = 0
         remaining = self._size
+        if self.splice:
+            while remaining > 0:
+                n = min(self._block_size, remaining)
+                yield Splice(self, n)  # the connection sends it before asking for the next one
+                remaining -= n
+            return
         while remaining > 0:
             block = self._file.read(min(self._block_size, remaining))
             if not block:
@@ -84,3 +112,92 @@ class SizedBody:
             remaining -= len(block)
             self.sent += len(block)
             yield block
+
+    def send_block(self, sock: Any, n: int) -> None:
+        """Send the next ``n`` bytes of the file on ``sock`` (for a ``Splice``): with sendfile(2) on
+        a plain TCP socket, else read and ``sendall``. Raises ``ShortBodyError`` if the file ends."""
+        sent = -1
+        if type(sock) is socket.socket and not self._no_sendfile:
+            fd, offset = self._file.region(n)  # type: ignore[attr-defined]
+            try:
+                sent = sendfile_all(sock, fd, offset, n)
+            except SendfileUnsupported:
+                self._no_sendfile = True  # e.g. a file system without splice support
+            else:
+                self._file.advance(sent)  # type: ignore[attr-defined]
+        if sent < 0:
+            sent = 0
+            while sent < n and (block := self._file.read(n - sent)):
+                sock.sendall(block)
+                sent += len(block)
+        self.sent += sent
+        if sent < n:
+            raise ShortBodyError(self.sent, self._size)
+
+
+class Splice:
+    """``n`` bytes of a ``SizedBody`` for the connection to send itself (never sent as data)."""
+
+    __slots__ = ("body", "n")
+
+    def __init__(self, body: SizedBody, n: int) -> None:
+        self.body = body
+        self.n = n
+
+    def __bool__(self) -> bool:
+        return True  # urllib3 and http.client skip falsy chunks
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __repr__(self) -> str:
+        return f"<Splice {self.n} bytes>"
+
+
+class SendfileUnsupported(Exception):
+    """sendfile(2) cannot read this file (nothing was sent): read and send it instead."""
+
+
+_UNSUPPORTED = (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP)
+
+
+def sendfile_all(sock: socket.socket, fd: int, offset: int, count: int) -> int:
+    """Send ``count`` bytes of ``fd`` from ``offset`` on ``sock`` with sendfile(2); return the bytes
+    sent, fewer only if the file ends first. Honours the socket's timeout for each wait, as
+    ``sendall`` does (``TimeoutError``). Raises ``SendfileUnsupported`` if the kernel refuses this
+    file before anything was sent; other errors (a reset connection, EIO) propagate."""
+    out = sock.fileno()
+    timeout = sock.gettimeout()
+    poller: select.poll | None = None
+    sent = 0
+    while sent < count:
+        try:
+            n = os.sendfile(out, fd, offset + sent, count - sent)
+        except BlockingIOError:  # a socket with a timeout is non-blocking underneath: wait
+            if poller is None:
+                poller = select.poll()
+                poller.register(out, select.POLLOUT)
+            if not poller.poll(None if timeout is None else timeout * 1000):
+                raise TimeoutError("timed out") from None
+            continue
+        except OSError as exc:
+            if sent == 0 and exc.errno in _UNSUPPORTED:
+                raise SendfileUnsupported(str(exc)) from exc
+            raise
+        if n == 0:
+            break  # end of file
+        sent += n
+    return sent
+
+
+class SpliceHTTPConnection(HTTPConnection):
+    """urllib3's plain-HTTP connection that sends a ``Splice`` with sendfile(2); everything else
+    (headers, bytes bodies, the SDK's requests) goes through unchanged."""
+
+    def send(self, data: Any) -> None:
+        if isinstance(data, Splice):
+            if self.sock is None:
+                self.connect()
+            data.body.send_block(self.sock, data.n)
+            return
+        super().send(data)

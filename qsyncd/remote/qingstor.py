@@ -15,7 +15,9 @@ Everything below holds for both kinds:
   UploadMultipart/ListMultipart/Abort into plain object PUT/GET/DELETE, so empty upload ids and
   bad part numbers are refused here with ``ValueError`` before the SDK is called;
 * ``UploadClient`` (swallows errors, passes ints) and ``FileChunk`` (1 KiB reads) are never used:
-  bodies are ``SizedBody`` iterables (1 MiB reads, exact Content-Length, never chunked);
+  bodies are ``SizedBody`` iterables (1 MiB reads, exact Content-Length, never chunked); on a
+  plain-HTTP endpoint the pool's connections are ``SpliceHTTPConnection`` and file bodies go out
+  with sendfile(2);
 * one ``requests.Session`` is shared by a ``QingStor`` object and its ``Bucket``s, so every
   thread gets its own ``QingStor``+``Bucket`` (``threading.local``); ``close()`` closes them all;
 * the SDK mounts an ``HTTPAdapter`` whose urllib3 ``Retry`` resends idempotent requests on 5xx and
@@ -66,13 +68,14 @@ from qingstor.sdk.service.qingstor import QingStor
 from qingstor.sdk.unpack import Unpacker
 from requests.adapters import HTTPAdapter
 from urllib3 import HTTPConnectionPool, Timeout
+from urllib3.connection import HTTPConnection
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from qsyncd import __version__
 
 from qsyncd.errors import BadRequest, RemoteError, TransientError
 from qsyncd.remote.base import ObjectInfo, PartInfo, UploadInfo
-from qsyncd.remote.body import ShortBodyError, SizedBody
+from qsyncd.remote.body import ShortBodyError, SizedBody, SpliceHTTPConnection
 from qsyncd.remote.signature import Signer, bucket_path, canonical_resource, object_path, query_string
 from qsyncd.remote.translate import status_error, transport_error
 
@@ -191,6 +194,7 @@ class _Client:
     thread: threading.Thread
     pool: HTTPConnectionPool  # the session's urllib3 pool for the endpoint (the hot path sends on it)
     absolute: bool  # through a plain-HTTP proxy: the request line carries the whole URL
+    splice: bool  # plain HTTP: file bodies go out with sendfile(2) (SpliceHTTPConnection)
 
 
 def normalise_etag(etag: str | None) -> str:
@@ -370,8 +374,15 @@ class QingStorRemote:
         probe = requests.Request("GET", self._base_url + "/").prepare()
         pool = adapter.get_connection_with_tls_context(probe, session.verify, proxies=session.proxies)
         absolute = adapter.request_url(probe, session.proxies) != probe.path_url
+        # Plain HTTP (directly or through an HTTP proxy): let the kernel copy file bodies into the
+        # socket. HTTPS and SOCKS keep their own connection classes and the read-and-send path.
+        splice = type(pool) is HTTPConnectionPool and pool.ConnectionCls is HTTPConnection
+        if splice:
+            pool.ConnectionCls = SpliceHTTPConnection
         with self._lock:
-            client = _Client(service, bucket, session, self._generation, threading.current_thread(), pool, absolute)
+            client = _Client(
+                service, bucket, session, self._generation, threading.current_thread(), pool, absolute, splice
+            )
             # Sessions of threads that have ended are never used again: close them now.
             dead = [c for c in self._clients if not c.thread.is_alive()]
             self._clients = [c for c in self._clients if c.thread.is_alive()] + [client]
@@ -443,6 +454,8 @@ class QingStorRemote:
         Host, User-Agent and Authorization are added here.
         """
         client = self._client()
+        if body is not None and client.splice:
+            body.enable_splice()
         url = self._sign_fast(method, None if bucket_level else key, headers, query)
         try:
             response = client.pool.urlopen(
