@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 _VENV_BIN = REPO / ".venv" / "bin"
@@ -355,6 +355,17 @@ def rclone_argv(conf: Path, emu: EmulatorProc, *args: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------- stats
+
+
+T = TypeVar("T")
+
+
+def rotated(items: Sequence[T], r: int) -> list[T]:
+    """Round ``r``'s running order: the contenders rotated by ``r``, so over as many rounds as there
+    are contenders each one runs first once (the first run of a round follows different work than
+    the others: writing the data, another scenario, a pause)."""
+    k = r % len(items) if items else 0
+    return list(items[k:]) + list(items[:k])
 
 
 def median(xs: Sequence[float]) -> float:

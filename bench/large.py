@@ -18,7 +18,7 @@ from pathlib import Path
 from bench import data
 from bench.harness import (
     BUCKET, CURL, PYTHON, QSYNCD, BenchError, EmulatorProc, Measured, Row, fmt, make_remote, median,
-    qsyncd_config, rclone_argv, rclone_config, read_events, run_measured, signed_headers,
+    qsyncd_config, rclone_argv, rclone_config, read_events, rotated, run_measured, signed_headers,
 )
 
 MiB = 1 << 20
@@ -111,7 +111,7 @@ def run(emu: EmulatorProc, work: Path, *, size: int, repeats: int, log: Callable
     local = [c for c in contenders if c[0].startswith("local ")]
     groups = [[c for c in contenders if c not in local], local]
     for group, r in ((g, r) for g in groups for r in range(repeats)):
-        for name, fn in group:
+        for name, fn in rotated(group, r):
             if name in failed:
                 continue
             try:

@@ -14,7 +14,7 @@ from pathlib import Path
 from bench import data
 from bench.harness import (
     BUCKET, QSYNCD, BenchError, EmulatorProc, Measured, Row, fmt, median, qsyncd_config, rclone_argv,
-    rclone_config, read_events, run_measured,
+    rclone_config, read_events, rotated, run_measured,
 )
 
 
@@ -70,7 +70,7 @@ def run(emu: EmulatorProc, work: Path, *, files: int, dirs: int, size: int, repe
     ]
     results: dict[str, list[Measured]] = {name: [] for name, _ in contenders}
     for r in range(repeats):
-        for name, fn in contenders:
+        for name, fn in rotated(contenders, r):
             m = fn()
             results[name].append(m)
             log(f"small{'-rtt' if latency else ''}: round {r + 1}/{repeats} {name}: {m.seconds:.2f} s, {files / m.seconds:.0f} files/s, "
