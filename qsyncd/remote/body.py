@@ -173,17 +173,19 @@ def sendfile_all(sock: socket.socket, fd: int, offset: int, count: int) -> int:
     while sent < count:
         try:
             n = os.sendfile(out, fd, offset + sent, count - sent)
-        except BlockingIOError:  # a socket with a timeout is non-blocking underneath: wait
-            if poller is None:
-                poller = select.poll()
-                poller.register(out, select.POLLOUT)
-            if not poller.poll(None if timeout is None else timeout * 1000):
-                raise TimeoutError("timed out") from None
-            continue
+        except BlockingIOError:  # a socket with a timeout is non-blocking underneath
+            n = -1
         except OSError as exc:
             if sent == 0 and exc.errno in _UNSUPPORTED:
                 raise SendfileUnsupported(str(exc)) from exc
             raise
+        if n < 0:  # wait until the socket takes more (outside the except: no EAGAIN context)
+            if poller is None:
+                poller = select.poll()
+                poller.register(out, select.POLLOUT)
+            if not poller.poll(None if timeout is None else timeout * 1000):
+                raise TimeoutError("timed out")  # what sendall raises
+            continue
         if n == 0:
             break  # end of file
         sent += n

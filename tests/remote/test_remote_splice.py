@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from qsynctest import ACCESS_KEY, BUCKET, SECRET
-from qsyncd.errors import BadRequest
+from qsyncd.errors import BadRequest, TransientError, Unreachable
 from qsyncd.remote import body as body_mod
 from qsyncd.remote.base import PartInfo
 from qsyncd.remote.body import SendfileUnsupported, SizedBody, SpliceHTTPConnection, sendfile_all
@@ -271,4 +271,54 @@ def test_https_endpoints_keep_read_and_send() -> None:
         assert not client.splice
         assert client.pool.ConnectionCls is not SpliceHTTPConnection
     finally:
+        remote.close()
+
+
+def test_a_reset_mid_spliced_part_is_transient_and_stores_nothing(
+    emulator: Any, data_file: tuple[int, bytes, Path], spliced: list[int]
+) -> None:
+    """The server resets the connection after 1 MiB of a 5 MiB part: a retryable error, no part,
+    and the same call then succeeds."""
+    from qsyncd.emulator.faults import Fault
+
+    fd, data, _ = data_file
+    remote = _remote(emulator.url)
+    try:
+        upload_id = remote.initiate("s/reset.bin")
+        part_hex, part_b64 = _md5(data)
+        emulator.inject(Fault(reset_after_bytes=MiB, count=1, operation="UploadMultipart"))
+        with pytest.raises(TransientError) as info:
+            remote.upload_part("s/reset.bin", upload_id, 0, Section(fd, 0, len(data)), len(data), part_b64)
+        assert 0 == info.value.status
+        assert [] == remote.list_parts("s/reset.bin", upload_id)
+        assert part_hex == remote.upload_part("s/reset.bin", upload_id, 0, Section(fd, 0, len(data)), len(data), part_b64)
+        assert [PartInfo(0, len(data), part_hex)] == remote.list_parts("s/reset.bin", upload_id)
+        assert spliced  # both attempts went through sendfile
+    finally:
+        remote.close()
+
+
+def test_a_server_that_stops_reading_the_body_times_out(emulator: Any, tmp_path: Path, spliced: list[int]) -> None:
+    """The server takes the headers and then reads nothing: once the socket buffers are full the
+    send waits at most read_timeout and the call fails as a retryable timeout."""
+    from qsyncd.emulator.faults import Fault
+
+    data = os.urandom(32 * MiB)  # far more than loopback socket buffers hold
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    remote = QingStorRemote(endpoint=emulator.url, zone="", bucket=BUCKET, access_key_id=ACCESS_KEY,
+                            secret_access_key=SECRET, connect_timeout=2, read_timeout=0.5)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        emulator.inject(Fault(stall=5.0, count=1, operation="PutObject"))
+        with pytest.raises(TransientError) as info:
+            remote.put("s/stalled.bin", Section(fd, 0, len(data)), len(data), _md5(data)[1])
+        assert not isinstance(info.value, Unreachable)
+        # as for a read-and-send body (sendall's timeout): the connection broke mid-request, retried
+        assert "connection_reset" == info.value.code
+        assert "Errno 11" not in str(info.value)  # no stray EAGAIN in the message
+        assert 0 < sum(spliced) < len(data)
+        assert remote.head("s/stalled.bin") is None
+    finally:
+        os.close(fd)
         remote.close()
