@@ -166,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - t_start
     mode = "quick" if q else ("big" if args.big else "full")
     header = [f"Run: `python -m bench{' --quick' if q else ''}{' --big' if args.big else ''}"
-              f"{''.join(' --only ' + s for s in args.only)}` ({mode}, {large_repeats} rounds for the large file, "
-              f"{repeats} for the others, running order rotated each round, "
+              f"{''.join(' --only ' + s for s in args.only)}` ({mode}, {large_repeats} round{'s' * (large_repeats != 1)} "
+              f"for the large file, {repeats} for the others, running order rotated each round, "
               f"medians), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, took {elapsed / 60:.1f} min.", ""]
     header += [f"- {line}" for line in machine()]
     header += [f"- 1-minute load average when each scenario started (other work on the machine shows here): "
