@@ -197,6 +197,13 @@ def transport_error(exc: BaseException, *, operation: str, key: str, endpoint: s
             code="invalid_request",
             **kwargs,
         )
+    if has(ProtocolError) and has(TimeoutError):  # the socket timed out while the request was going out
+        return TransientError(
+            f"{where} failed: {endpoint} stopped taking the request body for longer than the read "
+            "timeout; it will be retried",
+            code="send_timeout",
+            **kwargs,
+        )
     if has(ProtocolError, ConnectionError, TimeoutError) or isinstance(
         exc, requests.exceptions.ConnectionError
     ):
