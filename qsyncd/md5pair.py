@@ -6,8 +6,9 @@ Complete as the object's ETag). ``qsyncd._md5pair`` (C, optional) runs both MD5 
 interleaved over the same blocks for about the CPU of one; this module checks it against hashlib
 once, at import, and otherwise falls back to hashlib (two passes).
 
-``NATIVE`` says which one is in use (``BUILT and not NATIVE``: built but rejected, the daemon warns); ``new()`` makes a hash of that kind and ``update_both(a, b,
-data)`` feeds ``data`` to two hashes made by ``new()``.
+``NATIVE`` says which one is in use (``BUILT and not NATIVE``: built but rejected, the daemon
+warns); ``new()`` makes a hash of that kind and ``update_both(a, b, data)`` feeds ``data`` to two
+hashes made by ``new()``.
 """
 
 from __future__ import annotations

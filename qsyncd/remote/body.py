@@ -93,7 +93,8 @@ class SizedBody:
     def enable_splice(self) -> bool:
         """Yield ``Splice`` markers instead of bytes if the file object can name its bytes; only for
         a connection that sends them (``SpliceHTTPConnection``). Returns whether it is on."""
-        self.splice = callable(getattr(self._file, "region", None)) and callable(getattr(self._file, "advance", None))
+        f = self._file
+        self.splice = callable(getattr(f, "region", None)) and callable(getattr(f, "advance", None))
         return self.splice
 
     def _blocks(self) -> Iterator[Any]:

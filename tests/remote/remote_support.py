@@ -44,6 +44,14 @@ def md5_hex(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
 
+def proxy_through(monkeypatch: Any, url: str) -> None:
+    """Make ``url`` the environment's HTTP proxy for every plain-HTTP request (no exemptions)."""
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", url)
+    monkeypatch.setenv("http_proxy", url)
+
+
 @dataclass
 class Target:
     """Where the suite runs: connection settings, a per-test key prefix and the emulator if any."""

@@ -8,8 +8,6 @@ proxy forwarding them would pass on). Its request log shows every request arrive
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import io
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,33 +17,26 @@ import pytest
 from qsynctest import ACCESS_KEY, BUCKET, SECRET
 from qsyncd.remote.base import PartInfo
 from qsyncd.remote.qingstor import QingStorRemote
-
-
-def _md5(data: bytes) -> tuple[str, str]:
-    digest = hashlib.md5(data).digest()
-    return digest.hex(), base64.b64encode(digest).decode()
+from remote_support import md5_b64, md5_hex, proxy_through
 
 
 def test_every_operation_goes_through_the_environment_proxy(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """With HTTP_PROXY set, an unresolvable endpoint still works: every request went via the proxy."""
     port = urlsplit(emulator.url).port
-    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", emulator.url)
-    monkeypatch.setenv("http_proxy", emulator.url)
+    proxy_through(monkeypatch, emulator.url)
     remote = QingStorRemote(endpoint=f"http://qsyncd-test.invalid:{port}", zone="", bucket=BUCKET,
                             access_key_id=ACCESS_KEY, secret_access_key=SECRET, connect_timeout=2, read_timeout=10)
     try:
         emulator.clear_requests()
         remote.probe()  # SDK-built
         small = b"through the proxy"
-        hex_small, b64_small = _md5(small)
+        hex_small, b64_small = md5_hex(small), md5_b64(small)
         assert remote.put("p/small.txt", io.BytesIO(small), len(small), b64_small) == hex_small  # self-signed
         info = remote.head("p/small.txt")  # self-signed
         assert info is not None and info.etag == hex_small
         assert [o.key for o in remote.list_objects("p/", "/")] == ["p/small.txt"]  # self-signed
         part = b"x" * (4 << 20)
-        hex_part, b64_part = _md5(part)
+        hex_part, b64_part = md5_hex(part), md5_b64(part)
         upload_id = remote.initiate("p/big.bin")  # SDK-built
         assert remote.upload_part("p/big.bin", upload_id, 0, io.BytesIO(part), len(part), b64_part) == hex_part
         remote.complete("p/big.bin", upload_id, [PartInfo(0, len(part), hex_part)], hex_part)  # SDK-built

@@ -9,10 +9,8 @@ gives.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import errno
-import hashlib
 import io
 import os
 import socket
@@ -31,13 +29,9 @@ from qsyncd.remote.base import PartInfo
 from qsyncd.remote.body import SendfileUnsupported, SizedBody, SpliceHTTPConnection, sendfile_all
 from qsyncd.remote.qingstor import QingStorRemote
 from qsyncd.source import RateLimiter, Section
+from remote_support import md5_b64, md5_hex, proxy_through
 
 MiB = 1 << 20
-
-
-def _md5(data: bytes) -> tuple[str, str]:
-    digest = hashlib.md5(data).digest()
-    return digest.hex(), base64.b64encode(digest).decode()
 
 
 @pytest.fixture
@@ -114,7 +108,9 @@ def test_sendfile_all_times_out_when_the_peer_stops_reading(data_file: tuple[int
             sendfile_all(a, fd, 0, 5 * MiB)  # far more than the socket buffers hold
 
 
-def test_sendfile_all_reports_a_refusing_kernel(data_file: tuple[int, bytes, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sendfile_all_reports_a_refusing_kernel(
+    data_file: tuple[int, bytes, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     fd, _, _ = data_file
 
     def refuse(*args: Any) -> int:
@@ -151,7 +147,9 @@ def test_a_spliced_body_keeps_rate_limit_and_progress(data_file: tuple[int, byte
     assert 4 * MiB + 1 == sum(spliced) == sum(progress) == sum(consumed)
 
 
-def test_a_refused_sendfile_falls_back_to_reading(data_file: tuple[int, bytes, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_refused_sendfile_falls_back_to_reading(
+    data_file: tuple[int, bytes, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A file system without splice support: the body is read and sent instead, all of it."""
     fd, data, _ = data_file
     calls: list[int] = []
@@ -180,9 +178,9 @@ def test_enable_splice_needs_a_file_that_names_its_bytes(tmp_path: Path) -> None
 # ---- through the real emulator ---------------------------------------------------------------------
 
 
-def _remote(endpoint: str) -> QingStorRemote:
+def _remote(endpoint: str, read_timeout: float = 10) -> QingStorRemote:
     return QingStorRemote(endpoint=endpoint, zone="", bucket=BUCKET, access_key_id=ACCESS_KEY,
-                          secret_access_key=SECRET, connect_timeout=2, read_timeout=10)
+                          secret_access_key=SECRET, connect_timeout=2, read_timeout=read_timeout)
 
 
 def test_plain_http_puts_and_parts_go_out_with_sendfile(
@@ -191,7 +189,7 @@ def test_plain_http_puts_and_parts_go_out_with_sendfile(
     fd, data, _ = data_file
     remote = _remote(emulator.url)
     try:
-        hex_all, b64_all = _md5(data)
+        hex_all, b64_all = md5_hex(data), md5_b64(data)
         assert hex_all == remote.put("s/whole.bin", Section(fd, 0, len(data)), len(data), b64_all)
         assert sum(spliced) == len(data)
         assert emulator.object_bytes(BUCKET, "s/whole.bin") == data
@@ -201,8 +199,10 @@ def test_plain_http_puts_and_parts_go_out_with_sendfile(
         upload_id = remote.initiate("s/parts.bin")
         parts = []
         for n, (off, length) in enumerate(((0, cut), (cut, len(data) - cut))):
-            part_hex, part_b64 = _md5(data[off : off + length])
-            assert part_hex == remote.upload_part("s/parts.bin", upload_id, n, Section(fd, off, length), length, part_b64)
+            part = data[off : off + length]
+            part_hex, part_b64 = md5_hex(part), md5_b64(part)
+            body = Section(fd, off, length)
+            assert part_hex == remote.upload_part("s/parts.bin", upload_id, n, body, length, part_b64)
             parts.append(PartInfo(n, length, part_hex))
         remote.complete("s/parts.bin", upload_id, parts, hex_all)
         assert sum(spliced) == len(data)
@@ -221,7 +221,7 @@ def test_a_file_that_shrinks_mid_send_is_refused_not_stored(
     remote = _remote(emulator.url)
     try:
         with pytest.raises(BadRequest) as info:
-            remote.put("s/short.bin", Section(fd, 0, len(data)), len(data), _md5(data)[1])
+            remote.put("s/short.bin", Section(fd, 0, len(data)), len(data), md5_b64(data))
         assert "incomplete_body" == info.value.code
         assert sum(spliced) == 2 * MiB
         assert remote.head("s/short.bin") is None
@@ -238,7 +238,7 @@ def test_a_changed_file_is_refused_by_content_md5(emulator: Any, data_file: tupl
     remote = _remote(emulator.url)
     try:
         with pytest.raises(BadRequest) as info:
-            remote.put("s/changed.bin", Section(fd, 0, len(data)), len(data), _md5(data)[1])
+            remote.put("s/changed.bin", Section(fd, 0, len(data)), len(data), md5_b64(data))
         assert "bad_digest" == info.value.code
         assert remote.head("s/changed.bin") is None
     finally:
@@ -250,13 +250,10 @@ def test_through_a_plain_http_proxy_bodies_are_spliced(
 ) -> None:
     fd, data, _ = data_file
     port = urlsplit(emulator.url).port
-    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", emulator.url)
-    monkeypatch.setenv("http_proxy", emulator.url)
+    proxy_through(monkeypatch, emulator.url)
     remote = _remote(f"http://qsyncd-test.invalid:{port}")
     try:
-        hex_all, b64_all = _md5(data)
+        hex_all, b64_all = md5_hex(data), md5_b64(data)
         assert hex_all == remote.put("s/proxied.bin", Section(fd, 0, len(data)), len(data), b64_all)
         assert sum(spliced) == len(data)
         assert emulator.object_bytes(BUCKET, "s/proxied.bin") == data
@@ -286,13 +283,14 @@ def test_a_reset_mid_spliced_part_is_transient_and_stores_nothing(
     remote = _remote(emulator.url)
     try:
         upload_id = remote.initiate("s/reset.bin")
-        part_hex, part_b64 = _md5(data)
+        part_hex, part_b64 = md5_hex(data), md5_b64(data)
         emulator.inject(Fault(reset_after_bytes=MiB, count=1, operation="UploadMultipart"))
         with pytest.raises(TransientError) as info:
             remote.upload_part("s/reset.bin", upload_id, 0, Section(fd, 0, len(data)), len(data), part_b64)
         assert 0 == info.value.status
         assert [] == remote.list_parts("s/reset.bin", upload_id)
-        assert part_hex == remote.upload_part("s/reset.bin", upload_id, 0, Section(fd, 0, len(data)), len(data), part_b64)
+        again = Section(fd, 0, len(data))
+        assert part_hex == remote.upload_part("s/reset.bin", upload_id, 0, again, len(data), part_b64)
         assert [PartInfo(0, len(data), part_hex)] == remote.list_parts("s/reset.bin", upload_id)
         assert spliced  # both attempts went through sendfile
     finally:
@@ -310,14 +308,13 @@ def test_a_server_that_stops_reading_the_body_times_out(
     data = os.urandom(32 * MiB)  # far more than loopback socket buffers hold
     path = tmp_path / "big.bin"
     path.write_bytes(data)
-    remote = QingStorRemote(endpoint=emulator.url, zone="", bucket=BUCKET, access_key_id=ACCESS_KEY,
-                            secret_access_key=SECRET, connect_timeout=2, read_timeout=0.5)
+    remote = _remote(emulator.url, read_timeout=0.5)
     fd = os.open(path, os.O_RDONLY)
     try:
         emulator.inject(Fault(stall=5.0, count=1, operation="PutObject"))
         body = Section(fd, 0, len(data)) if spliced_body else io.BytesIO(data)
         with pytest.raises(TransientError) as info:
-            remote.put("s/stalled.bin", body, len(data), _md5(data)[1])
+            remote.put("s/stalled.bin", body, len(data), md5_b64(data))
         assert not isinstance(info.value, Unreachable)
         assert "send_timeout" == info.value.code
         assert "stopped taking the request body" in str(info.value)
