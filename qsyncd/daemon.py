@@ -41,7 +41,7 @@ from qsyncd.errors import (
 from qsyncd.events import get_logger
 from qsyncd.keys import PathFilter, classify, object_key
 from qsyncd.notify import Liveness, Notifier, WatchdogPinger
-from qsyncd.pipeline import PRIORITY_EVENT, PRIORITY_SCAN, Item, Pipeline
+from qsyncd.pipeline import PRIORITY_EVENT, PRIORITY_SCAN, CountingQueue, Item, Pipeline
 from qsyncd.remote.base import Remote
 from qsyncd.remoteindex import RemoteIndex, parent_prefix
 from qsyncd.retry import backoff_delay
@@ -121,8 +121,8 @@ class Daemon:
         self.liveness = Liveness(clock=clock)
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
-        self.hints: queue.SimpleQueue[Hint] = queue.SimpleQueue()
-        self.scan_requests: queue.Queue[tuple[str, str, str] | None] = queue.Queue()
+        self.hints: CountingQueue = CountingQueue()  # of Hint; the settle loop task_done()s each one
+        self.scan_requests: CountingQueue = CountingQueue()  # of (root, start, reason) or None
         self.pipeline = Pipeline(clock)
         self.counters = Counters()
         self.failures: dict[str, str] = {}
@@ -131,6 +131,7 @@ class Daemon:
         self._scanning = 0
         self._scan_lock = threading.Lock()
         self._scan_pending: set[tuple[str, str]] = set()  # queued, not yet started
+        self._settling = False  # the settle loop is handing due files on (see _drained)
         self._threads: list[threading.Thread] = []
         self.once = False
         self.dry_run = False
@@ -244,11 +245,13 @@ class Daemon:
                 self.failures[root.path] = "watch root does not exist"
         deadline = None if timeout is None else self.clock() + timeout
         try:
-            while not self.stop_event.wait(0.02):
-                if self._drained():
-                    # a worker re-queues a changed file right after pipeline.done() (microseconds later)
-                    time.sleep(0.03)
-                    if self._drained():
+            while not self._drained():
+                if self.pipeline.idle():  # scanning or settling: look again shortly
+                    if self.stop_event.wait(0.005):
+                        break
+                else:  # uploading: woken as soon as the pipeline has nothing queued or in flight
+                    self.pipeline.wait_idle(0.1)
+                    if self.stop_event.is_set():
                         break
                 if deadline is not None and self.clock() > deadline:
                     self.failures["(timeout)"] = f"not finished after {timeout} s"
@@ -257,16 +260,27 @@ class Daemon:
             self.shutdown()
         return sorted(self.failures.items())
 
+    def _moves(self) -> tuple[int, int, int]:
+        return self.scan_requests.puts, self.hints.puts, self.pipeline.submitted
+
     def _drained(self) -> bool:
+        """Nothing left anywhere: no scan queued or running, no hint queued or in hand, nothing
+        settling, queued or uploading, and nothing entered a stage while the stages were looked at
+        one by one (a file re-queued by a worker goes back upstream; every hand-over is covered:
+        hints and scans count until task_done(), the settle loop's hand-over by ``_settling``, a
+        worker's re-queue happens while its file is still in flight)."""
+        before = self._moves()
         with self._scan_lock:
             scanning = self._scanning
-        return (
+        idle = (
             scanning == 0
             and self.scan_requests.unfinished_tasks == 0
-            and self.hints.empty()
+            and self.hints.unfinished_tasks == 0
             and len(self.settler) == 0
+            and not self._settling
             and self.pipeline.idle()
         )
+        return idle and self._moves() == before
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -482,23 +496,26 @@ class Daemon:
             nd = self.settler.next_deadline()
             timeout = 0.5 if nd is None else min(0.5, max(0.0, nd - now))
             try:
-                hint = self.hints.get(timeout=timeout)
-                self._on_hint(hint)
+                self._take_hint(self.hints.get(timeout=timeout))
                 for _ in range(5000):
-                    self._on_hint(self.hints.get_nowait())
+                    self._take_hint(self.hints.get_nowait())
             except queue.Empty:
                 pass
             now = self.clock()
-            for path in self.settler.due(now):
-                try:
-                    sig: FileSig | None = FileSig.from_stat(os.lstat(path))
-                except OSError:
-                    sig = None
-                verdict = self.settler.check(path, now, sig)
-                if verdict == "ready":
-                    self._on_settled(path)
-                elif verdict == "gone":
-                    self._from_scan.discard(path)
+            self._settling = True
+            try:
+                for path in self.settler.due(now):
+                    try:
+                        sig: FileSig | None = FileSig.from_stat(os.lstat(path))
+                    except OSError:
+                        sig = None
+                    verdict = self.settler.check(path, now, sig)
+                    if verdict == "ready":
+                        self._on_settled(path)
+                    elif verdict == "gone":
+                        self._from_scan.discard(path)
+            finally:
+                self._settling = False
             if not self.once:
                 interval = self.cfg.settle.rescan_interval_seconds
                 for root in self.roots.values():
@@ -519,6 +536,12 @@ class Daemon:
             if now >= next_status:
                 next_status = now + STATUS_EVERY
                 self._publish_status()
+
+    def _take_hint(self, hint: Hint) -> None:
+        try:
+            self._on_hint(hint)
+        finally:
+            self.hints.task_done()  # only now is the hint's file in the settler (or dropped)
 
     def _on_hint(self, hint: Hint) -> None:
         now = self.clock()
@@ -589,11 +612,14 @@ class Daemon:
             try:
                 self._process(item, beat)
             finally:
-                if self.pipeline.done(item):
-                    root = self.root_for(item.path)
-                    if root is not None:
-                        # "closed", not "write": the writer may be done already and no close event follows
-                        self.hints.put(Hint("closed", item.path, root.path, "changed_while_uploading"))
+                self.pipeline.done(item, on_dirty=self._resettle)
+
+    def _resettle(self, path: str) -> None:
+        """A file that changed while it was uploading goes back to settle."""
+        root = self.root_for(path)
+        if root is not None:
+            # "closed", not "write": the writer may be done already and no close event follows
+            self.hints.put(Hint("closed", path, root.path, "changed_while_uploading"))
 
     def _wedge_if_asked(self) -> None:
         """Test hook: with $QSYNCD_TEST_WEDGE_FILE present, block this worker forever (no beats)."""

@@ -10,13 +10,29 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 PRIORITY_EVENT = 0
 PRIORITY_SCAN = 1
+
+
+class CountingQueue(queue.Queue):  # type: ignore[type-arg]
+    """A ``queue.Queue`` that counts every ``put`` (``puts``). Its consumer calls ``task_done()``
+    once an item is handed on, so ``unfinished_tasks`` covers items in the queue *and* in hand; with
+    ``puts`` a caller can tell that nothing entered it while it looked at the stages one by one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.puts = 0
+
+    def _put(self, item: Any) -> None:  # called with the queue's lock held
+        self.puts += 1
+        super()._put(item)
 
 
 @dataclass
@@ -48,6 +64,7 @@ class Pipeline:
         self._inflight: set[str] = set()
         self._dirty: set[str] = set()  # changed again while in flight
         self._closed = False
+        self.submitted = 0  # paths ever queued by submit(): lets a caller see that work moved meanwhile
         self.gate = Gate()
 
     # -- producers
@@ -65,6 +82,7 @@ class Pipeline:
                 return False
             self._items[path] = Item(path, priority)
             heapq.heappush(self._ready, (priority, next(self._seq), path))
+            self.submitted += 1
             self._cv.notify()
             return True
 
@@ -134,11 +152,16 @@ class Pipeline:
                 self._cv.wait(wait)
             return None
 
-    def done(self, item: Item) -> bool:
-        """The worker finished with ``item``; True if the file changed meanwhile (re-settle it)."""
+    def done(self, item: Item, on_dirty: Callable[[str], None] | None = None) -> bool:
+        """The worker finished with ``item``; True if the file changed meanwhile (re-settle it).
+
+        ``on_dirty(path)`` is called for such a file while it still counts as in flight, so that
+        whoever waits for the pipeline to go idle never sees a moment when it is nowhere."""
         with self._cv:
-            self._inflight.discard(item.path)
             dirty = item.path in self._dirty
+            if dirty and on_dirty is not None:
+                on_dirty(item.path)
+            self._inflight.discard(item.path)
             self._dirty.discard(item.path)
             self._cv.notify_all()
             return dirty

@@ -156,7 +156,7 @@ class Watcher:
     any time (config reload).
     """
 
-    def __init__(self, hints: "queue.SimpleQueue[Hint]") -> None:
+    def __init__(self, hints: "queue.Queue[Hint] | queue.SimpleQueue[Hint]") -> None:
         self.hints = hints
         self._lock = threading.Lock()
         self._observers: dict[str, BaseObserver] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from qsyncd.pipeline import PRIORITY_EVENT, PRIORITY_SCAN, Pipeline
+from qsyncd.pipeline import PRIORITY_EVENT, PRIORITY_SCAN, CountingQueue, Pipeline
 
 
 class FakeClock:
@@ -89,3 +89,41 @@ def test_wait_idle_after_done() -> None:
     assert p.wait_idle(0.01) is False
     p.done(item)
     assert p.wait_idle(0.01) is True
+
+
+def test_done_calls_on_dirty_while_the_file_still_counts_in_flight() -> None:
+    """``done(item, on_dirty)`` re-queues a changed file before it stops counting as in flight."""
+    p = Pipeline(FakeClock())
+    p.submit("/a", PRIORITY_EVENT)
+    item = p.take(0)
+    p.submit("/a", PRIORITY_EVENT)  # changed while in flight
+    during: list[tuple[str, int, bool]] = []
+    assert p.done(item, on_dirty=lambda path: during.append((path, p.inflight(), p.idle()))) is True
+    assert during == [("/a", 1, False)]
+    assert p.idle()
+    p.submit("/b", PRIORITY_EVENT)
+    clean = p.take(0)
+    assert p.done(clean, on_dirty=lambda path: during.append((path, 0, True))) is False
+    assert len(during) == 1  # not called for a file that did not change
+
+
+def test_submitted_counts_new_entries_only() -> None:
+    """``submitted`` grows with every path queued, not with re-submits that were merged."""
+    p = Pipeline(FakeClock())
+    p.submit("/a", PRIORITY_SCAN)
+    p.submit("/a", PRIORITY_EVENT)  # already queued: merged (priority raised)
+    p.submit("/b", PRIORITY_SCAN)
+    assert p.submitted == 2
+
+
+def test_counting_queue_counts_puts_and_unfinished_work() -> None:
+    """CountingQueue: ``puts`` counts every put; an item counts as unfinished until task_done()."""
+    q = CountingQueue()
+    q.put("x")
+    q.put("y")
+    assert q.puts == 2
+    assert q.get_nowait() == "x"
+    assert q.unfinished_tasks == 2  # "x" is in hand, "y" queued
+    q.task_done()
+    assert q.unfinished_tasks == 1
+    assert q.puts == 2
