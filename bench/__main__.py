@@ -64,7 +64,32 @@ def machine() -> list[str]:
         f"temp dir {tempfile.gettempdir()} on {fs}",
         f"Python {platform.python_version()}; {ver([harness.RCLONE, 'version'])}; {' '.join(ver([harness.CURL, '--version']).split()[:2])}",
         "emulator: `python -m qsyncd.emulator.cli` on 127.0.0.1 (same machine, fsync on, one request log line per request)",
+        hasher(),
     ]
+
+
+# Run by the venv's python, which imports the same qsyncd (and the same built extension) as `qsyncd sync`.
+_HASHER_PROBE = """
+import os, time
+from qsyncd import md5pair
+block, a, b = os.urandom(1 << 20), md5pair.new(), md5pair.new()
+t = time.process_time()
+for _ in range(64):
+    md5pair.update_both(a, b, block)
+print("native C pair hasher" if md5pair.NATIVE else "hashlib (no native pair hasher)", (time.process_time() - t) * 16)
+"""
+
+
+def hasher() -> str:
+    """Which MD5 pair hasher the qsyncd under test uses and what it costs here: a stale or missing
+    build of ``qsyncd._md5pair`` (an editable install keeps the last one built) shows in the header."""
+    try:
+        out = subprocess.run([harness.PYTHON, "-c", _HASHER_PROBE], capture_output=True, text=True, timeout=60,
+                             cwd=str(harness.REPO)).stdout.strip()
+        kind, seconds = out.rsplit(" ", 1)
+        return f"qsyncd hashing: {kind}, both MD5s of a part at {float(seconds):.2f} CPU s per GiB (64 MiB in memory)"
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return "qsyncd hashing: unknown (the probe failed)"
 
 
 def table(rows: list[Row]) -> str:
