@@ -79,6 +79,7 @@ class Measured:
     log: Path
     emu_cpu: float = 0.0
     emu_complete: float = 0.0  # multipart only: the emulator's CompleteMultipartUpload service time
+    reported_mib: float | None = None  # free memory the VM handed back to its host during the run
 
     def check(self, what: str) -> "Measured":
         if self.rc != 0:
@@ -93,6 +94,7 @@ def run_measured(argv: Sequence[str], log: Path, *, env: dict[str, str] | None =
     full_env = {**os.environ, **(env or {})}
     os.sync()  # start every run with no dirty pages left by the previous one (writeback is not its cost)
     emu0 = emulator.cpu() if emulator else 0.0
+    rep0 = page_reporting_kib()
     with open(log, "wb") as out:
         t0 = time.perf_counter()
         proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=str(REPO))
@@ -119,7 +121,45 @@ def run_measured(argv: Sequence[str], log: Path, *, env: dict[str, str] | None =
         seconds = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
     emu_cpu = (emulator.cpu() - emu0) if emulator else 0.0
-    return Measured(seconds, proc.returncode, ru.ru_maxrss, ru.ru_utime + ru.ru_stime, Path(log), emu_cpu)
+    rep1 = page_reporting_kib()
+    reported = None if rep0 is None or rep1 is None else (rep1 - rep0) / 1024
+    return Measured(seconds, proc.returncode, ru.ru_maxrss, ru.ru_utime + ru.ru_stime, Path(log), emu_cpu,
+                    reported_mib=reported)
+
+
+# ------------------------------------------------------------------------------------- VM memory
+
+# A VM with free page reporting (virtio-balloon; this benchmark machine is one) hands free memory
+# back to its host some time after it was freed; the next write into such a page faults in the host
+# and costs the guest several times the copy. Deleting the previous run's 1 GiB object frees 1 GiB
+# of page cache that stays cheap only until the reporter has walked it (0.7-3 s here), so the run
+# right after a delete writes partly into recycled and partly into handed-back pages, depending on
+# how fast it starts and writes. ``settle_memory`` waits the reporter out, so every run starts alike.
+PAGE_REPORTING_KIB = Path("/sys/module/page_reporting/parameters/reported_kib")
+
+
+def page_reporting_kib() -> int | None:
+    """The kernel's count of free memory reported to the host (KiB), None without page reporting."""
+    try:
+        return int(PAGE_REPORTING_KIB.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def settle_memory(minimum: float = 4.0, quiet: float = 1.0, cap: float = 10.0) -> float:
+    """Wait at least ``minimum`` seconds (the reporter walks freed memory in bursts 0.7 and ~3 s after
+    a large free here), then until it has been idle for ``quiet`` seconds, at most ``cap`` in all;
+    returns the seconds waited (0 without page reporting: nothing to wait for)."""
+    last = page_reporting_kib()
+    if last is None:
+        return 0.0
+    t0 = since = time.monotonic()
+    while (now := time.monotonic()) - t0 < minimum or (now - since < quiet and now - t0 < cap):
+        time.sleep(0.1)
+        value = page_reporting_kib()
+        if value != last:
+            last, since = value, time.monotonic()
+    return time.monotonic() - t0
 
 
 def read_events(log: Path, name: str | None = None) -> list[dict[str, Any]]:

@@ -35,7 +35,6 @@ from qsyncd.errors import (
     QsyncdError,
     RemoteError,
     SkipFile,
-    TransientError,
     Unreachable,
 )
 from qsyncd.events import get_logger
