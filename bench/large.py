@@ -28,7 +28,7 @@ MiB = 1 << 20
 # retries the whole file 3 times; --ignore-checksum is the only way to make it finish (the object's
 # bytes are right, its ETag is not the MD5). That is what "tuned" costs in correctness.
 RCLONE_TUNED = ["--qingstor-chunk-size", "64M", "--qingstor-upload-concurrency", "4", "--ignore-checksum"]
-# The uploads measured a second time with settled memory (pass 2; qsyncd's tuned row is left out).
+# The uploads measured a second time with settled memory (pass 1b; qsyncd's tuned row is left out).
 SETTLED = ("qsyncd sync (defaults)", "rclone copy (defaults)",
            "rclone copy (tuned: chunk 64M, upload concurrency 4, --ignore-checksum)", "curl -T (one streaming PUT)")
 HASH_SCRIPT = ("import hashlib,os,sys\nfd=os.open(sys.argv[1],os.O_RDONLY)\nh=hashlib.md5()\n"
@@ -115,7 +115,7 @@ def run(emu: EmulatorProc, work: Path, *, size: int, repeats: int, log: Callable
     # the benchmark VM, pages freed more than ~1-3 s ago are handed back to the host and cost the
     # emulator 2-5x more system time to write into (see ``harness.settle_memory``): a run here
     # writes partly into the pages the delete just freed, the more of them the sooner it writes.
-    # Pass 2 ("settled memory", only where the kernel reports free pages): before every upload the
+    # Pass 1b ("settled memory", only where the kernel reports free pages): before every upload the
     # benchmark waits until the reporter is idle, so every contender writes into handed-back pages
     # alike, as a server that has been up for a while does.
     local = [c for c in contenders if c[0].startswith("local ")]
