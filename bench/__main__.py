@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", action="append", choices=SCENARIOS + ("memory",), default=[],
                    help="run only this scenario (repeatable; memory is measured by large)")
     p.add_argument("--repeats", type=int, default=None,
-                   help="rounds per comparison (default 3, the large file 5; quick 2)")
+                   help="rounds per comparison (default 3; the large file 5, its settled pass 1b 3; quick 2, 1b 1)")
     p.add_argument("--no-settled", action="store_true",
                    help="skip the large file's second pass with settled memory (1b; only on a VM that reports free pages)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) afterwards")
