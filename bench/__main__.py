@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"work dir {base}")
     rows: list[Row] = []
     t_start = time.monotonic()
+    steal_start = harness.steal_seconds()
     failures: list[str] = []
     try:
         plan: list[tuple[str, Callable[[EmulatorProc, Path], list[Row]]]] = [
@@ -200,7 +201,12 @@ def main(argv: list[str] | None = None) -> int:
               f"medians), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, took {elapsed / 60:.1f} min.", ""]
     header += [f"- {line}" for line in machine()]
     header += [f"- 1-minute load average when each scenario started (other work on the machine shows here): "
-               f"{', '.join(loads)}; at the end {os.getloadavg()[0]:.1f}", ""]
+               f"{', '.join(loads)}; at the end {os.getloadavg()[0]:.1f}"]
+    steal_end = harness.steal_seconds()
+    if steal_start is not None and steal_end is not None:
+        header.append(f"- steal time (the host running other work while this VM's CPUs wanted to run) over the "
+                      f"whole run: {steal_end - steal_start:.1f} CPU s of {elapsed * (os.cpu_count() or 1):.0f}")
+    header += [""]
     out = "\n".join(header) + "\n" + table(rows) + "\n"
     print(out)
     if args.write:

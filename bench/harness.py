@@ -80,6 +80,7 @@ class Measured:
     emu_cpu: float = 0.0
     emu_complete: float = 0.0  # multipart only: the emulator's CompleteMultipartUpload service time
     reported_mib: float | None = None  # free memory the VM handed back to its host during the run
+    steal: float | None = None  # CPU seconds the host ran something else while this VM wanted to run
 
     def check(self, what: str) -> "Measured":
         if self.rc != 0:
@@ -95,6 +96,7 @@ def run_measured(argv: Sequence[str], log: Path, *, env: dict[str, str] | None =
     os.sync()  # start every run with no dirty pages left by the previous one (writeback is not its cost)
     emu0 = emulator.cpu() if emulator else 0.0
     rep0 = page_reporting_kib()
+    steal0 = steal_seconds()
     with open(log, "wb") as out:
         t0 = time.perf_counter()
         proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=str(REPO))
@@ -122,9 +124,23 @@ def run_measured(argv: Sequence[str], log: Path, *, env: dict[str, str] | None =
         proc.returncode = os.waitstatus_to_exitcode(status)
     emu_cpu = (emulator.cpu() - emu0) if emulator else 0.0
     rep1 = page_reporting_kib()
+    steal1 = steal_seconds()
     reported = None if rep0 is None or rep1 is None else (rep1 - rep0) / 1024
     return Measured(seconds, proc.returncode, ru.ru_maxrss, ru.ru_utime + ru.ru_stime, Path(log), emu_cpu,
-                    reported_mib=reported)
+                    reported_mib=reported,
+                    steal=None if steal0 is None or steal1 is None else steal1 - steal0)
+
+
+def steal_seconds() -> float | None:
+    """Steal time of all CPUs so far (/proc/stat), in seconds: time a virtual CPU was ready to run
+    while the host ran something else. None where the kernel does not report it. A run with steal
+    was slowed by the host's other guests, not by what it ran itself."""
+    try:
+        with open("/proc/stat", "rb") as fh:
+            fields = fh.readline().split()
+        return int(fields[8]) / CLK_TCK if fields[0] == b"cpu" and len(fields) > 8 else None
+    except (OSError, ValueError):
+        return None
 
 
 # ------------------------------------------------------------------------------------- VM memory

@@ -153,6 +153,7 @@ def run(emu: EmulatorProc, work: Path, *, size: int, repeats: int, log: Callable
                     f"{size / MiB / m.seconds:.0f} MiB/s, rss {m.maxrss_kib // 1024} MiB, cpu {m.cpu:.1f} s, "
                     f"emulator cpu {m.emu_cpu:.1f} s, emulator Complete {m.emu_complete:.2f} s"
                     + ("" if m.reported_mib is None else f", reported to the host {m.reported_mib:.0f} MiB")
+                    + ("" if m.steal is None else f", steal {m.steal:.2f} s")
                     + (f" (after {waited:.1f} s waiting for the reporter)" if tag else ""))
     remote.close()
     path.unlink()
@@ -198,6 +199,7 @@ def ratio_rows(label: str, names: list[str], results: dict[str, list[Measured]],
         ratio = q / s if s else float("nan")
         tgt = targets.get(name)
         reported = [m.reported_mib for m in ms if m.reported_mib is not None]
+        steal = [m.steal for m in ms if m.steal is not None]
         row = Row(label, name, f"{fmt(s, 0)} MiB/s (median {fmt(median([m.seconds for m in ms]), 2)} s)",
                   ratio=("" if name == qname else
                          f"this / rclone tuned = {fmt(s / speed(rclone_tuned), 2)}x"
@@ -211,9 +213,11 @@ def ratio_rows(label: str, names: list[str], results: dict[str, list[Measured]],
                            f"{fmt(median([size / MiB / (m.seconds - m.emu_complete) for m in ms]), 0)} MiB/s"
                            if any(m.emu_complete for m in ms) else "") + (
                            f"; reported to the host during a run: median {fmt(median(reported), 0)} MiB"
-                           if reported and not name.startswith("local ") else ""),
+                           if reported and not name.startswith("local ") else "") + (
+                           f"; steal during a run: median {fmt(median(steal), 2)} s, max {fmt(max(steal), 2)} s"
+                           if steal else ""),
                   raw={"seconds": [m.seconds for m in ms], "cpu": [m.cpu for m in ms],
-                       "emu_complete": [m.emu_complete for m in ms], "reported_mib": reported,
+                       "emu_complete": [m.emu_complete for m in ms], "reported_mib": reported, "steal": steal,
                        "emu_cpu": [m.emu_cpu for m in ms], "maxrss_kib": [m.maxrss_kib for m in ms]})
         if name == curl and s:
             row.note += f"; qsyncd without the emulator's Complete = {fmt(q_open / s, 2)}x"
