@@ -110,9 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", action="append", choices=SCENARIOS + ("memory",), default=[],
                    help="run only this scenario (repeatable; memory is measured by large)")
     p.add_argument("--repeats", type=int, default=None,
-                   help="rounds per comparison (default 3; the large file 5, its settled pass 1b 3; quick 2, 1b 1)")
+                   help="rounds per comparison (default 3; the large file 5, its passes 1b and 1c 3; quick 2, 1b and 1c 1)")
     p.add_argument("--no-settled", action="store_true",
                    help="skip the large file's second pass with settled memory (1b; only on a VM that reports free pages)")
+    p.add_argument("--no-daemon", action="store_true",
+                   help="skip the large file's informational pass into a running qsyncd service (1c)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) afterwards")
     p.add_argument("--write", type=Path, default=None,
                    help=f"replace the block between {MARK_START} and {MARK_END} in this file with the results")
@@ -132,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     large_repeats = args.repeats or (2 if q else 5)
     # The second large-file pass waits for the VM's free-page reporter before each upload (~2-5 s).
     settled_repeats = 0 if args.no_settled else (args.repeats or (1 if q else 3))
+    daemon_repeats = 0 if args.no_daemon else (args.repeats or (1 if q else 3))
     mib = 1 << 20
     large_size = (4096 if args.big else (256 if q else 1024)) * mib
     small_files = 1000 if q else 5000
@@ -156,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         plan: list[tuple[str, Callable[[EmulatorProc, Path], list[Row]]]] = [
             ("large", lambda e, w: __import__("bench.large", fromlist=["run"]).run(
-                e, w, size=large_size, repeats=large_repeats, settled_repeats=settled_repeats, log=log)),
+                e, w, size=large_size, repeats=large_repeats, settled_repeats=settled_repeats,
+                daemon_repeats=daemon_repeats, log=log)),
             ("small", lambda e, w: __import__("bench.small", fromlist=["run"]).run(
                 e, w, files=small_files, dirs=max(1, small_files // 10), size=16384, repeats=repeats, log=log)),
             ("small-rtt", lambda e, w: __import__("bench.small", fromlist=["run"]).run(
@@ -197,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = "quick" if q else ("big" if args.big else "full")
     header = [f"Run: `python -m bench{' --quick' if q else ''}{' --big' if args.big else ''}"
               f"{''.join(' --only ' + s for s in args.only)}` ({mode}, {large_repeats} round{'s' * (large_repeats != 1)} "
-              f"for the large file (1b: {settled_repeats}), {repeats} for the others, running order rotated each round, "
+              f"for the large file (1b: {settled_repeats}, 1c: {daemon_repeats}), {repeats} for the others, running order rotated each round, "
               f"medians), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, took {elapsed / 60:.1f} min.", ""]
     header += [f"- {line}" for line in machine()]
     header += [f"- 1-minute load average when each scenario started (other work on the machine shows here): "

@@ -11,15 +11,18 @@ from its rusage (scenario 4).
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from bench import data
 from bench.harness import (
-    BUCKET, CURL, PYTHON, QSYNCD, BenchError, EmulatorProc, Measured, Row, fmt, make_remote, median,
-    page_reporting_kib, qsyncd_config, rclone_argv, rclone_config, read_events, rotated, run_measured,
-    settle_memory, signed_headers,
+    BUCKET, CURL, PYTHON, QSYNCD, BenchError, DaemonProc, EmulatorProc, Measured, Row, fmt, make_remote,
+    median, page_reporting_kib, proc_cpu_seconds, proc_hwm_kib, qsyncd_config, rclone_argv, rclone_config,
+    read_events, rotated, run_measured, settle_memory, signed_headers, steal_seconds,
 )
 
 MiB = 1 << 20
@@ -33,7 +36,7 @@ HASH_SCRIPT = ("import hashlib,os,sys\nfd=os.open(sys.argv[1],os.O_RDONLY)\nh=ha
 
 
 def run(emu: EmulatorProc, work: Path, *, size: int, repeats: int, log: Callable[[str], None],
-        settled_repeats: int = 3) -> list[Row]:
+        settled_repeats: int = 3, daemon_repeats: int = 3) -> list[Row]:
     src_dir = work / "large-src"
     path = data.large_file(src_dir / "large.bin", size)
     log(f"large: wrote {size // MiB} MiB")
@@ -155,6 +158,12 @@ def run(emu: EmulatorProc, work: Path, *, size: int, repeats: int, log: Callable
                     + ("" if m.reported_mib is None else f", reported to the host {m.reported_mib:.0f} MiB")
                     + ("" if m.steal is None else f", steal {m.steal:.2f} s")
                     + (f" (after {waited:.1f} s waiting for the reporter)" if tag else ""))
+    daemon_rows: list[Row] = []
+    if daemon_repeats:
+        contenders_1c = [("qsyncd run (the service; one file moved in)", None)] + [
+            c for c in contenders if c[0] in (contenders[0][0], contenders[2][0], contenders[3][0])]
+        daemon_rows = _daemon_pass(emu, work, path, size, daemon_repeats, contenders_1c, remote, delete,
+                                   curl_run, log)
     remote.close()
     path.unlink()
 
@@ -164,6 +173,7 @@ def run(emu: EmulatorProc, work: Path, *, size: int, repeats: int, log: Callable
     rows = ratio_rows(f"1. large file {size // MiB} MiB", names, results, size, failed)
     if any(settled.values()):
         rows += ratio_rows(f"1b. large file {size // MiB} MiB, settled memory", list(settled), settled, size, failed)
+    rows += daemon_rows
     # Scenario 4: memory.
     mem_label = f"4. peak RSS, {size // MiB} MiB file"
     for name, _ in contenders[:3] + contenders[6:]:
@@ -176,6 +186,102 @@ def run(emu: EmulatorProc, work: Path, *, size: int, repeats: int, log: Callable
                         verdict=("met" if rss <= 128 else "MISSED") if is_q else "",
                         raw={"maxrss_kib": [m.maxrss_kib for m in runs]}))
     return rows
+
+
+def _daemon_pass(emu: EmulatorProc, work: Path, path: Path, size: int, rounds: int,
+                 contenders: list[tuple[str, Callable[[], Measured] | None]], remote: Any,
+                 delete: Callable[[str, Measured], Measured], warm_up: Callable[[], Measured],
+                 log: Callable[[str], None]) -> list[Row]:
+    """Pass 1c (informational, no target): the same file uploaded by a running ``qsyncd run``, the
+    way the service meets it, alternated with ``qsyncd sync``, tuned rclone and curl (back to back,
+    as in pass 1). The file is renamed into the watched directory and back out after each upload;
+    its time is the daemon's own ``upload_started`` -> ``upload_finished`` (event timestamps: the
+    quiet period before, the interpreter's start-up and shutdown are not in it), its CPU the
+    daemon's and the emulator's CPU seconds from the rename to the event."""
+    watch = work / "large-watch"
+    watch.mkdir()
+    prefix = "large/daemon/"
+    cfg = qsyncd_config(work / "large-daemon.toml", emu, watch=watch, state=work / "state-large-daemon",
+                        prefix=prefix)
+    daemon = DaemonProc(cfg, work / "qsyncd-large-daemon.log").start()
+    counter = iter(range(1_000_000))
+
+    def daemon_run() -> Measured:
+        name = f"large-{next(counter)}.bin"
+        key = prefix + name
+        os.sync()
+        cpu0, emu0 = proc_cpu_seconds(daemon.pid), emu.cpu()
+        rep0, steal0 = page_reporting_kib(), steal_seconds()
+        os.rename(path, watch / name)
+        try:
+            done = daemon.wait_event("upload_finished", 600, pred=lambda e: e.get("key") == key)[0]
+            cpu1, emu1 = proc_cpu_seconds(daemon.pid), emu.cpu()
+            rep1, steal1 = page_reporting_kib(), steal_seconds()
+        finally:
+            os.rename(watch / name, path)
+        started = daemon.wait_event("upload_started", 5, pred=lambda e: e.get("key") == key)[-1]
+        seconds = _event_time(done) - _event_time(started)
+        info = remote.head(key)
+        if info is None or info.size != size:
+            raise BenchError(f"{key} is missing or has the wrong size after the upload")
+        m = Measured(seconds, 0, proc_hwm_kib(daemon.pid), cpu1 - cpu0, daemon.log, emu1 - emu0,
+                     emu.complete_seconds(key),
+                     None if rep0 is None or rep1 is None else (rep1 - rep0) / 1024,
+                     None if steal0 is None or steal1 is None else steal1 - steal0)
+        return delete(key, m)
+
+    group = [(name, fn or daemon_run) for name, fn in contenders]
+    results: dict[str, list[Measured]] = {name: [] for name, _ in group}
+    failed: dict[str, str] = {}
+    try:
+        daemon.wait_event("daemon_ready", 60)
+        daemon.wait_event("rescan_finished", 60)
+        # 1c follows the local hashing (no uploads for ~16 s) like 1b does: one uncounted upload first
+        # (the service's first round of a 4 GiB run without it: emulator CPU 18.6 s against 14.9 s for
+        # the qsyncd sync after it).
+        warm = warm_up()
+        log(f"large: daemon pass warm-up upload (not counted): {warm.seconds:.2f} s")
+        for r in range(rounds):
+            for name, fn in rotated(group, r):
+                if name in failed:
+                    continue
+                try:
+                    m = fn()
+                except BenchError as err:
+                    failed[name] = str(err).splitlines()[0]
+                    log(f"large: {name} FAILED: {err}")
+                    continue
+                results[name].append(m)
+                log(f"large: daemon pass round {r + 1}/{rounds} {name}: {m.seconds:.2f} s, "
+                    f"{size / MiB / m.seconds:.0f} MiB/s, cpu {m.cpu:.1f} s, emulator cpu {m.emu_cpu:.1f} s")
+    finally:
+        daemon.stop()
+    label = f"1c. large file {size // MiB} MiB, into the running service (informational)"
+    dname, qname = group[0][0], group[1][0]
+    rows: list[Row] = []
+    if not results[dname]:
+        return [Row(label, dname, "failed", verdict="ERROR", note=failed.get(dname, ""))]
+    d = median([size / MiB / m.seconds for m in results[dname]])
+    for name, _ in group:
+        ms = results[name]
+        if not ms:
+            rows.append(Row(label, name, "failed", verdict="ERROR", note=failed.get(name, "")))
+            continue
+        s = median([size / MiB / m.seconds for m in ms])
+        rows.append(Row(label, name, f"{fmt(s, 0)} MiB/s (median {fmt(median([m.seconds for m in ms]), 2)} s)",
+                        ratio="" if name == dname else f"service = {fmt(d / s, 2)}x",
+                        note=f"client cpu {fmt(median([m.cpu for m in ms]), 1)} s, emulator cpu "
+                             f"{fmt(median([m.emu_cpu for m in ms]), 1)} s"
+                             + ("; upload_started -> upload_finished, without the quiet period before it"
+                                if name == dname else "; the whole process, start-up and exit included"
+                                if name == qname else ""),
+                        raw={"seconds": [m.seconds for m in ms], "cpu": [m.cpu for m in ms],
+                             "emu_cpu": [m.emu_cpu for m in ms]}))
+    return rows
+
+
+def _event_time(ev: dict[str, Any]) -> float:
+    return datetime.fromisoformat(ev["ts"]).timestamp()
 
 
 def ratio_rows(label: str, names: list[str], results: dict[str, list[Measured]], size: int,
