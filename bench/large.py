@@ -6,7 +6,8 @@ a single streaming ``curl -T`` PUT (the emulator's ceiling for one stream), and 
 the file locally (the client's ceiling; these two alternate in rounds of their own after the
 uploads, see below). Each run uploads under a fresh prefix and a fresh qsyncd
 state dir; the object is checked (size) and deleted afterwards. Peak RSS of each process is taken
-from its rusage (scenario 4).
+from its rusage (scenario 4). Pass 1b repeats the compared uploads with the VM's memory settled
+before each; pass 1c (informational) moves the file into a running ``qsyncd run`` instead.
 """
 
 from __future__ import annotations
@@ -160,8 +161,9 @@ def run(emu: EmulatorProc, work: Path, *, size: int, repeats: int, log: Callable
                     + (f" (after {waited:.1f} s waiting for the reporter)" if tag else ""))
     daemon_rows: list[Row] = []
     if daemon_repeats:
-        contenders_1c = [("qsyncd run (the service; one file moved in)", None)] + [
-            c for c in contenders if c[0] in (contenders[0][0], contenders[2][0], contenders[3][0])]
+        # the service against qsyncd sync, tuned rclone and curl (the first, third and fourth contenders)
+        contenders_1c = [("qsyncd run (the service; one file moved in)", None),
+                         contenders[0], contenders[2], contenders[3]]
         daemon_rows = _daemon_pass(emu, work, path, size, daemon_repeats, contenders_1c, remote, delete,
                                    curl_run, log)
     remote.close()
