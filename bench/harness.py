@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 _VENV_BIN = REPO / ".venv" / "bin"
@@ -94,9 +94,7 @@ def run_measured(argv: Sequence[str], log: Path, *, env: dict[str, str] | None =
     """Run ``argv`` to completion; its output goes to ``log``. Kills it (by PID) on timeout or error."""
     full_env = {**os.environ, **(env or {})}
     os.sync()  # start every run with no dirty pages left by the previous one (writeback is not its cost)
-    emu0 = emulator.cpu() if emulator else 0.0
-    rep0 = page_reporting_kib()
-    steal0 = steal_seconds()
+    before = Counters.read(emulator)
     with open(log, "wb") as out:
         t0 = time.perf_counter()
         proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=str(REPO))
@@ -122,13 +120,28 @@ def run_measured(argv: Sequence[str], log: Path, *, env: dict[str, str] | None =
             raise
         seconds = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
-    emu_cpu = (emulator.cpu() - emu0) if emulator else 0.0
-    rep1 = page_reporting_kib()
-    steal1 = steal_seconds()
-    reported = None if rep0 is None or rep1 is None else (rep1 - rep0) / 1024
-    return Measured(seconds, proc.returncode, ru.ru_maxrss, ru.ru_utime + ru.ru_stime, Path(log), emu_cpu,
-                    reported_mib=reported,
-                    steal=None if steal0 is None or steal1 is None else steal1 - steal0)
+    return Measured(seconds, proc.returncode, ru.ru_maxrss, ru.ru_utime + ru.ru_stime, Path(log),
+                    **Counters.read(emulator).since(before))
+
+
+class Counters(NamedTuple):
+    """Machine-wide counters read around a run: the emulator's CPU seconds, the memory the VM has
+    reported to its host (KiB) and the steal time (s); None where this machine has no such counter."""
+
+    emu_cpu: float
+    reported_kib: int | None
+    steal: float | None
+
+    @classmethod
+    def read(cls, emulator: EmulatorProc | None) -> Counters:
+        return cls(emulator.cpu() if emulator else 0.0, page_reporting_kib(), steal_seconds())
+
+    def since(self, before: Counters) -> dict[str, Any]:
+        """What happened between ``before`` and these, as ``Measured`` fields."""
+        return {"emu_cpu": self.emu_cpu - before.emu_cpu,
+                "reported_mib": None if self.reported_kib is None or before.reported_kib is None
+                else (self.reported_kib - before.reported_kib) / 1024,
+                "steal": None if self.steal is None or before.steal is None else self.steal - before.steal}
 
 
 def steal_seconds() -> float | None:

@@ -21,9 +21,9 @@ from typing import Any
 
 from bench import data
 from bench.harness import (
-    BUCKET, CURL, PYTHON, QSYNCD, BenchError, DaemonProc, EmulatorProc, Measured, Row, fmt, make_remote,
-    median, page_reporting_kib, proc_cpu_seconds, proc_hwm_kib, qsyncd_config, rclone_argv, rclone_config,
-    read_events, rotated, run_measured, settle_memory, signed_headers, steal_seconds,
+    BUCKET, CURL, PYTHON, QSYNCD, BenchError, Counters, DaemonProc, EmulatorProc, Measured, Row, fmt,
+    make_remote, median, page_reporting_kib, proc_cpu_seconds, proc_hwm_kib, qsyncd_config, rclone_argv,
+    rclone_config, read_events, rotated, run_measured, settle_memory, signed_headers,
 )
 
 MiB = 1 << 20
@@ -133,6 +133,14 @@ def run(emu: EmulatorProc, work: Path, *, size: int, repeats: int, log: Callable
     # 12.5 s on the next qsyncd one), and round 1's first contender would pay for it alone.
     warm = curl_run()
     log(f"large: warm-up upload (curl, not counted): {warm.seconds:.2f} s, emulator cpu {warm.emu_cpu:.1f} s")
+    def pass_line(tag: str, rounds: int) -> Callable[[int, str, Measured], str]:
+        return lambda r, name, m: (
+            f"large: {tag}round {r + 1}/{rounds} {name}: {m.seconds:.2f} s, "
+            f"{size / MiB / m.seconds:.0f} MiB/s, rss {m.maxrss_kib // 1024} MiB, cpu {m.cpu:.1f} s, "
+            f"emulator cpu {m.emu_cpu:.1f} s, emulator Complete {m.emu_complete:.2f} s"
+            + ("" if m.reported_mib is None else f", reported to the host {m.reported_mib:.0f} MiB")
+            + ("" if m.steal is None else f", steal {m.steal:.2f} s"))
+
     for tag, group, rounds, into in passes:
         if tag:
             # Pass 1b's first upload would follow ~16 s of local hashing instead of another upload
@@ -141,24 +149,8 @@ def run(emu: EmulatorProc, work: Path, *, size: int, repeats: int, log: Callable
             settle_memory()
             warm = curl_run()
             log(f"large: {tag}warm-up upload (curl, not counted): {warm.seconds:.2f} s")
-        for r in range(rounds):
-            for name, fn in rotated(group, r):
-                if name in failed:
-                    continue
-                waited = settle_memory() if tag else 0.0
-                try:
-                    m = fn()
-                except BenchError as err:  # one broken contender must not hide the others' figures
-                    failed[name] = str(err).splitlines()[0] + " " + " ".join(str(err).splitlines()[1:2])[:300]
-                    log(f"large: {name} FAILED: {err}")
-                    continue
-                into[name].append(m)
-                log(f"large: {tag}round {r + 1}/{rounds} {name}: {m.seconds:.2f} s, "
-                    f"{size / MiB / m.seconds:.0f} MiB/s, rss {m.maxrss_kib // 1024} MiB, cpu {m.cpu:.1f} s, "
-                    f"emulator cpu {m.emu_cpu:.1f} s, emulator Complete {m.emu_complete:.2f} s"
-                    + ("" if m.reported_mib is None else f", reported to the host {m.reported_mib:.0f} MiB")
-                    + ("" if m.steal is None else f", steal {m.steal:.2f} s")
-                    + (f" (after {waited:.1f} s waiting for the reporter)" if tag else ""))
+        _alternate(group, rounds, into, failed, log, pass_line(tag, rounds),
+                   before=(lambda: f" (after {settle_memory():.1f} s waiting for the reporter)") if tag else None)
     daemon_rows: list[Row] = []
     if daemon_repeats:
         # the service against qsyncd sync, tuned rclone and curl (the first, third and fourth contenders)
@@ -212,13 +204,11 @@ def _daemon_pass(emu: EmulatorProc, work: Path, path: Path, size: int, rounds: i
         name = f"large-{next(counter)}.bin"
         key = prefix + name
         os.sync()
-        cpu0, emu0 = proc_cpu_seconds(daemon.pid), emu.cpu()
-        rep0, steal0 = page_reporting_kib(), steal_seconds()
+        cpu0, before = proc_cpu_seconds(daemon.pid), Counters.read(emu)
         os.rename(path, watch / name)
         try:
             done = daemon.wait_event("upload_finished", 600, pred=lambda e: e.get("key") == key)[0]
-            cpu1, emu1 = proc_cpu_seconds(daemon.pid), emu.cpu()
-            rep1, steal1 = page_reporting_kib(), steal_seconds()
+            cpu1, after = proc_cpu_seconds(daemon.pid), Counters.read(emu)
         finally:
             os.rename(watch / name, path)
         started = daemon.wait_event("upload_started", 5, pred=lambda e: e.get("key") == key)[-1]
@@ -226,10 +216,8 @@ def _daemon_pass(emu: EmulatorProc, work: Path, path: Path, size: int, rounds: i
         info = remote.head(key)
         if info is None or info.size != size:
             raise BenchError(f"{key} is missing or has the wrong size after the upload")
-        m = Measured(seconds, 0, proc_hwm_kib(daemon.pid), cpu1 - cpu0, daemon.log, emu1 - emu0,
-                     emu.complete_seconds(key),
-                     None if rep0 is None or rep1 is None else (rep1 - rep0) / 1024,
-                     None if steal0 is None or steal1 is None else steal1 - steal0)
+        m = Measured(seconds, 0, proc_hwm_kib(daemon.pid), cpu1 - cpu0, daemon.log,
+                     emu_complete=emu.complete_seconds(key), **after.since(before))
         return delete(key, m)
 
     group = [(name, fn or daemon_run) for name, fn in contenders]
@@ -243,19 +231,9 @@ def _daemon_pass(emu: EmulatorProc, work: Path, path: Path, size: int, rounds: i
         # the qsyncd sync after it).
         warm = warm_up()
         log(f"large: daemon pass warm-up upload (not counted): {warm.seconds:.2f} s")
-        for r in range(rounds):
-            for name, fn in rotated(group, r):
-                if name in failed:
-                    continue
-                try:
-                    m = fn()
-                except BenchError as err:
-                    failed[name] = str(err).splitlines()[0]
-                    log(f"large: {name} FAILED: {err}")
-                    continue
-                results[name].append(m)
-                log(f"large: daemon pass round {r + 1}/{rounds} {name}: {m.seconds:.2f} s, "
-                    f"{size / MiB / m.seconds:.0f} MiB/s, cpu {m.cpu:.1f} s, emulator cpu {m.emu_cpu:.1f} s")
+        _alternate(group, rounds, results, failed, log, lambda r, name, m: (
+            f"large: daemon pass round {r + 1}/{rounds} {name}: {m.seconds:.2f} s, "
+            f"{size / MiB / m.seconds:.0f} MiB/s, cpu {m.cpu:.1f} s, emulator cpu {m.emu_cpu:.1f} s"))
     finally:
         daemon.stop()
     label = f"1c. large file {size // MiB} MiB, into the running service (informational)"
@@ -280,6 +258,28 @@ def _daemon_pass(emu: EmulatorProc, work: Path, path: Path, size: int, rounds: i
                         raw={"seconds": [m.seconds for m in ms], "cpu": [m.cpu for m in ms],
                              "emu_cpu": [m.emu_cpu for m in ms]}))
     return rows
+
+
+def _alternate(group: list[tuple[str, Callable[[], Measured]]], rounds: int, into: dict[str, list[Measured]],
+               failed: dict[str, str], log: Callable[[str], None], line: Callable[[int, str, Measured], str],
+               before: Callable[[], str] | None = None) -> None:
+    """Run every contender of ``group`` once per round for ``rounds`` rounds, the running order
+    rotated each round, into ``into``. A contender that fails is logged, noted in ``failed`` and
+    skipped from then on: one broken contender must not hide the others' figures. ``before`` runs
+    ahead of every run and returns what to add to its log line (``line``)."""
+    for r in range(rounds):
+        for name, fn in rotated(group, r):
+            if name in failed:
+                continue
+            suffix = before() if before else ""
+            try:
+                m = fn()
+            except BenchError as err:
+                failed[name] = str(err).splitlines()[0] + " " + " ".join(str(err).splitlines()[1:2])[:300]
+                log(f"large: {name} FAILED: {err}")
+                continue
+            into[name].append(m)
+            log(line(r, name, m) + suffix)
 
 
 def _event_time(ev: dict[str, Any]) -> float:
