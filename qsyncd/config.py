@@ -117,7 +117,7 @@ class UploadConfig:
 
     multipart_threshold: int = 64 * MiB
     part_size: int = 16 * MiB
-    concurrency: int = 8
+    concurrency: int = 16
     part_concurrency: int = 4
     storage_class: Literal["STANDARD", "STANDARD_IA"] = "STANDARD"
     max_bytes_per_second: int | None = None
@@ -738,7 +738,7 @@ def parse_config(data: dict[str, Any], *, source: Path | None, env: Mapping[str,
             errors.add(f"{shown}: must be at least 4 MiB (got {_format_size(part_size)})")
         elif part_size > MAX_PART_SIZE:
             errors.add(f"{shown}: must be at most 5 GiB (got {_format_size(part_size)})")
-    concurrency = up.get("concurrency", 8, _int_range(1, MAX_CONCURRENCY))
+    concurrency = up.get("concurrency", 16, _int_range(1, MAX_CONCURRENCY))
     part_concurrency = up.get("part_concurrency", 4, _int_range(1, MAX_CONCURRENCY))
     storage_class = up.get("storage_class", "STANDARD", _choice("STANDARD", "STANDARD_IA"))
     max_bps: int | None = up.get("max_bytes_per_second", None, _size)
