@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import fnmatch
+import functools
 import mimetypes
 import os
 import re
@@ -108,6 +109,8 @@ def classify(path: Path, root: Path, follow_symlinks: bool) -> os.stat_result:
     """
     st = os.lstat(path)
     target = path
+    if stat.S_ISREG(st.st_mode):
+        return _regular(path, root, follow_symlinks)
     if stat.S_ISLNK(st.st_mode):
         if not follow_symlinks:
             raise SkipFile(
@@ -147,12 +150,32 @@ def classify(path: Path, root: Path, follow_symlinks: bool) -> os.stat_result:
         raise SkipFile("device", f"{path} is a device node; devices are never uploaded")
     if not stat.S_ISREG(mode):
         raise SkipFile("special", f"{path} is not a regular file (mode {mode:o})")
-    if not os.access(target, os.R_OK):
-        raise SkipFile("unreadable", _unreadable(path))
-    # O_NONBLOCK: if the file was swapped for a FIFO since the stat, open() must not hang.
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0)
+    return _open_stat(target, path)
+
+
+def _regular(path: Path, root: Path, follow_symlinks: bool) -> os.stat_result:
+    """``classify`` for the common case, a regular file named by its path.
+
+    Whether a symlinked directory on the way leads to it is read back from the kernel (``/proc``'s
+    path of an ``O_PATH`` descriptor, which does not open the file), not resolved one component at
+    a time; when that path is not the plain one below the root (or ``/proc`` is missing),
+    ``_check_parents`` decides, as for every other kind of file, before the file is opened.
+    """
+    real = _kernel_path(path)
+    if real is None or real != _plain_real_path(path, root):
+        _check_parents(path, root, follow_symlinks)
+    return _open_stat(path, path)
+
+
+# O_NONBLOCK: if the file was swapped for a FIFO since the lstat, open() must not hang.
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0)
+_O_PATH = getattr(os, "O_PATH", 0)
+
+
+def _open_stat(target: Path, path: Path) -> os.stat_result:
+    """Open ``target`` for reading (the proof qsyncd can read it) and return its stat."""
     try:
-        fd = os.open(target, flags)
+        fd = os.open(target, _OPEN_FLAGS)
     except PermissionError:
         raise SkipFile("unreadable", _unreadable(path)) from None
     try:
@@ -162,6 +185,45 @@ def classify(path: Path, root: Path, follow_symlinks: bool) -> os.stat_result:
     if not stat.S_ISREG(fst.st_mode):
         raise SkipFile("special", f"{path} changed into something that is not a regular file")
     return fst
+
+
+def _kernel_path(path: Path) -> str | None:
+    """The path the kernel resolves ``path`` to, from an ``O_PATH`` descriptor (None: cannot tell)."""
+    if not _O_PATH:
+        return None
+    try:
+        fd = os.open(path, _O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _plain_real_path(path: Path, root: Path) -> str | None:
+    """The real path ``path`` has if no component below ``root`` is a symlink (None: not below it by name).
+
+    The kernel's path of a file has no symlink, ".", ".." or "//" in it, so it can only equal
+    this string when ``path`` is the plain one.
+    """
+    p, r = str(path), str(root)
+    below = r if r.endswith("/") else r + "/"
+    if not p.startswith(below):
+        return None
+    return os.path.join(_real_root(r), p[len(below):])
+
+
+@functools.lru_cache(maxsize=256)
+def _real_root(root: str) -> str:
+    """``realpath`` of a watch root, resolved once per process.
+
+    If the root is later swapped for a link to somewhere else, files there no longer match the old
+    answer and go to ``_check_parents``, which resolves the root again.
+    """
+    return os.path.realpath(root)
 
 
 def _check_parents(path: Path, root: Path, follow_symlinks: bool) -> None:

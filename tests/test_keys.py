@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from qsyncd import keys
 from qsyncd.config import DEFAULT_EXCLUDES
 from qsyncd.errors import SkipFile
 from qsyncd.keys import PathFilter, classify, content_type, object_key
@@ -244,7 +245,17 @@ def test_root_reached_through_a_symlink(tmp_path: Path) -> None:
     assert 3 == classify(tmp_path / "alias" / "link", tmp_path / "alias", True).st_size
 
 
-def test_files_reached_through_symlinked_directories(tmp_path: Path) -> None:
+@pytest.fixture(params=["proc", "no_proc"])
+def fd_paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a classify test twice: with the path the kernel resolves a file to, and as if /proc were missing."""
+    if request.param == "no_proc":
+        monkeypatch.setattr(keys, "_kernel_path", lambda path: None)
+    elif keys._kernel_path(Path("/")) is None:
+        pytest.skip("no /proc/self/fd here")
+    return str(request.param)
+
+
+def test_files_reached_through_symlinked_directories(tmp_path: Path, fd_paths: str) -> None:
     """A file under a symlinked directory follows the symlink rules (inside: only with follow; outside: never)."""
     root = tmp_path / "root"
     (root / "real").mkdir(parents=True)
@@ -258,6 +269,71 @@ def test_files_reached_through_symlinked_directories(tmp_path: Path) -> None:
     assert "symlink" == skip_reason(root / "outlink" / "secret.txt", root, False)
     assert "symlink_outside_root" == skip_reason(root / "outlink" / "secret.txt", root, True)
     assert 4 == classify(root / "real" / "f.txt", root, False).st_size
+
+
+def test_plain_file_is_not_resolved_component_by_component(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A regular file below a plain root is checked by the path the kernel resolves it to, without realpath.
+
+    Only a path that is not the plain one (a link on the way) is resolved with realpath; the answers
+    are those of the tests above, which also run without /proc.
+    """
+    if keys._kernel_path(Path("/")) is None:
+        pytest.skip("no /proc/self/fd here")
+    root = tmp_path / "root"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b" / "f.txt").write_text("abc")
+    (root / "first.txt").write_text("x")
+    (root / "link").symlink_to("a")
+    classify(root / "first.txt", root, False)  # resolves the root once
+    calls: list[str] = []
+    real_realpath = os.path.realpath
+    monkeypatch.setattr(os.path, "realpath", lambda p, **kw: calls.append(str(p)) or real_realpath(p, **kw))
+    assert 3 == classify(root / "a" / "b" / "f.txt", root, False).st_size
+    assert [] == calls
+    assert "symlink" == skip_reason(root / "link" / "b" / "f.txt", root, False)
+    assert str(root / "link" / "b" / "f.txt") in calls
+
+
+def test_file_behind_a_link_out_of_the_root_is_refused_before_it_is_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fd_paths: str
+) -> None:
+    """A regular file reached through a link to outside the root is never opened for reading."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret.txt").write_text("s")
+    (root / "outlink").symlink_to(tmp_path / "outside")
+    opened: list[str] = []
+    real_open = os.open
+
+    def spy(path: object, flags: int, *args: object, **kw: object) -> int:
+        if not flags & getattr(os, "O_PATH", 0):
+            opened.append(str(path))
+        return real_open(path, flags, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", spy)
+    for follow in (False, True):
+        assert skip_reason(root / "outlink" / "secret.txt", root, follow) in ("symlink", "symlink_outside_root")
+    assert [] == opened
+    assert 1 == classify(tmp_path / "outside" / "secret.txt", tmp_path / "outside", False).st_size
+    assert [str(tmp_path / "outside" / "secret.txt")] == opened
+
+
+def test_root_link_repointed_while_running(tmp_path: Path, fd_paths: str) -> None:
+    """A root given as a link is resolved again when it is pointed elsewhere; dot-dot paths still classify."""
+    for name, text in (("one", "1"), ("two", "22")):
+        (tmp_path / name / "sub").mkdir(parents=True)
+        (tmp_path / name / "f.txt").write_text(text)
+    alias = tmp_path / "alias"
+    alias.symlink_to(tmp_path / "one")
+    assert 1 == classify(alias / "f.txt", alias, False).st_size
+    alias.unlink()
+    alias.symlink_to(tmp_path / "two")
+    assert 2 == classify(alias / "f.txt", alias, False).st_size
+    assert 2 == classify(Path(f"{alias}/sub/../f.txt"), alias, False).st_size
+    (tmp_path / "two" / "sub" / "out").symlink_to(tmp_path / "one")
+    assert "symlink" == skip_reason(alias / "sub" / "out" / "f.txt", alias, False)
+    assert "symlink_outside_root" == skip_reason(alias / "sub" / "out" / "f.txt", alias, True)
 
 
 def test_broken_and_looping_symlinks(tmp_path: Path) -> None:
