@@ -245,13 +245,15 @@ def test_root_reached_through_a_symlink(tmp_path: Path) -> None:
     assert 3 == classify(tmp_path / "alias" / "link", tmp_path / "alias", True).st_size
 
 
-@pytest.fixture(params=["proc", "no_proc"])
+HAVE_KERNEL_PATHS = keys._kernel_path(Path("/")) is not None  # O_PATH and /proc/self/fd
+needs_kernel_paths = pytest.mark.skipif(not HAVE_KERNEL_PATHS, reason="no /proc/self/fd here")
+
+
+@pytest.fixture(params=[pytest.param("proc", marks=needs_kernel_paths), "no_proc"])
 def fd_paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a classify test twice: with the path the kernel resolves a file to, and as if /proc were missing."""
     if request.param == "no_proc":
         monkeypatch.setattr(keys, "_kernel_path", lambda path: None)
-    elif keys._kernel_path(Path("/")) is None:
-        pytest.skip("no /proc/self/fd here")
     return str(request.param)
 
 
@@ -271,14 +273,13 @@ def test_files_reached_through_symlinked_directories(tmp_path: Path, fd_paths: s
     assert 4 == classify(root / "real" / "f.txt", root, False).st_size
 
 
+@needs_kernel_paths
 def test_plain_file_is_not_resolved_component_by_component(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A regular file below a plain root is checked by the path the kernel resolves it to, without realpath.
 
     Only a path that is not the plain one (a link on the way) is resolved with realpath; the answers
     are those of the tests above, which also run without /proc.
     """
-    if keys._kernel_path(Path("/")) is None:
-        pytest.skip("no /proc/self/fd here")
     root = tmp_path / "root"
     (root / "a" / "b").mkdir(parents=True)
     (root / "a" / "b" / "f.txt").write_text("abc")
