@@ -7,5 +7,6 @@ It is optional: without a C compiler the install still succeeds and qsyncd uses 
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("qsyncd._md5pair", sources=["qsyncd/_md5pair.c"], optional=True,
-                             extra_compile_args=["-O2"])])
+setup(
+    ext_modules=[Extension("qsyncd._md5pair", sources=["qsyncd/_md5pair.c"], optional=True, extra_compile_args=["-O2"])]
+)

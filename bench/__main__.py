@@ -62,8 +62,10 @@ def machine() -> list[str]:
     return [
         f"CPU: {cpu}, {os.cpu_count()} cores; RAM {mem:,} MiB; kernel {platform.release()}",
         f"temp dir {tempfile.gettempdir()} on {fs}",
-        f"Python {platform.python_version()}; {ver([harness.RCLONE, 'version'])}; {' '.join(ver([harness.CURL, '--version']).split()[:2])}",
-        "emulator: `python -m qsyncd.emulator.cli` on 127.0.0.1 (same machine, fsync on, one request log line per request)",
+        f"Python {platform.python_version()}; {ver([harness.RCLONE, 'version'])}; "
+        f"{' '.join(ver([harness.CURL, '--version']).split()[:2])}",
+        "emulator: `python -m qsyncd.emulator.cli` on 127.0.0.1 "
+        "(same machine, fsync on, one request log line per request)",
         hasher(),
     ]
 
@@ -84,8 +86,9 @@ def hasher() -> str:
     """Which MD5 pair hasher the qsyncd under test uses and what it costs here: a stale or missing
     build of ``qsyncd._md5pair`` (an editable install keeps the last one built) shows in the header."""
     try:
-        out = subprocess.run([harness.PYTHON, "-c", _HASHER_PROBE], capture_output=True, text=True, timeout=60,
-                             cwd=str(harness.REPO)).stdout.strip()
+        out = subprocess.run(
+            [harness.PYTHON, "-c", _HASHER_PROBE], capture_output=True, text=True, timeout=60, cwd=str(harness.REPO)
+        ).stdout.strip()
         kind, seconds = out.rsplit(" ", 1)
         return f"qsyncd hashing: {kind}, both MD5s of a part at {float(seconds):.2f} CPU s per GiB (64 MiB in memory)"
     except (OSError, subprocess.SubprocessError, ValueError):
@@ -107,17 +110,36 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats (~3 minutes)")
     p.add_argument("--big", action="store_true", help="large-file scenario with 4 GiB instead of 1 GiB")
-    p.add_argument("--only", action="append", choices=SCENARIOS + ("memory",), default=[],
-                   help="run only this scenario (repeatable; memory is measured by large)")
-    p.add_argument("--repeats", type=int, default=None,
-                   help="rounds per comparison (default 3; the large file 5, its passes 1b and 1c 3; quick 2, 1b and 1c 1)")
-    p.add_argument("--no-settled", action="store_true",
-                   help="skip the large file's second pass with settled memory (1b; only on a VM that reports free pages)")
-    p.add_argument("--no-daemon", action="store_true",
-                   help="skip the large file's informational pass into a running qsyncd service (1c)")
+    p.add_argument(
+        "--only",
+        action="append",
+        choices=(*SCENARIOS, "memory"),
+        default=[],
+        help="run only this scenario (repeatable; memory is measured by large)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="rounds per comparison (default 3; the large file 5, its passes 1b and 1c 3; quick 2, 1b and 1c 1)",
+    )
+    p.add_argument(
+        "--no-settled",
+        action="store_true",
+        help="skip the large file's second pass with settled memory (1b; only on a VM that reports free pages)",
+    )
+    p.add_argument(
+        "--no-daemon",
+        action="store_true",
+        help="skip the large file's informational pass into a running qsyncd service (1c)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) afterwards")
-    p.add_argument("--write", type=Path, default=None,
-                   help=f"replace the block between {MARK_START} and {MARK_END} in this file with the results")
+    p.add_argument(
+        "--write",
+        type=Path,
+        default=None,
+        help=f"replace the block between {MARK_START} and {MARK_END} in this file with the results",
+    )
     p.add_argument("--json", type=Path, default=None, help="write the raw results as JSON here")
     args = p.parse_args(argv)
 
@@ -158,20 +180,55 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[str] = []
     try:
         plan: list[tuple[str, Callable[[EmulatorProc, Path], list[Row]]]] = [
-            ("large", lambda e, w: __import__("bench.large", fromlist=["run"]).run(
-                e, w, size=large_size, repeats=large_repeats, settled_repeats=settled_repeats,
-                daemon_repeats=daemon_repeats, log=log)),
-            ("small", lambda e, w: __import__("bench.small", fromlist=["run"]).run(
-                e, w, files=small_files, dirs=max(1, small_files // 10), size=16384, repeats=repeats, log=log)),
-            ("small-rtt", lambda e, w: __import__("bench.small", fromlist=["run"]).run(
-                e, w, files=small_rtt_files, dirs=max(1, small_rtt_files // 10), size=16384, repeats=repeats,
-                log=log, latency=0.02)),
-            ("latency", lambda e, w: __import__("bench.latency", fromlist=["run"]).run(
-                e, w, rate=20.0, seconds=lat_secs, log=log)),
-            ("idle", lambda e, w: __import__("bench.idle", fromlist=["run_idle"]).run_idle(
-                e, w, files=idle_files, dirs=idle_dirs, seconds=idle_secs, log=log)),
-            ("restart", lambda e, w: __import__("bench.idle", fromlist=["run_restart"]).run_restart(
-                e, w, files=restart_files, dirs=restart_files // 20, repeats=2 if q else 3, log=log)),
+            (
+                "large",
+                lambda e, w: __import__("bench.large", fromlist=["run"]).run(
+                    e,
+                    w,
+                    size=large_size,
+                    repeats=large_repeats,
+                    settled_repeats=settled_repeats,
+                    daemon_repeats=daemon_repeats,
+                    log=log,
+                ),
+            ),
+            (
+                "small",
+                lambda e, w: __import__("bench.small", fromlist=["run"]).run(
+                    e, w, files=small_files, dirs=max(1, small_files // 10), size=16384, repeats=repeats, log=log
+                ),
+            ),
+            (
+                "small-rtt",
+                lambda e, w: __import__("bench.small", fromlist=["run"]).run(
+                    e,
+                    w,
+                    files=small_rtt_files,
+                    dirs=max(1, small_rtt_files // 10),
+                    size=16384,
+                    repeats=repeats,
+                    log=log,
+                    latency=0.02,
+                ),
+            ),
+            (
+                "latency",
+                lambda e, w: __import__("bench.latency", fromlist=["run"]).run(
+                    e, w, rate=20.0, seconds=lat_secs, log=log
+                ),
+            ),
+            (
+                "idle",
+                lambda e, w: __import__("bench.idle", fromlist=["run_idle"]).run_idle(
+                    e, w, files=idle_files, dirs=idle_dirs, seconds=idle_secs, log=log
+                ),
+            ),
+            (
+                "restart",
+                lambda e, w: __import__("bench.idle", fromlist=["run_restart"]).run_restart(
+                    e, w, files=restart_files, dirs=restart_files // 20, repeats=2 if q else 3, log=log
+                ),
+            ),
         ]
         for name, fn in plan:
             if name not in only:
@@ -199,17 +256,25 @@ def main(argv: list[str] | None = None) -> int:
 
     elapsed = time.monotonic() - t_start
     mode = "quick" if q else ("big" if args.big else "full")
-    header = [f"Run: `python -m bench{' --quick' if q else ''}{' --big' if args.big else ''}"
-              f"{''.join(' --only ' + s for s in args.only)}` ({mode}, {large_repeats} round{'s' * (large_repeats != 1)} "
-              f"for the large file (1b: {settled_repeats}, 1c: {daemon_repeats}), {repeats} for the others, running order rotated each round, "
-              f"medians), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, took {elapsed / 60:.1f} min.", ""]
+    header = [
+        f"Run: `python -m bench{' --quick' if q else ''}{' --big' if args.big else ''}"
+        f"{''.join(' --only ' + s for s in args.only)}` ({mode}, {large_repeats} round{'s' * (large_repeats != 1)} "
+        f"for the large file (1b: {settled_repeats}, 1c: {daemon_repeats}), {repeats} for the others, "
+        "running order rotated each round, "
+        f"medians), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, took {elapsed / 60:.1f} min.",
+        "",
+    ]
     header += [f"- {line}" for line in machine()]
-    header += [f"- 1-minute load average when each scenario started (other work on the machine shows here): "
-               f"{', '.join(loads)}; at the end {os.getloadavg()[0]:.1f}"]
+    header += [
+        f"- 1-minute load average when each scenario started (other work on the machine shows here): "
+        f"{', '.join(loads)}; at the end {os.getloadavg()[0]:.1f}"
+    ]
     steal_end = harness.steal_seconds()
     if steal_start is not None and steal_end is not None:
-        header.append(f"- steal time (the host running other work while this VM's CPUs wanted to run) over the "
-                      f"whole run: {steal_end - steal_start:.1f} CPU s of {elapsed * (os.cpu_count() or 1):.0f}")
+        header.append(
+            f"- steal time (the host running other work while this VM's CPUs wanted to run) over the "
+            f"whole run: {steal_end - steal_start:.1f} CPU s of {elapsed * (os.cpu_count() or 1):.0f}"
+        )
     header += [""]
     out = "\n".join(header) + "\n" + table(rows) + "\n"
     print(out)

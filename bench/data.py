@@ -29,7 +29,7 @@ def large_file(path: Path, size: int) -> Path:
 def small_tree(root: Path, files: int, dirs: int, size: int) -> list[Path]:
     """``files`` files of ``size`` random bytes spread over ``dirs`` directories two levels deep."""
     root.mkdir(parents=True, exist_ok=True)
-    top = max(1, int(dirs ** 0.5))
+    top = max(1, int(dirs**0.5))
     dir_paths = []
     for i in range(dirs):
         d = root / f"d{i % top:03d}" / f"s{i:05d}"
@@ -40,7 +40,7 @@ def small_tree(root: Path, files: int, dirs: int, size: int) -> list[Path]:
     for i in range(files):
         p = dir_paths[i % dirs] / f"f{i:06d}.bin"
         with open(p, "wb") as fh:
-            fh.write(blob[i:i + size])
+            fh.write(blob[i : i + size])
         _age(p)
         out.append(p)
     return out

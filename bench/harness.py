@@ -52,7 +52,7 @@ def proc_cpu_seconds(pid: int) -> float:
     """utime + stime of ``pid`` (all its threads) from /proc/PID/stat, in seconds."""
     with open(f"/proc/{pid}/stat", "rb") as fh:
         data = fh.read().decode("ascii", "replace")
-    fields = data[data.rindex(")") + 2:].split()
+    fields = data[data.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
@@ -82,15 +82,21 @@ class Measured:
     reported_mib: float | None = None  # free memory the VM handed back to its host during the run
     steal: float | None = None  # CPU seconds the host ran something else while this VM wanted to run
 
-    def check(self, what: str) -> "Measured":
+    def check(self, what: str) -> Measured:
         if self.rc != 0:
             tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
             raise BenchError(f"{what} exited with {self.rc}:\n{tail}")
         return self
 
 
-def run_measured(argv: Sequence[str], log: Path, *, env: dict[str, str] | None = None,
-                 emulator: "EmulatorProc | None" = None, timeout: float = 3600.0) -> Measured:
+def run_measured(
+    argv: Sequence[str],
+    log: Path,
+    *,
+    env: dict[str, str] | None = None,
+    emulator: EmulatorProc | None = None,
+    timeout: float = 3600.0,
+) -> Measured:
     """Run ``argv`` to completion; its output goes to ``log``. Kills it (by PID) on timeout or error."""
     full_env = {**os.environ, **(env or {})}
     os.sync()  # start every run with no dirty pages left by the previous one (writeback is not its cost)
@@ -120,8 +126,14 @@ def run_measured(argv: Sequence[str], log: Path, *, env: dict[str, str] | None =
             raise
         seconds = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
-    return Measured(seconds, proc.returncode, ru.ru_maxrss, ru.ru_utime + ru.ru_stime, Path(log),
-                    **Counters.read(emulator).since(before))
+    return Measured(
+        seconds,
+        proc.returncode,
+        ru.ru_maxrss,
+        ru.ru_utime + ru.ru_stime,
+        Path(log),
+        **Counters.read(emulator).since(before),
+    )
 
 
 class Counters(NamedTuple):
@@ -138,10 +150,13 @@ class Counters(NamedTuple):
 
     def since(self, before: Counters) -> dict[str, Any]:
         """What happened between ``before`` and these, as ``Measured`` fields."""
-        return {"emu_cpu": self.emu_cpu - before.emu_cpu,
-                "reported_mib": None if self.reported_kib is None or before.reported_kib is None
-                else (self.reported_kib - before.reported_kib) / 1024,
-                "steal": None if self.steal is None or before.steal is None else self.steal - before.steal}
+        return {
+            "emu_cpu": self.emu_cpu - before.emu_cpu,
+            "reported_mib": None
+            if self.reported_kib is None or before.reported_kib is None
+            else (self.reported_kib - before.reported_kib) / 1024,
+            "steal": None if self.steal is None or before.steal is None else self.steal - before.steal,
+        }
 
 
 def steal_seconds() -> float | None:
@@ -221,12 +236,16 @@ class DaemonProc:
         self.started = 0.0
         self._out: Any = None
 
-    def start(self) -> "DaemonProc":
+    def start(self) -> DaemonProc:
         self._out = open(self.log, "ab")
         self.started = time.monotonic()
-        self.proc = subprocess.Popen([QSYNCD, "run", "-c", str(self.config), "--log-format", "json"],
-                                     stdout=self._out, stderr=subprocess.STDOUT, cwd=str(REPO),
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.proc = subprocess.Popen(
+            [QSYNCD, "run", "-c", str(self.config), "--log-format", "json"],
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            cwd=str(REPO),
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         return self
 
     @property
@@ -276,13 +295,31 @@ class EmulatorProc:
         self.port = 0
         self._log: Any = None
 
-    def start(self, timeout: float = 30.0) -> "EmulatorProc":
+    def start(self, timeout: float = 30.0) -> EmulatorProc:
         port_file = self.workdir / "emulator.port"
         self._log = open(self.workdir / "emulator.log", "ab")
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "qsyncd.emulator.cli", "--root", str(self.root), "--port", "0", "--port-file",
-             str(port_file), "--access-key-id", ACCESS_KEY, "--secret-access-key", SECRET, "--bucket", BUCKET],
-            stdout=subprocess.DEVNULL, stderr=self._log, cwd=str(REPO))
+            [
+                PYTHON,
+                "-m",
+                "qsyncd.emulator.cli",
+                "--root",
+                str(self.root),
+                "--port",
+                "0",
+                "--port-file",
+                str(port_file),
+                "--access-key-id",
+                ACCESS_KEY,
+                "--secret-access-key",
+                SECRET,
+                "--bucket",
+                BUCKET,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+            cwd=str(REPO),
+        )
         deadline = time.monotonic() + timeout
         while not port_file.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -375,8 +412,15 @@ def make_remote(emu: EmulatorProc) -> Any:
     """qsyncd's own SDK-based client, pointed at the emulator (for HEAD checks)."""
     from qsyncd.remote.qingstor import QingStorRemote
 
-    return QingStorRemote(endpoint=emu.url, zone="", bucket=BUCKET, access_key_id=ACCESS_KEY,
-                          secret_access_key=SECRET, connect_timeout=5, read_timeout=60)
+    return QingStorRemote(
+        endpoint=emu.url,
+        zone="",
+        bucket=BUCKET,
+        access_key_id=ACCESS_KEY,
+        secret_access_key=SECRET,
+        connect_timeout=5,
+        read_timeout=60,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- configs
@@ -390,15 +434,33 @@ def _toml(v: Any) -> str:
     return json.dumps(str(v))
 
 
-def qsyncd_config(path: Path, emu: EmulatorProc, *, watch: Path, state: Path, prefix: str,
-                  settle: dict[str, Any] | None = None, upload: dict[str, Any] | None = None) -> Path:
+def qsyncd_config(
+    path: Path,
+    emu: EmulatorProc,
+    *,
+    watch: Path,
+    state: Path,
+    prefix: str,
+    settle: dict[str, Any] | None = None,
+    upload: dict[str, Any] | None = None,
+) -> Path:
     """A qsyncd.toml with qsyncd's defaults, except what a scenario passes explicitly."""
     secret_file = path.with_name(path.name + ".secret")
     secret_file.write_text(SECRET)
     os.chmod(secret_file, 0o600)
-    lines = ["[qingstor]", f"endpoint = {_toml(emu.url)}", 'zone = ""', f"bucket = {_toml(BUCKET)}",
-             f"access_key_id = {_toml(ACCESS_KEY)}", f"secret_access_key_file = {_toml(secret_file)}", "",
-             "[[watch]]", f"path = {_toml(watch)}", f"prefix = {_toml(prefix)}", ""]
+    lines = [
+        "[qingstor]",
+        f"endpoint = {_toml(emu.url)}",
+        'zone = ""',
+        f"bucket = {_toml(BUCKET)}",
+        f"access_key_id = {_toml(ACCESS_KEY)}",
+        f"secret_access_key_file = {_toml(secret_file)}",
+        "",
+        "[[watch]]",
+        f"path = {_toml(watch)}",
+        f"prefix = {_toml(prefix)}",
+        "",
+    ]
     if settle:
         lines += ["[settle]"] + [f"{k} = {_toml(v)}" for k, v in settle.items()] + [""]
     if upload:
@@ -411,9 +473,20 @@ def qsyncd_config(path: Path, emu: EmulatorProc, *, watch: Path, state: Path, pr
 
 def rclone_config(path: Path, emu: EmulatorProc) -> Path:
     """An rclone.conf with a ``qingstor`` remote called ``emu`` (reached through ``--http-proxy``)."""
-    path.write_text("\n".join([
-        "[emu]", "type = qingstor", "env_auth = false", f"access_key_id = {ACCESS_KEY}",
-        f"secret_access_key = {SECRET}", f"endpoint = {emu.url}", "zone = pek3a", ""]))
+    path.write_text(
+        "\n".join(
+            [
+                "[emu]",
+                "type = qingstor",
+                "env_auth = false",
+                f"access_key_id = {ACCESS_KEY}",
+                f"secret_access_key = {SECRET}",
+                f"endpoint = {emu.url}",
+                "zone = pek3a",
+                "",
+            ]
+        )
+    )
     os.chmod(path, 0o600)
     return path
 

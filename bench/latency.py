@@ -15,7 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.harness import (
-    BenchError, DaemonProc, EmulatorProc, Row, fmt, make_remote, percentile, qsyncd_config,
+    BenchError,
+    DaemonProc,
+    EmulatorProc,
+    Row,
+    fmt,
+    make_remote,
+    percentile,
+    qsyncd_config,
 )
 
 PROBE_EVERY = 0.01
@@ -65,7 +72,7 @@ def run(emu: EmulatorProc, work: Path, *, rate: float, seconds: float, log: Call
                 time.sleep(delay)
             name = f"w{i:05d}.bin"
             with open(src / name, "wb") as fh:
-                fh.write(payload[i:i + 16384])
+                fh.write(payload[i : i + 16384])
             t_close = time.monotonic()
             with lock:
                 closed[prefix + name] = t_close
@@ -86,13 +93,21 @@ def run(emu: EmulatorProc, work: Path, *, rate: float, seconds: float, log: Call
         raise BenchError(f"latency: {missing} of {len(closed)} files never became visible")
     lat = [visible[k] - closed[k] - quiet for k in closed]
     p50, p95, p99 = (percentile(lat, p) for p in (50, 95, 99))
-    log(f"latency: {len(lat)} files at {writer_rate:.1f}/s; beyond quiet {quiet} s: p50 {p50:.3f} p95 {p95:.3f} "
-        f"p99 {p99:.3f} max {max(lat):.3f}")
+    log(
+        f"latency: {len(lat)} files at {writer_rate:.1f}/s; beyond quiet {quiet} s: p50 {p50:.3f} p95 {p95:.3f} "
+        f"p99 {p99:.3f} max {max(lat):.3f}"
+    )
     label = f"3. latency, {len(lat)} files at {rate:g}/s"
     return [
         Row(label, "qsyncd run: close() -> HEAD 200, minus quiet", f"p50 {fmt(p50, 3)} s", note=f"quiet {quiet} s"),
         Row(label, "", f"p95 {fmt(p95, 3)} s"),
-        Row(label, "", f"p99 {fmt(p99, 3)} s", target="p99 <= 0.5 s", verdict="met" if p99 <= 0.5 else "MISSED",
+        Row(
+            label,
+            "",
+            f"p99 {fmt(p99, 3)} s",
+            target="p99 <= 0.5 s",
+            verdict="met" if p99 <= 0.5 else "MISSED",
             note=f"max {fmt(max(lat), 3)} s; HEAD probed every {PROBE_EVERY * 1000:.0f} ms",
-            raw={"latencies": lat, "quiet": quiet}),
+            raw={"latencies": lat, "quiet": quiet},
+        ),
     ]

@@ -152,8 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--offline", action="store_true", help="validate only; do not contact the endpoint")
     sp.set_defaults(func=cmd_check_config)
 
-    sp = sub.add_parser("emulator", help="a local QingStor-compatible server (see `qsyncd emulator --help`)",
-                        add_help=False)
+    sp = sub.add_parser(
+        "emulator", help="a local QingStor-compatible server (see `qsyncd emulator --help`)", add_help=False
+    )
     sp.add_argument("rest", nargs=argparse.REMAINDER)
     sp.set_defaults(func=cmd_emulator)
 

@@ -197,7 +197,7 @@ def parse_size(value: int | str, key: str) -> int:
     ``kB/KB/MB/GB/TB`` are SI powers of 1000. ``key`` names the setting in error messages.
     """
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ConfigError(f"{key}: expected a size (bytes or a string like \"64MiB\"), got {_describe(value)}")
+        raise ConfigError(f'{key}: expected a size (bytes or a string like "64MiB"), got {_describe(value)}')
     if isinstance(value, int):
         if value < 0:
             raise ConfigError(f"{key} = {value}: a size cannot be negative")
@@ -413,7 +413,7 @@ def _choice(*choices: str) -> Callable[[str, Any], str]:
 
 def _glob_list(name: str, v: Any) -> tuple[str, ...]:
     if isinstance(v, str):
-        raise _Invalid(f'{name}: expected an array of globs, got {_describe(v)}; write [{_toml(v)}]')
+        raise _Invalid(f"{name}: expected an array of globs, got {_describe(v)}; write [{_toml(v)}]")
     if not isinstance(v, list):
         raise _Invalid(f"{name}: expected an array of globs, got {_describe(v)}")
     out = []
@@ -462,7 +462,7 @@ def _bucket(name: str, v: Any) -> str:
     s = _as_str(name, v)
     if not _BUCKET_RE.match(s):
         raise _Invalid(
-            f"{name} = {_toml(s)}: a bucket name is 6-63 characters of a-z, 0-9 and \"-\", "
+            f'{name} = {_toml(s)}: a bucket name is 6-63 characters of a-z, 0-9 and "-", '
             "starting and ending with a letter or digit"
         )
     return s
@@ -502,9 +502,9 @@ def _prefix(name: str, v: Any) -> str:
     if "{" in s or "}" in s:
         raise _Invalid(f"{name} = {_toml(v)}: unknown placeholder; only {{hostname}} is supported")
     if s.startswith("/"):
-        raise _Invalid(f"{name} = {_toml(v)}: must not start with \"/\" (object keys are relative to the bucket)")
+        raise _Invalid(f'{name} = {_toml(v)}: must not start with "/" (object keys are relative to the bucket)')
     if "//" in s:
-        raise _Invalid(f"{name} = {_toml(v)}: must not contain \"//\"")
+        raise _Invalid(f'{name} = {_toml(v)}: must not contain "//"')
     parts = s.rstrip("/").split("/") if s else []
     if any(p in (".", "..") for p in parts):
         raise _Invalid(f'{name} = {_toml(v)}: must not contain "." or ".." components')
@@ -514,7 +514,8 @@ def _prefix(name: str, v: Any) -> str:
 
 
 def default_state_dir(env: Mapping[str, str]) -> Path:
-    """$STATE_DIRECTORY (systemd StateDirectory=, first entry), else $XDG_STATE_HOME/qsyncd, else ~/.local/state/qsyncd."""
+    """$STATE_DIRECTORY (systemd StateDirectory=, first entry), else $XDG_STATE_HOME/qsyncd,
+    else ~/.local/state/qsyncd."""
     sd = env.get("STATE_DIRECTORY", "")
     if sd:
         first = sd.split(":")[0]
@@ -617,10 +618,10 @@ def _secret(
         return inline
     errors.add(
         "[qingstor] secret access key: not found; give it one of four ways: "
-        "secret_access_key_file = \"/path\" in [qingstor], "
+        'secret_access_key_file = "/path" in [qingstor], '
         f"systemd LoadCredential={SECRET_CREDENTIAL_NAME}:/path ($CREDENTIALS_DIRECTORY/{SECRET_CREDENTIAL_NAME}), "
         f"the environment variable {ENV_SECRET}, "
-        "or secret_access_key = \"...\" in [qingstor] (keep the file chmod 600)"
+        'or secret_access_key = "..." in [qingstor] (keep the file chmod 600)'
     )
     return None
 
@@ -762,7 +763,7 @@ def parse_config(data: dict[str, Any], *, source: Path | None, env: Mapping[str,
     listen = me.get("listen", None, _listen)
 
     errors.raise_if_any(source)
-    assert zone is not None and bucket is not None and access_key_id and secret  # noqa: S101 (errors raised above)
+    assert zone is not None and bucket is not None and access_key_id and secret
     return Config(
         qingstor=QingStorConfig(
             endpoint=endpoint,

@@ -193,22 +193,31 @@ class Daemon:
     def root_for(self, path: str) -> Root | None:
         best = None
         for rpath, root in self.roots.items():
-            if path == rpath or path.startswith(rpath.rstrip("/") + "/"):
-                if best is None or len(rpath) > len(best.path):
-                    best = root
+            inside = path == rpath or path.startswith(rpath.rstrip("/") + "/")
+            if inside and (best is None or len(rpath) > len(best.path)):
+                best = root
         return best
 
     # ------------------------------------------------------------------ lifecycle
     def run(self) -> int:
         """Run as a service until SIGTERM/SIGINT. Returns the exit code."""
         self._install_signals()
-        self.log.info("daemon_starting", pid=os.getpid(), roots=list(self.roots), bucket=self.cfg.qingstor.bucket,
-                      endpoint=self.cfg.qingstor.endpoint, md5_paired=md5pair.NATIVE)
+        self.log.info(
+            "daemon_starting",
+            pid=os.getpid(),
+            roots=list(self.roots),
+            bucket=self.cfg.qingstor.bucket,
+            endpoint=self.cfg.qingstor.endpoint,
+            md5_paired=md5pair.NATIVE,
+        )
         for w in self.cfg.warnings:
             self.log.warning("config_warning", message=w)
         if md5pair.BUILT and not md5pair.NATIVE:
-            self.log.warning("md5_pair_rejected", message="qsyncd._md5pair disagreed with hashlib at import; "
-                             "large uploads use hashlib (correct, more CPU): rebuild with pip install -e .")
+            self.log.warning(
+                "md5_pair_rejected",
+                message="qsyncd._md5pair disagreed with hashlib at import; "
+                "large uploads use hashlib (correct, more CPU): rebuild with pip install -e .",
+            )
         self.watcher = Watcher(self.hints)
         for root in self.roots.values():
             self._arm(root)
@@ -361,13 +370,20 @@ class Daemon:
         if self.watcher is None or root.watched:
             return
         if not os.path.isdir(root.path):
-            self.log.warning("watch_root_missing", root=root.path,
-                             hint="qsyncd waits for the directory to appear and checks again every 10 s")
+            self.log.warning(
+                "watch_root_missing",
+                root=root.path,
+                hint="qsyncd waits for the directory to appear and checks again every 10 s",
+            )
             root.watched = False
             return
         try:
-            self.watcher.watch(root.path, recursive=root.cfg.recursive, watcher=root.cfg.watcher,
-                               poll_interval=root.cfg.poll_interval_seconds)
+            self.watcher.watch(
+                root.path,
+                recursive=root.cfg.recursive,
+                watcher=root.cfg.watcher,
+                poll_interval=root.cfg.poll_interval_seconds,
+            )
             root.watched = True
             self.log.info("watch_armed", root=root.path, watcher=root.cfg.watcher, recursive=root.cfg.recursive)
         except WatchError as err:
@@ -407,8 +423,12 @@ class Daemon:
             self.request_scan(root.path, root.path, "config_reloaded")
         ignored = [name for name in ("qingstor", "upload", "state") if getattr(new, name) != getattr(self.cfg, name)]
         self.cfg = new
-        self.log.info("config_reloaded", added=sorted(new_paths - old_paths), removed=sorted(old_paths - new_paths),
-                      needs_restart=ignored)
+        self.log.info(
+            "config_reloaded",
+            added=sorted(new_paths - old_paths),
+            removed=sorted(old_paths - new_paths),
+            needs_restart=ignored,
+        )
         self.notifier.ready_after_reload()
 
     # ------------------------------------------------------------------ scanning
@@ -459,9 +479,15 @@ class Daemon:
         # back until it is done, so that a directory with many new files is listed (one ListObjects per
         # 1,000 keys, recorded in the RemoteIndex) before the uploader sees any of them and HEADs each.
         lister = _DirLister(self, root, enabled=not self.dry_run)
-        for path, st in walk(root.path, start, recursive=root.cfg.recursive,
-                             follow_symlinks=root.cfg.follow_symlinks, filt=root.filt, beat=self._beat_scan,
-                             on_error=on_error):
+        for path, st in walk(
+            root.path,
+            start,
+            recursive=root.cfg.recursive,
+            follow_symlinks=root.cfg.follow_symlinks,
+            filt=root.filt,
+            beat=self._beat_scan,
+            on_error=on_error,
+        ):
             if self.stop_event.is_set():
                 return
             files += 1
@@ -469,15 +495,28 @@ class Daemon:
             if not root.filt.wanted(relpath(root.path, path)):
                 continue
             rec = known.get(path)
-            if rec is not None and not delete_mode and rec.size == st.st_size and rec.mtime_ns == st.st_mtime_ns and rec.ino == st.st_ino:
+            if (
+                rec is not None
+                and not delete_mode
+                and rec.size == st.st_size
+                and rec.mtime_ns == st.st_mtime_ns
+                and rec.ino == st.st_ino
+            ):
                 lister.known += 1
                 continue
             queued += 1
             idle = max(0.0, now_wall - st.st_mtime)
             lister.add(Hint("scan", path, root.path, reason, idle_for=idle))
         lister.close()
-        self.log.info("rescan_finished", root=root.path, start=start, reason=reason, files=files, queued=queued,
-                      seconds=round(self.clock() - t0, 3))
+        self.log.info(
+            "rescan_finished",
+            root=root.path,
+            start=start,
+            reason=reason,
+            files=files,
+            queued=queued,
+            seconds=round(self.clock() - t0, 3),
+        )
 
     def _beat_scan(self) -> None:
         self.liveness.beat("scan")
@@ -547,12 +586,21 @@ class Daemon:
         if hint.kind == "rescan":
             root = self.roots.get(hint.root)
             if root is not None:
-                if (hint.reason == "directory_created" and not root.limited and root.cfg.watcher == "inotify"
-                        and root.cfg.recursive and watch_limit_reached(root.path)):
+                if (
+                    hint.reason == "directory_created"
+                    and not root.limited
+                    and root.cfg.watcher == "inotify"
+                    and root.cfg.recursive
+                    and watch_limit_reached(root.path)
+                ):
                     root.limited = True  # watchdog skipped the new directory silently
                     root.next_rescan = min(root.next_rescan, now + MISSING_ROOT_RETRY)
-                    self.log.error("watch_failed", root=root.path, error=f"cannot watch new directories under "
-                                   f"{root.path}: {WATCH_LIMIT_HINT}", action=f"rescanning every {MISSING_ROOT_RETRY:g} s")
+                    self.log.error(
+                        "watch_failed",
+                        root=root.path,
+                        error=f"cannot watch new directories under {root.path}: {WATCH_LIMIT_HINT}",
+                        action=f"rescanning every {MISSING_ROOT_RETRY:g} s",
+                    )
                 queued = self.request_scan(root.path, hint.path, hint.reason)
                 if hint.reason == "inotify_overflow" and queued:  # once per rescan, not once per overflow
                     self.log.warning("events_lost", root=root.path, reason=hint.reason, action="rescan")
@@ -656,8 +704,9 @@ class Daemon:
             # a followed symlink (classify checked that its target is inside the root) is read through
             # its resolved path: the uploader opens with O_NOFOLLOW
             source = os.path.realpath(path) if root.cfg.follow_symlinks else None
-            out = self.uploader.upload(path, key, delete_after=delete_after, source=source, progress=beat,
-                                       ledger_checked=not delete_after)
+            out = self.uploader.upload(
+                path, key, delete_after=delete_after, source=source, progress=beat, ledger_checked=not delete_after
+            )
         except FileChanged as err:
             self.log.info("file_changed", path=path, key=key, error=str(err), action="settle_again")
             self.hints.put(Hint("closed", path, root.path, "changed_during_upload"))  # settle again, no close awaited
@@ -669,8 +718,9 @@ class Daemon:
             self.log.info("upload_interrupted", path=path, key=key, reason=str(err))
             return
         except PermissionError as err:
-            self._report_skip(path, SkipFile("unreadable", f"cannot read {path}: {err.strerror}; "
-                                             "give the service user read access"))
+            self._report_skip(
+                path, SkipFile("unreadable", f"cannot read {path}: {err.strerror}; give the service user read access")
+            )
             return
         except OSError as err:
             self._fail(item, key, f"local error: {err.strerror or err}", permanent=False, exc=err)
@@ -693,13 +743,21 @@ class Daemon:
             self.counters.uploaded += 1
             self.counters.uploaded_bytes += out.bytes
             self.counters.last_upload_wall = self.wall()
-            self.log.info("upload_finished", path=path, key=key, bytes=out.bytes, bytes_sent=out.bytes_sent,
-                          parts=out.parts, parts_resumed=out.parts_resumed, md5=out.md5,
-                          seconds=round(out.seconds, 3), deleted=out.deleted)
+            self.log.info(
+                "upload_finished",
+                path=path,
+                key=key,
+                bytes=out.bytes,
+                bytes_sent=out.bytes_sent,
+                parts=out.parts,
+                parts_resumed=out.parts_resumed,
+                md5=out.md5,
+                seconds=round(out.seconds, 3),
+                deleted=out.deleted,
+            )
         else:
             self.counters.skipped += 1
-            self.log.info("upload_skipped", path=path, key=key, bytes=out.bytes, reason=out.reason,
-                          deleted=out.deleted)
+            self.log.info("upload_skipped", path=path, key=key, bytes=out.bytes, reason=out.reason, deleted=out.deleted)
         if self.on_outcome is not None:
             self.on_outcome(out)
 
@@ -709,8 +767,12 @@ class Daemon:
         if isinstance(err, Unreachable) and not self.once:
             delay = backoff_delay(self.pipeline.gate.failures + 1, 1.0, 60.0)
             if self.pipeline.close_gate(delay, str(err), self.wall()):
-                self.log.error("remote_unreachable", endpoint=self.cfg.qingstor.endpoint, error=str(err),
-                               waiting=self.pipeline.queued() + 1)
+                self.log.error(
+                    "remote_unreachable",
+                    endpoint=self.cfg.qingstor.endpoint,
+                    error=str(err),
+                    waiting=self.pipeline.queued() + 1,
+                )
             self.pipeline.retry_later(item, delay)
             return
         # Pause everything only when our credentials are refused; a 403 on one key (a bucket policy
@@ -719,20 +781,34 @@ class Daemon:
         if isinstance(err, AuthError) and creds and not self.once:
             delay = self.cfg.upload.permanent_retry_seconds
             if self.pipeline.close_gate(delay, str(err), self.wall()):
-                self.log.error("remote_rejected", error=str(err), code=err.code, retry_in=delay,
-                               hint="fix the credentials in the config; qsyncd retries slowly until then")
+                self.log.error(
+                    "remote_rejected",
+                    error=str(err),
+                    code=err.code,
+                    retry_in=delay,
+                    hint="fix the credentials in the config; qsyncd retries slowly until then",
+                )
         self._fail(item, key, str(err), permanent=isinstance(err, PermanentError), exc=err)
 
-    def _fail(self, item: Item, key: str, error: str, *, permanent: bool, exc: BaseException,
-              logged: bool = False) -> None:
+    def _fail(
+        self, item: Item, key: str, error: str, *, permanent: bool, exc: BaseException, logged: bool = False
+    ) -> None:
         item.attempts += 1
         self.counters.failed += 1
         self.ledger.record_failure(item.path, key, error, permanent)
         if self.once and (permanent or item.attempts >= ONCE_MAX_ATTEMPTS):
             self.failures[item.path] = error
             if not logged:
-                self.log.error("upload_failed", path=item.path, key=key, error=error, permanent=permanent,
-                               attempts=item.attempts, code=getattr(exc, "code", ""), gave_up=True)
+                self.log.error(
+                    "upload_failed",
+                    path=item.path,
+                    key=key,
+                    error=error,
+                    permanent=permanent,
+                    attempts=item.attempts,
+                    code=getattr(exc, "code", ""),
+                    gave_up=True,
+                )
             return
         if permanent:
             delay = self.cfg.upload.permanent_retry_seconds
@@ -741,8 +817,16 @@ class Daemon:
             delay = backoff_delay(item.attempts, self.cfg.upload.retry_initial_seconds, cap)
         self.counters.retries += 1
         if not logged:
-            self.log.warning("upload_failed", path=item.path, key=key, error=error, permanent=permanent,
-                             attempts=item.attempts, code=getattr(exc, "code", ""), retry_in=round(delay, 2))
+            self.log.warning(
+                "upload_failed",
+                path=item.path,
+                key=key,
+                error=error,
+                permanent=permanent,
+                attempts=item.attempts,
+                code=getattr(exc, "code", ""),
+                retry_in=round(delay, 2),
+            )
         self.pipeline.retry_later(item, delay)
 
     def _dry_run(self, path: str, key: str, st: os.stat_result) -> None:
@@ -799,8 +883,7 @@ class Daemon:
             if not same:
                 self.remote.abort(mp.key, mp.upload_id)
                 self.ledger.finish_multipart(mp.upload_id)
-                self.log.info("multipart_aborted", key=mp.key, upload_id=mp.upload_id,
-                              reason="file_gone_or_changed")
+                self.log.info("multipart_aborted", key=mp.key, upload_id=mp.upload_id, reason="file_gone_or_changed")
         prefixes = {r.cfg.prefix for r in self.roots.values()} if orphans else set()
         now = self.wall()
         for prefix in sorted(prefixes):
@@ -811,8 +894,13 @@ class Daemon:
                 if age is not None and age < ORPHAN_MIN_AGE:
                     continue
                 self.remote.abort(up.key, up.upload_id)
-                self.log.info("multipart_aborted", key=up.key, upload_id=up.upload_id, reason="orphaned",
-                              age_seconds=None if age is None else round(age))
+                self.log.info(
+                    "multipart_aborted",
+                    key=up.key,
+                    upload_id=up.upload_id,
+                    reason="orphaned",
+                    age_seconds=None if age is None else round(age),
+                )
 
     # ------------------------------------------------------------------ status
     def status_snapshot(self) -> dict[str, Any]:
@@ -839,12 +927,18 @@ class Daemon:
         waiting = snap["queued"] + snap["settling"] + snap["uploading"]
         if snap["remote_down_since"]:
             since = time.strftime("%H:%M", time.localtime(snap["remote_down_since"]))
-            what = "remote rejects our credentials" if "credential" in snap["remote_error"] or "secret" in \
-                snap["remote_error"] else "remote unreachable"
+            what = (
+                "remote rejects our credentials"
+                if "credential" in snap["remote_error"] or "secret" in snap["remote_error"]
+                else "remote unreachable"
+            )
             return f"{what} since {since}, {waiting} files waiting"
         watched = sum(1 for v in snap["roots"].values() if v)
-        parts = [f"watching {watched} roots" if watched == len(snap["roots"]) else
-                 f"watching {watched} of {len(snap['roots'])} roots"]
+        parts = [
+            f"watching {watched} roots"
+            if watched == len(snap["roots"])
+            else f"watching {watched} of {len(snap['roots'])} roots"
+        ]
         parts.append(f"{snap['uploading']} uploading")
         parts.append(f"{snap['queued'] + snap['settling']} queued")
         if snap["last_upload_at"]:
@@ -888,7 +982,7 @@ class _DirLister:
     HEADs as before.
     """
 
-    def __init__(self, daemon: "Daemon", root: Root, *, enabled: bool) -> None:
+    def __init__(self, daemon: Daemon, root: Root, *, enabled: bool) -> None:
         self.d = daemon
         self.root = root
         self.enabled = enabled
@@ -933,7 +1027,7 @@ class _DirLister:
     def _list_then_release(self, held: list[Hint], known: int) -> None:
         try:
             self._list(held, known)
-        except Exception as err:  # noqa: BLE001 - the hints must be released whatever happened
+        except Exception as err:
             self.d.log.warning("listing_failed", error=repr(err), action="head_each_file")
         finally:
             self._release(held)
@@ -963,8 +1057,13 @@ class _DirLister:
             except Exception as err:  # RemoteError, or a Remote without listings: HEAD as before
                 self.enabled = False
                 if not self.d.stop_event.is_set():  # a listing cut short by shutdown is not news
-                    self.d.log.warning("listing_failed", prefix=prefix, error=str(err),
-                                       code=getattr(err, "code", ""), action="head_each_file")
+                    self.d.log.warning(
+                        "listing_failed",
+                        prefix=prefix,
+                        error=str(err),
+                        code=getattr(err, "code", ""),
+                        action="head_each_file",
+                    )
                 return
             kept = self.d.remote_index.record_listing(prefix, objects, self.d.clock(), started=started)
             self.d.log.debug("prefix_listed", prefix=prefix, objects=len(objects), queued=n, kept=kept)

@@ -34,7 +34,7 @@ endpoint = "{emu.url}"
 zone = ""
 bucket = "{DEMO_BUCKET}"
 access_key_id = "{akid}"
-secret_access_key_file = "{base / 'secret-key'}"
+secret_access_key_file = "{base / "secret-key"}"
 
 [[watch]]
 path = "{drop}"
@@ -69,8 +69,11 @@ format = "console"
         return daemon.run()
     finally:
         emu.stop()
-        listing = sorted(r.key for r in emu.requests if r.operation in ("PutObject", "CompleteMultipartUpload")
-                         and 200 <= r.status < 300)
+        listing = sorted(
+            r.key
+            for r in emu.requests
+            if r.operation in ("PutObject", "CompleteMultipartUpload") and 200 <= r.status < 300
+        )
         print(f"\nuploaded during the demo: {len(listing)} object(s)")
         for key in listing[:50]:
             print(f"  {DEMO_BUCKET}/{key}")

@@ -37,8 +37,13 @@ REDACTED = "***"
 SYSLOG_IDENTIFIER = "qsyncd"
 FIELD_PREFIX = "QSYNCD_"
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "error": logging.ERROR, "critical": logging.CRITICAL}
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
 _PRIORITY = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2}
 # structlog method names that are not level names
 _METHOD_LEVEL = {"warn": "warning", "exception": "error", "fatal": "critical", "msg": "info"}
@@ -229,7 +234,7 @@ def _stream_writer(stream: TextIO | None) -> Callable[[Any], None]:
 
 def _journal_writer() -> Callable[[Any], None] | None:
     try:
-        from systemd import journal  # noqa: PLC0415 (optional dependency, imported lazily)
+        from systemd import journal
     except ImportError:
         return None
 
@@ -291,20 +296,28 @@ def _build(fmt: str, level: str, stream: TextIO | None) -> tuple[_Pipeline, str]
         fallback_note = not _journal_fallback_reported
         _journal_fallback_reported = True
     if chosen == "json":
-        procs = [*_common(), _order_for_json,
-                 structlog.processors.JSONRenderer(ensure_ascii=False)]
+        procs = [*_common(), _order_for_json, structlog.processors.JSONRenderer(ensure_ascii=False)]
     elif chosen == "console":
         colors = _is_tty(stream if stream is not None else sys.stdout)
-        procs = [*_common(), _plain_fields,
-                 structlog.dev.ConsoleRenderer(colors=colors, timestamp_key="ts", sort_keys=False)]
+        procs = [
+            *_common(),
+            _plain_fields,
+            structlog.dev.ConsoleRenderer(colors=colors, timestamp_key="ts", sort_keys=False),
+        ]
     else:
         raise ValueError(f"unknown log format {fmt!r}: use auto, journal, json or console")
     pipeline = _Pipeline(min_level, tuple(procs), _stream_writer(stream))
     if fallback_note:
-        pipeline.emit(_run(pipeline, "warning", {
-            "event": "journal_unavailable",
-            "reason": "systemd-python is not installed; logging JSON lines to stdout instead",
-        }))
+        pipeline.emit(
+            _run(
+                pipeline,
+                "warning",
+                {
+                    "event": "journal_unavailable",
+                    "reason": "systemd-python is not installed; logging JSON lines to stdout instead",
+                },
+            )
+        )
     return pipeline, chosen
 
 
@@ -336,7 +349,7 @@ class _StdlibBridge(logging.Handler):
             if record.exc_info:
                 kwargs["exc_info"] = record.exc_info
             getattr(get_logger(), method)("library_logged", **kwargs)
-        except Exception:  # noqa: BLE001 - logging must never take the daemon down
+        except Exception:
             self.handleError(record)
 
 

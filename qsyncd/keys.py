@@ -89,7 +89,7 @@ def object_key(prefix: str, relpath_bytes: bytes) -> str:
     if any(p in ("", ".", "..") for p in parts):
         raise SkipFile(
             "invalid_name",
-            f"path {_show(relpath_bytes)} has an empty, \".\" or \"..\" component and cannot be a key",
+            f'path {_show(relpath_bytes)} has an empty, "." or ".." component and cannot be a key',
         )
     key = prefix + rel
     size = len(key.encode("utf-8"))
@@ -213,7 +213,7 @@ def _plain_real_path(path: Path, root: Path) -> str | None:
     below = r if r.endswith("/") else r + "/"
     if not p.startswith(below):
         return None
-    return os.path.join(_real_root(r), p[len(below):])
+    return os.path.join(_real_root(r), p[len(below) :])
 
 
 @functools.lru_cache(maxsize=256)

@@ -32,7 +32,7 @@ def _agrees_with_hashlib(mod: Any) -> bool:
         want = hashlib.md5(data[:n]).digest()
         one = mod.MD5()
         for i in range(0, n, 77):
-            one.update(data[i:min(n, i + 77)])
+            one.update(data[i : min(n, i + 77)])
         a, b = mod.MD5(), mod.MD5()
         mod.update_both(a, b, data[:n])
         if one.digest() != want or a.digest() != want or b.digest() != want:
@@ -40,9 +40,11 @@ def _agrees_with_hashlib(mod: Any) -> bool:
         for ahead in (5, 64, 192):  # the whole file ahead of its part: misaligned, and aligned (a part boundary)
             whole, part = mod.MD5(), mod.MD5()
             whole.update(data[:ahead])
-            mod.update_both(part, whole, data[ahead:ahead + n])
-            if (part.digest(), whole.digest()) != (hashlib.md5(data[ahead:ahead + n]).digest(),
-                                                   hashlib.md5(data[:ahead + n]).digest()):
+            mod.update_both(part, whole, data[ahead : ahead + n])
+            if (part.digest(), whole.digest()) != (
+                hashlib.md5(data[ahead : ahead + n]).digest(),
+                hashlib.md5(data[: ahead + n]).digest(),
+            ):
                 return False
         if a.hexdigest() != want.hex() or a.copy().digest() != want:
             return False

@@ -17,20 +17,27 @@ class _Collector:
         snap = self.d.status_snapshot()
         yield CounterMetricFamily("qsyncd_files_uploaded", "Files uploaded", value=c.uploaded)
         yield CounterMetricFamily("qsyncd_bytes_uploaded", "Bytes uploaded", value=c.uploaded_bytes)
-        yield CounterMetricFamily("qsyncd_files_skipped", "Files skipped (already present or not uploadable)",
-                                  value=c.skipped)
+        yield CounterMetricFamily(
+            "qsyncd_files_skipped", "Files skipped (already present or not uploadable)", value=c.skipped
+        )
         yield CounterMetricFamily("qsyncd_upload_failures", "Failed upload attempts", value=c.failed)
         yield CounterMetricFamily("qsyncd_retries", "Upload retries scheduled", value=c.retries)
         yield CounterMetricFamily("qsyncd_part_retries", "Multipart part retries", value=c.part_retries)
-        yield GaugeMetricFamily("qsyncd_queue_depth", "Files waiting (settling + queued)",
-                                value=snap["queued"] + snap["settling"])
+        yield GaugeMetricFamily(
+            "qsyncd_queue_depth", "Files waiting (settling + queued)", value=snap["queued"] + snap["settling"]
+        )
         yield GaugeMetricFamily("qsyncd_uploads_in_flight", "Files being uploaded", value=snap["uploading"])
-        yield GaugeMetricFamily("qsyncd_in_flight_bytes", "Bytes of files being uploaded",
-                                value=snap["in_flight_bytes"])
-        yield GaugeMetricFamily("qsyncd_last_success_timestamp_seconds", "Time of the last finished upload",
-                                value=c.last_upload_wall or 0)
-        yield GaugeMetricFamily("qsyncd_remote_up", "1 unless the remote is unreachable or refusing us",
-                                value=0 if snap["remote_down_since"] else 1)
+        yield GaugeMetricFamily(
+            "qsyncd_in_flight_bytes", "Bytes of files being uploaded", value=snap["in_flight_bytes"]
+        )
+        yield GaugeMetricFamily(
+            "qsyncd_last_success_timestamp_seconds", "Time of the last finished upload", value=c.last_upload_wall or 0
+        )
+        yield GaugeMetricFamily(
+            "qsyncd_remote_up",
+            "1 unless the remote is unreachable or refusing us",
+            value=0 if snap["remote_down_since"] else 1,
+        )
         errs = CounterMetricFamily("qsyncd_remote_errors", "Remote errors by code", labels=["code"])
         for code, n in sorted(c.remote_errors.items()):
             errs.add_metric([code], n)

@@ -30,7 +30,7 @@ class Progress:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def for_stream(cls, stream: TextIO, *, enabled: bool = True) -> "Progress":
+    def for_stream(cls, stream: TextIO, *, enabled: bool = True) -> Progress:
         return cls(stream if enabled and stream.isatty() else None)
 
     def on_outcome(self, out: Any) -> None:
@@ -52,8 +52,10 @@ class Progress:
         waiting = 0
         if self._daemon is not None:
             waiting = self._daemon.pipeline.queued() + len(self._daemon.settler) + self._daemon.pipeline.inflight()
-        return (f"uploaded {self.files} files, {_human(self.bytes)} ({_human(self.bytes / secs)}/s)"
-                f" · skipped {self.skipped} · waiting {waiting}")
+        return (
+            f"uploaded {self.files} files, {_human(self.bytes)} ({_human(self.bytes / secs)}/s)"
+            f" · skipped {self.skipped} · waiting {waiting}"
+        )
 
     def _draw_loop(self) -> None:
         while not self._stop.wait(0.5):

@@ -17,8 +17,8 @@ def relpath(root: str, path: str) -> str:
     """``path`` relative to ``root``, with "/" separators (paths under ``root`` without a string
     round trip through ``os.path.relpath``, which normalises both paths on every call)."""
     base = root.rstrip("/")
-    if path.startswith(base) and path[len(base):len(base) + 1] == "/" and "/." not in path and "//" not in path:
-        return path[len(base) + 1:]
+    if path.startswith(base) and path[len(base) : len(base) + 1] == "/" and "/." not in path and "//" not in path:
+        return path[len(base) + 1 :]
     return os.path.relpath(path, root).replace(os.sep, "/")
 
 

@@ -52,7 +52,17 @@ class FileSig:
 class _Entry:
     """One pending path."""
 
-    __slots__ = ("first_seen", "heap_seq", "heap_time", "last_event", "open", "sched", "sig", "sig_since", "stable_hint")
+    __slots__ = (
+        "first_seen",
+        "heap_seq",
+        "heap_time",
+        "last_event",
+        "open",
+        "sched",
+        "sig",
+        "sig_since",
+        "stable_hint",
+    )
 
     def __init__(self, now: float) -> None:
         self.first_seen = now

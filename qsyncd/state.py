@@ -162,7 +162,9 @@ def _ensure_dir(dir: Path) -> None:
     try:
         dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except FileExistsError:
-        raise StateError(f"state directory {dir} exists but is not a directory: move it away or set [state] dir") from None
+        raise StateError(
+            f"state directory {dir} exists but is not a directory: move it away or set [state] dir"
+        ) from None
     except OSError as exc:
         raise StateError(
             f"cannot create state directory {dir}: {exc.strerror}; create it (mode 0700) for the user "
@@ -259,7 +261,9 @@ class Ledger:
             if not self.path.exists():
                 raise StateError(f"no state database at {self.path}: has qsyncd run with this [state] dir?")
             uri = f"file:{_uri_path(self.path)}?mode=ro"
-            self._conn = self._guard(lambda: sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None))
+            self._conn = self._guard(
+                lambda: sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+            )
             self._guard(self._check_version)
         else:
             _ensure_dir(self.dir)
@@ -281,7 +285,11 @@ class Ledger:
             )
         if primary == _SQLITE_FULL or "disk is full" in text:
             return StateError(f"state database {self.path}: the disk is full; free space on {self.dir}")
-        if primary in (_SQLITE_READONLY, _SQLITE_CANTOPEN, _SQLITE_PERM) or "readonly" in text or "unable to open" in text:
+        if (
+            primary in (_SQLITE_READONLY, _SQLITE_CANTOPEN, _SQLITE_PERM)
+            or "readonly" in text
+            or "unable to open" in text
+        ):
             if self.readonly:
                 return StateError(f"cannot read state database {self.path}: {text}; check its permissions")
             return StateError(
@@ -337,7 +345,7 @@ class Ledger:
 
     def _setup(self) -> None:
         conn = self._conn
-        assert conn is not None  # noqa: S101
+        assert conn is not None
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StateError(f"state database {self.path}: cannot switch to WAL mode (got {mode}); is it on NFS?")
@@ -357,7 +365,7 @@ class Ledger:
 
     def _check_version(self) -> None:
         conn = self._conn
-        assert conn is not None  # noqa: S101
+        assert conn is not None
         conn.execute("PRAGMA busy_timeout=5000")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version != SCHEMA_VERSION:
@@ -397,7 +405,8 @@ class Ledger:
         p = _enc(rec.path)
         with self._tx(durable=False) as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO files (path, key, size, mtime_ns, ino, md5, uploaded_at) VALUES (?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO files (path, key, size, mtime_ns, ino, md5, uploaded_at)"
+                " VALUES (?,?,?,?,?,?,?)",
                 (p, rec.key, rec.size, rec.mtime_ns, rec.ino, rec.md5, rec.uploaded_at),
             )
             conn.execute("DELETE FROM failures WHERE path = ?", (p,))

@@ -21,21 +21,41 @@ def _pid_alive(pid: int) -> bool:
 
 def collect(cfg: Any) -> dict[str, Any]:
     if not (cfg.state.dir / "state.db").exists():
-        return {"state_dir": str(cfg.state.dir), "daemon": None, "uploaded": 0, "uploaded_bytes": 0,
-                "failed": 0, "failures": [], "multiparts": [], "note": "no state yet: qsyncd has not run"}
+        return {
+            "state_dir": str(cfg.state.dir),
+            "daemon": None,
+            "uploaded": 0,
+            "uploaded_bytes": 0,
+            "failed": 0,
+            "failures": [],
+            "multiparts": [],
+            "note": "no state yet: qsyncd has not run",
+        }
     ledger = Ledger(cfg.state.dir, readonly=True)
     try:
         counts = ledger.counts()
         daemon = ledger.daemon_status()
         failures = [
-            {"path": f.path, "key": f.key, "error": f.error, "permanent": f.permanent, "attempts": f.attempts,
-             "last_at": f.last_at}
+            {
+                "path": f.path,
+                "key": f.key,
+                "error": f.error,
+                "permanent": f.permanent,
+                "attempts": f.attempts,
+                "last_at": f.last_at,
+            }
             for f in ledger.failures()
         ]
         multiparts = [
-            {"path": m.path, "key": m.key, "upload_id": m.upload_id, "bytes": m.size,
-             "parts_done": len(m.parts), "parts_total": -(-m.size // m.part_size) if m.part_size else 0,
-             "started_at": m.created_at}
+            {
+                "path": m.path,
+                "key": m.key,
+                "upload_id": m.upload_id,
+                "bytes": m.size,
+                "parts_done": len(m.parts),
+                "parts_total": -(-m.size // m.part_size) if m.part_size else 0,
+                "started_at": m.created_at,
+            }
             for m in ledger.multiparts()
         ]
     finally:
@@ -65,8 +85,9 @@ def render(data: dict[str, Any]) -> str:
         if d.get("remote_down_since"):
             since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d["remote_down_since"]))
             lines.append(f"remote: waiting since {since}: {d.get('remote_error', '')}")
-        lines.append(f"pending: {d.get('queued', 0)} queued, {d.get('settling', 0)} settling, "
-                     f"{d.get('uploading', 0)} uploading")
+        lines.append(
+            f"pending: {d.get('queued', 0)} queued, {d.get('settling', 0)} settling, {d.get('uploading', 0)} uploading"
+        )
     else:
         lines.append("daemon: not running")
     lines.append(f"uploaded: {data['uploaded']} files, {data['uploaded_bytes']} bytes")

@@ -37,7 +37,14 @@ from qsyncd.remoteindex import RemoteIndex
 from qsyncd.retry import backoff_delay
 from qsyncd.settle import FileSig
 from qsyncd.source import (
-    RateLimiter, Section, b64, feed_section, md5_section, part_and_whole, part_size_for, plan_parts,
+    RateLimiter,
+    Section,
+    b64,
+    feed_section,
+    md5_section,
+    part_and_whole,
+    part_size_for,
+    plan_parts,
 )
 from qsyncd.state import FileRecord, Ledger, MultipartRecord, PartRecord
 
@@ -120,7 +127,9 @@ class Uploader:
         self.on_part_retry = on_part_retry
         self.should_stop = should_stop
         self._progress: dict[int, Callable[[int], None] | None] = {}
-        self._parts_pool = ThreadPoolExecutor(max_workers=max(1, settings.part_concurrency * 2), thread_name_prefix="part")
+        self._parts_pool = ThreadPoolExecutor(
+            max_workers=max(1, settings.part_concurrency * 2), thread_name_prefix="part"
+        )
         self._sem = threading.BoundedSemaphore(max(1, settings.part_concurrency))
 
     def close(self) -> None:
@@ -131,9 +140,17 @@ class Uploader:
         rec = self.ledger.get(path)
         return rec is not None and _same_identity(rec, key, st)
 
-    def upload(self, path: str, key: str, *, delete_after: bool = False, check_remote: bool = True,
-               source: str | None = None, progress: Callable[[int], None] | None = None,
-               ledger_checked: bool = False) -> Outcome:
+    def upload(
+        self,
+        path: str,
+        key: str,
+        *,
+        delete_after: bool = False,
+        check_remote: bool = True,
+        source: str | None = None,
+        progress: Callable[[int], None] | None = None,
+        ledger_checked: bool = False,
+    ) -> Outcome:
         """Upload ``path`` as ``key``. Raises ``FileChanged``, ``RemoteError`` or ``OSError``.
 
         ``source``: the file to read instead of ``path`` when ``path`` is a symlink the caller has
@@ -177,8 +194,9 @@ class Uploader:
             self._progress.pop(fd, None)
             os.close(fd)
 
-    def _fresh(self, fd: int, path: str, key: str, st: os.stat_result, *, check_remote: bool, t0: float,
-               use_index: bool = True) -> Outcome:
+    def _fresh(
+        self, fd: int, path: str, key: str, st: os.stat_result, *, check_remote: bool, t0: float, use_index: bool = True
+    ) -> Outcome:
         size = st.st_size
         multipart = size >= self.s.multipart_threshold and size > 0
         pre: tuple[str, list[str]] | None = None
@@ -188,8 +206,9 @@ class Uploader:
                 pre = self._hash_all(fd, st, multipart)
                 if info.etag == pre[0]:
                     self._record(path, key, st, pre[0])
-                    return Outcome("skipped", key, path, bytes=size, reason="remote_match", md5=pre[0],
-                                   seconds=self.clock() - t0)
+                    return Outcome(
+                        "skipped", key, path, bytes=size, reason="remote_match", md5=pre[0], seconds=self.clock() - t0
+                    )
         if multipart:
             return self._multipart(fd, path, key, st, resume=None, t0=t0, prehashed=pre)
         return self._put(fd, path, key, st, t0=t0, prehashed=pre)
@@ -221,8 +240,9 @@ class Uploader:
             raise FileChanged("the file changed while it was being read")
 
     # ------------------------------------------------------------------ single PUT
-    def _put(self, fd: int, path: str, key: str, st: os.stat_result, *, t0: float,
-             prehashed: tuple[str, list[str]] | None) -> Outcome:
+    def _put(
+        self, fd: int, path: str, key: str, st: os.stat_result, *, t0: float, prehashed: tuple[str, list[str]] | None
+    ) -> Outcome:
         size = st.st_size
         if prehashed is None:
             digest = md5_section(fd, 0, size)
@@ -233,22 +253,45 @@ class Uploader:
             md5_b64 = b64(bytes.fromhex(md5_hex))
         body = Section(fd, 0, size, limiter=self.limiter, on_read=self._progress.get(fd))
         try:
-            etag = self.remote.put(key, body, size, md5_b64, content_type=guess_content_type(key),
-                                   metadata=self._metadata(st), storage_class=self.s.storage_class)
+            etag = self.remote.put(
+                key,
+                body,
+                size,
+                md5_b64,
+                content_type=guess_content_type(key),
+                metadata=self._metadata(st),
+                storage_class=self.s.storage_class,
+            )
         except BadRequest as err:
             if err.code in ("bad_digest", "incomplete_body"):  # incomplete_body: the file shrank while read
-                raise FileChanged(f"the file changed while it was being uploaded ({err.code}); it will be sent again") from err
+                raise FileChanged(
+                    f"the file changed while it was being uploaded ({err.code}); it will be sent again"
+                ) from err
             raise
         if etag and etag != md5_hex:
-            raise TransientError(f"the server stored {key} with ETag {etag}, expected {md5_hex}",
-                                 code="etag_mismatch", operation="PutObject", key=key)
+            raise TransientError(
+                f"the server stored {key} with ETag {etag}, expected {md5_hex}",
+                code="etag_mismatch",
+                operation="PutObject",
+                key=key,
+            )
         self._record(path, key, st, md5_hex)
-        return Outcome("uploaded", key, path, bytes=size, bytes_sent=size, parts=1, md5=md5_hex,
-                       seconds=self.clock() - t0)
+        return Outcome(
+            "uploaded", key, path, bytes=size, bytes_sent=size, parts=1, md5=md5_hex, seconds=self.clock() - t0
+        )
 
     # ------------------------------------------------------------------ multipart
-    def _multipart(self, fd: int, path: str, key: str, st: os.stat_result, *, resume: MultipartRecord | None,
-                   t0: float, prehashed: tuple[str, list[str]] | None = None) -> Outcome:
+    def _multipart(
+        self,
+        fd: int,
+        path: str,
+        key: str,
+        st: os.stat_result,
+        *,
+        resume: MultipartRecord | None,
+        t0: float,
+        prehashed: tuple[str, list[str]] | None = None,
+    ) -> Outcome:
         size = st.st_size
         stored: dict[int, PartInfo] = {}
         if resume is not None:
@@ -264,11 +307,26 @@ class Uploader:
                 return self._fresh(fd, path, key, st, check_remote=True, t0=t0, use_index=False)
         if resume is None:
             psize = part_size_for(size, self.s.part_size)
-            upload_id = self.remote.initiate(key, content_type=guess_content_type(key), metadata=self._metadata(st),
-                                             storage_class=self.s.storage_class)
-            self.ledger.start_multipart(MultipartRecord(
-                path=path, key=key, upload_id=upload_id, size=size, mtime_ns=st.st_mtime_ns, ino=st.st_ino,
-                md5="", part_size=psize, created_at=self.wall(), parts={}))
+            upload_id = self.remote.initiate(
+                key,
+                content_type=guess_content_type(key),
+                metadata=self._metadata(st),
+                storage_class=self.s.storage_class,
+            )
+            self.ledger.start_multipart(
+                MultipartRecord(
+                    path=path,
+                    key=key,
+                    upload_id=upload_id,
+                    size=size,
+                    mtime_ns=st.st_mtime_ns,
+                    ino=st.st_ino,
+                    md5="",
+                    part_size=psize,
+                    created_at=self.wall(),
+                    parts={},
+                )
+            )
             self.log.info("multipart_started", key=key, path=path, upload_id=upload_id, bytes=size, part_size=psize)
         else:
             self.log.info("multipart_resumed", key=key, path=path, upload_id=upload_id, parts_stored=len(stored))
@@ -296,8 +354,7 @@ class Uploader:
                 if self.should_stop():  # the wait for a free slot may have spanned the SIGTERM
                     self._sem.release()
                     raise Interrupted(f"stopping: {key} resumes from part {n} at the next start")
-                fut = self._parts_pool.submit(self._part, fd, key, upload_id, n, off, length,
-                                              known[n], stored.get(n))
+                fut = self._parts_pool.submit(self._part, fd, key, upload_id, n, off, length, known[n], stored.get(n))
                 fut.add_done_callback(lambda _f: self._sem.release())  # runs on cancel too
                 futures.append(fut)
             wait(futures, return_when=FIRST_EXCEPTION)
@@ -325,8 +382,18 @@ class Uploader:
         self._complete(key, upload_id, parts, md5_hex, size)
         self.ledger.finish_multipart(upload_id)
         self._record(path, key, st, md5_hex)
-        return Outcome("uploaded", key, path, bytes=size, bytes_sent=sent, parts=len(plan), parts_resumed=resumed,
-                       md5=md5_hex, seconds=self.clock() - t0, extra={"upload_id": upload_id})
+        return Outcome(
+            "uploaded",
+            key,
+            path,
+            bytes=size,
+            bytes_sent=sent,
+            parts=len(plan),
+            parts_resumed=resumed,
+            md5=md5_hex,
+            seconds=self.clock() - t0,
+            extra={"upload_id": upload_id},
+        )
 
     @staticmethod
     def _raise_first_error(futures: list[Future[Any]]) -> None:
@@ -336,8 +403,17 @@ class Uploader:
                 if exc is not None:
                     raise exc
 
-    def _part(self, fd: int, key: str, upload_id: str, n: int, off: int, length: int, part_hex: str | None,
-              have: PartInfo | None) -> tuple[PartInfo, bool]:
+    def _part(
+        self,
+        fd: int,
+        key: str,
+        upload_id: str,
+        n: int,
+        off: int,
+        length: int,
+        part_hex: str | None,
+        have: PartInfo | None,
+    ) -> tuple[PartInfo, bool]:
         """Hash one part (unless known) and send it unless the server holds it already; returns
         (the part, whether it was sent)."""
         if part_hex is None:
@@ -363,15 +439,26 @@ class Uploader:
                 if attempt > self.s.part_retries:
                     raise
                 delay = backoff_delay(attempt, self.s.retry_initial_seconds, self.s.retry_max_seconds)
-                self.log.warning("part_retried", key=key, part=n, attempt=attempt, error=str(err),
-                                 code=err.code, retry_in=round(delay, 2))
+                self.log.warning(
+                    "part_retried",
+                    key=key,
+                    part=n,
+                    attempt=attempt,
+                    error=str(err),
+                    code=err.code,
+                    retry_in=round(delay, 2),
+                )
                 if self.on_part_retry is not None:
                     self.on_part_retry()
                 self.sleep(delay)
                 continue
             if etag and etag != part_hex:
-                raise TransientError(f"part {n} of {key} stored with ETag {etag}, expected {part_hex}",
-                                     code="etag_mismatch", operation="UploadMultipart", key=key)
+                raise TransientError(
+                    f"part {n} of {key} stored with ETag {etag}, expected {part_hex}",
+                    code="etag_mismatch",
+                    operation="UploadMultipart",
+                    key=key,
+                )
             self.ledger.record_part(upload_id, PartRecord(n, length, part_hex))
             return
 
@@ -395,7 +482,10 @@ class Uploader:
             raise PermanentError(
                 f"after Complete, {key} has size {getattr(info, 'size', None)} and ETag "
                 f"{getattr(info, 'etag', None)}; expected {size} bytes with MD5 {md5_hex}",
-                code="verify_failed", operation="CompleteMultipartUpload", key=key)
+                code="verify_failed",
+                operation="CompleteMultipartUpload",
+                key=key,
+            )
 
     def _head_quiet(self, key: str) -> Any:
         try:
@@ -423,8 +513,17 @@ class Uploader:
         }
 
     def _record(self, path: str, key: str, st: os.stat_result, md5_hex: str) -> None:
-        self.ledger.record_uploaded(FileRecord(path=path, key=key, size=st.st_size, mtime_ns=st.st_mtime_ns,
-                                               ino=st.st_ino, md5=md5_hex, uploaded_at=self.wall()))
+        self.ledger.record_uploaded(
+            FileRecord(
+                path=path,
+                key=key,
+                size=st.st_size,
+                mtime_ns=st.st_mtime_ns,
+                ino=st.st_ino,
+                md5=md5_hex,
+                uploaded_at=self.wall(),
+            )
+        )
 
     def _delete_if_unchanged(self, path: str, st: os.stat_result, key: str) -> bool:
         """Remove the local file only if it is still exactly what was uploaded and verified."""

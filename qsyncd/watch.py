@@ -40,11 +40,11 @@ HintKind = Literal["write", "closed", "scan", "deleted", "rescan"]
 WATCH_LIMIT_HINT = (
     "the inotify watch limit is reached: raise it with "
     "`sysctl fs.inotify.max_user_watches=524288` (and persist it in /etc/sysctl.d/), "
-    "or set watcher = \"polling\" for this root"
+    'or set watcher = "polling" for this root'
 )
 INSTANCE_LIMIT_HINT = (
     "the inotify instance limit is reached: raise `fs.inotify.max_user_instances`, "
-    "or set watcher = \"polling\" for this root"
+    'or set watcher = "polling" for this root'
 )
 
 
@@ -66,8 +66,14 @@ def _fs(path: str | bytes) -> str:
 # What the handler uses. Leaving out opens and read-only closes keeps our own reads of a file (every
 # upload opens it) out of the kernel queue, so they cannot overflow it and cost a rescan.
 EVENT_FILTER: list[type[FileSystemEvent]] = [
-    DirCreatedEvent, DirDeletedEvent, DirMovedEvent, FileClosedEvent, FileCreatedEvent, FileDeletedEvent,
-    FileModifiedEvent, FileMovedEvent,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
 ]
 
 
@@ -156,7 +162,7 @@ class Watcher:
     any time (config reload).
     """
 
-    def __init__(self, hints: "queue.Queue[Hint] | queue.SimpleQueue[Hint]") -> None:
+    def __init__(self, hints: queue.Queue[Hint] | queue.SimpleQueue[Hint]) -> None:
         self.hints = hints
         self._lock = threading.Lock()
         self._observers: dict[str, BaseObserver] = {}

@@ -117,8 +117,15 @@ def remote(emulator: Any) -> Iterator[Any]:
     """A QingStorRemote on the ``emulator`` fixture, closed afterwards."""
     from qsyncd.remote.qingstor import QingStorRemote
 
-    r = QingStorRemote(endpoint=emulator.url, zone="", bucket=BUCKET, access_key_id=ACCESS_KEY,
-                       secret_access_key=SECRET, connect_timeout=2, read_timeout=10)
+    r = QingStorRemote(
+        endpoint=emulator.url,
+        zone="",
+        bucket=BUCKET,
+        access_key_id=ACCESS_KEY,
+        secret_access_key=SECRET,
+        connect_timeout=2,
+        read_timeout=10,
+    )
     yield r
     r.close()
 
@@ -146,7 +153,7 @@ class DaemonProc:
         self.proc: subprocess.Popen[bytes] | None = None
         self._out = None
 
-    def start(self) -> "DaemonProc":
+    def start(self) -> DaemonProc:
         self._out = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "qsyncd", "run", "-c", str(self.config), "--log-format", "json", *self.args],
@@ -167,8 +174,9 @@ class DaemonProc:
             return []
         return json_events(self.log_path.read_text(errors="replace"), name)
 
-    def wait_event(self, name: str, timeout: float = 30.0, pred: Callable[[dict[str, Any]], bool] | None = None,
-                   count: int = 1) -> list[dict[str, Any]]:
+    def wait_event(
+        self, name: str, timeout: float = 30.0, pred: Callable[[dict[str, Any]], bool] | None = None, count: int = 1
+    ) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while True:
             evs = [e for e in self.events(name) if pred is None or pred(e)]

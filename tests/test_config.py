@@ -120,11 +120,32 @@ def test_minimal_config_gets_documented_defaults(tmp_path: Path) -> None:
 
 def test_default_excludes_are_the_documented_list() -> None:
     """The built-in exclude list is exactly the one in the brief."""
-    expected = (
-        "*.tmp *.temp *.part *.partial *.crdownload *.download *.swp *.swx .*.swp *~ ~$* .~lock.*# .#* #*# "
-        "*.filepart .goutputstream-* .nfs* .fuse_hidden* .DS_Store Thumbs.db desktop.ini .syncthing.*.tmp "
-        "*.!qB .Trash-*"
-    ).split()
+    expected = [
+        "*.tmp",
+        "*.temp",
+        "*.part",
+        "*.partial",
+        "*.crdownload",
+        "*.download",
+        "*.swp",
+        "*.swx",
+        ".*.swp",
+        "*~",
+        "~$*",
+        ".~lock.*#",
+        ".#*",
+        "#*#",
+        "*.filepart",
+        ".goutputstream-*",
+        ".nfs*",
+        ".fuse_hidden*",
+        ".DS_Store",
+        "Thumbs.db",
+        "desktop.ini",
+        ".syncthing.*.tmp",
+        "*.!qB",
+        ".Trash-*",
+    ]
     assert tuple(expected) == DEFAULT_EXCLUDES
 
 
@@ -179,7 +200,10 @@ def test_tilde_path_is_expanded_with_home(tmp_path: Path) -> None:
         ({"settle": {"quiet_seconds": "two"}}, '[settle] quiet_seconds: expected a number, got string "two"'),
         ({"settle": {"quiet_seconds": True}}, "[settle] quiet_seconds: expected a number, got boolean true"),
         ({"watch": [{"path": "/srv/a"}, {"prefix": "x"}]}, "[[watch]] #2 path: missing"),
-        ({"watch": [{"path": "/srv/a", "recursive": 1}]}, "[[watch]] #1 recursive: expected true or false, got integer 1"),
+        (
+            {"watch": [{"path": "/srv/a", "recursive": 1}]},
+            "[[watch]] #1 recursive: expected true or false, got integer 1",
+        ),
         ({"upload": {"concurrency": 0}}, "[upload] concurrency = 0: must be between 1 and 256"),
         ({"upload": {"concurrency": 2.5}}, "[upload] concurrency: expected an integer, got float 2.5"),
         ({"upload": {"storage_class": "GLACIER"}}, '[upload] storage_class = "GLACIER": must be one of'),
@@ -191,11 +215,11 @@ def test_tilde_path_is_expanded_with_home(tmp_path: Path) -> None:
         ({"qingstor": {"bucket": "-bucket-"}}, '[qingstor] bucket = "-bucket-"'),
         ({"qingstor": {"bucket": "Upper-Case"}}, '[qingstor] bucket = "Upper-Case"'),
         ({"watch": [{"path": "relative/dir"}]}, '[[watch]] #1 path = "relative/dir": must be an absolute path'),
-        ({"watch": [{"path": "/srv/a", "prefix": "/abs"}]}, "must not start with \"/\""),
+        ({"watch": [{"path": "/srv/a", "prefix": "/abs"}]}, 'must not start with "/"'),
         ({"watch": [{"path": "/srv/a", "prefix": "a//b"}]}, 'must not contain "//"'),
         ({"watch": [{"path": "/srv/a", "prefix": "a/../b"}]}, '".."'),
         ({"watch": [{"path": "/srv/a", "prefix": "{host}"}]}, "only {hostname} is supported"),
-        ({"watch": [{"path": "/srv/a", "include": "*.jpg"}]}, '[[watch]] #1 include: expected an array of globs'),
+        ({"watch": [{"path": "/srv/a", "include": "*.jpg"}]}, "[[watch]] #1 include: expected an array of globs"),
         ({"watch": [{"path": "/srv/a", "after_upload": "move"}]}, '[[watch]] #1 after_upload = "move"'),
         ({"watch": [{"path": "/srv/a", "watcher": "fanotify"}]}, '[[watch]] #1 watcher = "fanotify"'),
         ({"metrics": {"listen": "9464"}}, '[metrics] listen = "9464": must be "host:port"'),
@@ -288,7 +312,9 @@ def test_secret_precedence(tmp_path: Path) -> None:
     assert "from-file" == parse(data, env_all).qingstor.secret_access_key
     assert "from-credential" == parse(base(tmp_path), env_all).qingstor.secret_access_key
     assert "from-env" == parse(base(tmp_path), {"QSYNCD_SECRET_ACCESS_KEY": "from-env"}).qingstor.secret_access_key
-    assert SECRET == parse(base(tmp_path), {"CREDENTIALS_DIRECTORY": str(tmp_path / "empty")}).qingstor.secret_access_key
+    assert (
+        SECRET == parse(base(tmp_path), {"CREDENTIALS_DIRECTORY": str(tmp_path / "empty")}).qingstor.secret_access_key
+    )
 
 
 def test_access_key_id_from_environment(tmp_path: Path) -> None:
@@ -302,7 +328,12 @@ def test_access_key_id_from_environment(tmp_path: Path) -> None:
 def test_missing_secret_names_all_four_ways(tmp_path: Path) -> None:
     """No secret anywhere: the error lists the four ways to give one."""
     msg = error_of(qs_without_secret(tmp_path))
-    for way in ("secret_access_key_file", "LoadCredential=qsyncd-secret-key", "QSYNCD_SECRET_ACCESS_KEY", "secret_access_key ="):
+    for way in (
+        "secret_access_key_file",
+        "LoadCredential=qsyncd-secret-key",
+        "QSYNCD_SECRET_ACCESS_KEY",
+        "secret_access_key =",
+    ):
         assert way in msg
 
 

@@ -22,8 +22,13 @@ def test_metrics_endpoint_counts_uploads(tmp_path: Path, emulator: Any, daemon_f
     drop = tmp_path / "drop"
     drop.mkdir()
     port = free_port()
-    cfg = write_config(tmp_path / "q.toml", endpoint=emulator.url, watch=drop, state=tmp_path / "state",
-                       extra=f'[metrics]\nlisten = "127.0.0.1:{port}"\n')
+    cfg = write_config(
+        tmp_path / "q.toml",
+        endpoint=emulator.url,
+        watch=drop,
+        state=tmp_path / "state",
+        extra=f'[metrics]\nlisten = "127.0.0.1:{port}"\n',
+    )
     d = daemon_factory(cfg).start()
     d.wait_event("daemon_ready")
     (drop / "one.bin").write_bytes(b"x" * 1234)
@@ -42,7 +47,7 @@ def test_sighup_adds_and_removes_watch_roots(tmp_path: Path, emulator: Any, daem
     a.mkdir()
     b.mkdir()
     cfg_path = tmp_path / "q.toml"
-    common = dict(endpoint=emulator.url, state=tmp_path / "state")
+    common = {"endpoint": emulator.url, "state": tmp_path / "state"}
     write_config(cfg_path, watch=[{"path": str(a), "prefix": "a/"}], **common)
     d = daemon_factory(cfg_path).start()
     d.wait_event("daemon_ready")

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from qsynctest import write_config
 
 from qsyncd.config import load_config
 from qsyncd.daemon import Daemon
 from qsyncd.pipeline import PRIORITY_EVENT
 from qsyncd.watch import Hint
-from qsynctest import write_config
 
 
 @pytest.fixture

@@ -13,12 +13,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from sdharness import PrivateJournald
 
-sys.path.insert(0, str(Path(__file__).parent / "systemd"))
-from sdharness import PrivateJournald, journald  # noqa: E402,F401  (fixture)
-
-from qsyncd import events  # noqa: E402
-from qsyncd.events import configure_logging, get_logger, register_secret  # noqa: E402
+from qsyncd import events
+from qsyncd.events import configure_logging, get_logger, register_secret
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "sEcReT-0123456789-abcdefXYZ"
@@ -59,13 +57,19 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _run_in_journal(jd: PrivateJournald, script: str, *args: str, env: dict[str, str] | None = None,
-                    stdout=subprocess.PIPE) -> tuple[int, str]:
+def _run_in_journal(
+    jd: PrivateJournald, script: str, *args: str, env: dict[str, str] | None = None, stdout=subprocess.PIPE
+) -> tuple[int, str]:
     """Run ``script`` from a file (the journal records _CMDLINE, so no secret on the command line)."""
     path = jd.base / "script.py"
     path.write_text(script)
-    proc = jd.run([sys.executable, str(path), *args], env=env or _child_env(), cwd=str(ROOT),
-                  stdout=stdout, stderr=subprocess.PIPE)
+    proc = jd.run(
+        [sys.executable, str(path), *args],
+        env=env or _child_env(),
+        cwd=str(ROOT),
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+    )
     _, err = proc.communicate(timeout=60)
     return proc.returncode, err.decode()
 
@@ -91,7 +95,12 @@ def test_journal_fields_round_trip(journald: PrivateJournald):
     assert entry["MESSAGE"].startswith("upload_finished key=a/b.txt bytes=12 seconds=0.3 path=")
     priorities = {e["QSYNCD_EVENT"]: e["PRIORITY"] for e in journald.entries(SYSLOG_IDENTIFIER="qsyncd")}
     assert {k: v for k, v in priorities.items() if k.startswith("level_")} == {
-        "level_debug": "7", "level_info": "6", "level_warning": "4", "level_error": "3", "level_critical": "2"}
+        "level_debug": "7",
+        "level_info": "6",
+        "level_warning": "4",
+        "level_error": "3",
+        "level_critical": "2",
+    }
 
 
 def test_auto_picks_journal_when_journal_stream_is_stdout(journald: PrivateJournald, tmp_path: Path):
@@ -111,8 +120,7 @@ def test_auto_ignores_journal_stream_of_another_file(tmp_path: Path):
     """auto: a $JOURNAL_STREAM that is not our stdout means json (stdout is not a TTY)."""
     other = os.stat(tmp_path)
     env = {**_child_env(), "JOURNAL_STREAM": f"{other.st_dev}:{other.st_ino}"}
-    proc = subprocess.run([sys.executable, "-c", EVENT_SCRIPT, "auto"], env=env, capture_output=True,
-                          timeout=60)
+    proc = subprocess.run([sys.executable, "-c", EVENT_SCRIPT, "auto"], env=env, capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.decode().strip() == "json"
     first = json.loads(proc.stdout.splitlines()[0])
@@ -154,9 +162,15 @@ def test_json_lines():
     obj = json.loads(line)
     assert list(obj)[:3] == ["ts", "level", "event"]
     assert datetime.fromisoformat(obj["ts"]).tzinfo is not None
-    assert obj | {"ts": None} == {"ts": None, "level": "info", "event": "upload_finished",
-                                  "watch": "/srv/qsyncd", "key": "a/b.txt", "bytes": 12,
-                                  "path": "/srv/qsyncd/a b"}
+    assert obj | {"ts": None} == {
+        "ts": None,
+        "level": "info",
+        "event": "upload_finished",
+        "watch": "/srv/qsyncd",
+        "key": "a/b.txt",
+        "bytes": 12,
+        "path": "/srv/qsyncd/a b",
+    }
 
 
 def test_reconfigure_replaces_previous_configuration():
@@ -183,10 +197,12 @@ def test_logging_works_before_configure():
 
 def test_journal_falls_back_to_json_without_systemd_python():
     """journal without systemd-python: JSON on stdout and one journal_unavailable warning."""
-    script = ("import sys; sys.modules['systemd'] = None\n"
-              "from qsyncd.events import configure_logging, get_logger\n"
-              "print(configure_logging('journal'), configure_logging('journal'), file=sys.stderr)\n"
-              "get_logger().info('upload_finished', key='k')\n")
+    script = (
+        "import sys; sys.modules['systemd'] = None\n"
+        "from qsyncd.events import configure_logging, get_logger\n"
+        "print(configure_logging('journal'), configure_logging('journal'), file=sys.stderr)\n"
+        "get_logger().info('upload_finished', key='k')\n"
+    )
     proc = subprocess.run([sys.executable, "-c", script], env=_child_env(), capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.decode().split() == ["json", "json"]
@@ -209,12 +225,19 @@ def test_redaction_in_stream_formats(fmt: str):
 
 def test_redaction_in_journal(journald: PrivateJournald):
     """journal format: no secret in any field, nor anywhere in the journal files."""
-    rc, err = _run_in_journal(journald, "from qsyncd.events import configure_logging\n"
-                              "configure_logging('journal', 'debug')\n" + REDACTION_SCRIPT)
+    rc, err = _run_in_journal(
+        journald,
+        "from qsyncd.events import configure_logging\nconfigure_logging('journal', 'debug')\n" + REDACTION_SCRIPT,
+    )
     assert rc == 0, err
     entries = journald.entries(SYSLOG_IDENTIFIER="qsyncd")
-    assert {e["QSYNCD_EVENT"] for e in entries} >= {"secret_in_field", "header_logged", "url_logged",
-                                                    "upload_failed", "library_logged"}
+    assert {e["QSYNCD_EVENT"] for e in entries} >= {
+        "secret_in_field",
+        "header_logged",
+        "url_logged",
+        "upload_failed",
+        "library_logged",
+    }
     dumped = json.dumps(entries)
     assert SECRET not in dumped and SIGNATURE not in dumped
     [failed] = [e for e in entries if e["QSYNCD_EVENT"] == "upload_failed"]

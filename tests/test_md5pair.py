@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from qsynctest import BUCKET, require_in_ci, write_config
+
 from qsyncd import md5pair
 
 
@@ -33,17 +33,17 @@ def test_random_lengths_and_splits_equal_hashlib(native: Any) -> None:
     for _ in range(300):
         start = rnd.choice([0, 64 * rnd.randrange(1, 4000), rnd.randrange(1, 200)])
         n = rnd.choice([rnd.randrange(0, 200), rnd.randrange(0, len(data) - start)])
-        chunk = data[start:start + n]
+        chunk = data[start : start + n]
         lead = native.MD5()
         lead.update(data[:start])
         part = native.MD5()
         pos = 0
         while pos < n:
             step = rnd.choice([1, 63, 64, 65, 4096, 70_000])
-            native.update_both(part, lead, chunk[pos:pos + step])
+            native.update_both(part, lead, chunk[pos : pos + step])
             pos += step
         assert hashlib.md5(chunk).hexdigest() == part.hexdigest()
-        assert hashlib.md5(data[:start + n]).digest() == lead.digest()
+        assert hashlib.md5(data[: start + n]).digest() == lead.digest()
 
 
 def test_digest_does_not_end_the_hash_and_copy_is_independent(native: Any) -> None:
@@ -69,7 +69,7 @@ def test_threads_hash_in_parallel_without_mixing(native: Any) -> None:
         part, whole = native.MD5(), native.MD5()
         whole.update(b"p" * 128)  # a part boundary ahead: the interleaved path
         for off in range(0, len(blobs[i]), 1 << 20):
-            native.update_both(part, whole, blobs[i][off:off + (1 << 20)])
+            native.update_both(part, whole, blobs[i][off : off + (1 << 20)])
         results[i] = (part.hexdigest(), whole.hexdigest())
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
@@ -83,7 +83,7 @@ def test_threads_hash_in_parallel_without_mixing(native: Any) -> None:
 
 # A pair hasher that is right except for 56-byte inputs: the import self-check must reject it.
 # Used in-process (exec'd into a module) and, through sitecustomize, in a daemon subprocess.
-_BROKEN_HASHER = '''
+_BROKEN_HASHER = """
 import hashlib
 
 class MD5:
@@ -103,13 +103,16 @@ class MD5:
 def update_both(a, b, data):
     a.update(data)
     b.update(data)
-'''
-_SHIM = _BROKEN_HASHER + '''
+"""
+_SHIM = (
+    _BROKEN_HASHER
+    + """
 import sys, types
 module = types.ModuleType("qsyncd._md5pair")
 module.MD5, module.update_both = MD5, update_both
 sys.modules["qsyncd._md5pair"] = module
-'''
+"""
+)
 
 
 def _broken_hasher() -> Any:
@@ -141,8 +144,13 @@ def test_daemon_with_a_rejected_pair_hasher_warns_and_uploads_with_hashlib(
     (shim / "sitecustomize.py").write_text(_SHIM)
     drop = tmp_path / "drop"
     drop.mkdir()
-    cfg = write_config(tmp_path / "q.toml", endpoint=emulator.url, watch=drop, state=tmp_path / "state",
-                       upload={"multipart_threshold": "8MiB", "part_size": "4MiB"})
+    cfg = write_config(
+        tmp_path / "q.toml",
+        endpoint=emulator.url,
+        watch=drop,
+        state=tmp_path / "state",
+        upload={"multipart_threshold": "8MiB", "part_size": "4MiB"},
+    )
     d = daemon_factory(cfg, env={"PYTHONPATH": str(shim)}).start()
     d.wait_event("daemon_ready")
     assert [False] == [e["md5_paired"] for e in d.events("daemon_starting")]

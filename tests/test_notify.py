@@ -12,12 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from sdharness import NotifySocket
 
-sys.path.insert(0, str(Path(__file__).parent / "systemd"))
-from sdharness import NotifySocket, notify_socket  # noqa: E402,F401  (fixture)
-
-from qsyncd.events import configure_logging  # noqa: E402
-from qsyncd.notify import Liveness, Notifier, WatchdogPinger  # noqa: E402
+from qsyncd.events import configure_logging
+from qsyncd.notify import Liveness, Notifier, WatchdogPinger
 
 CHILD = """
 import os, sys

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-
 from qsynctest import BUCKET, REPO, json_events, write_config
+
 from qsyncd.remote.base import ObjectInfo
 from qsyncd.remote.qingstor import QingStorRemote
 from qsyncd.remoteindex import RemoteIndex, parent_prefix
@@ -164,7 +164,11 @@ def test_uploader_uses_a_covering_listing_and_heads_otherwise(
         emulator.clear_requests()
         outs = {n: up.upload(str(tmp_path / n), "d/" + n) for n in ("new.bin", "same.bin", "other.bin")}
         assert ("uploaded", "skipped", "remote_match", "uploaded") == (
-            outs["new.bin"].action, outs["same.bin"].action, outs["same.bin"].reason, outs["other.bin"].action)
+            outs["new.bin"].action,
+            outs["same.bin"].action,
+            outs["same.bin"].reason,
+            outs["other.bin"].action,
+        )
         assert [] == _ops(emulator, "HeadObject")
         assert ["d/new.bin", "d/other.bin"] == sorted(_ops(emulator, "PutObject"))
         assert b"new content" == emulator.object_bytes(BUCKET, "d/other.bin")
@@ -185,7 +189,8 @@ def test_uploader_uses_a_covering_listing_and_heads_otherwise(
 def test_sync_lists_a_directory_instead_of_heading_each_new_file(
     emulator: Any, remote: QingStorRemote, tmp_path: Path
 ) -> None:
-    """`qsyncd sync` of 50 new files in one directory: 1 ListObjects, 0 HEAD, 50 PUT; a matching object is still skipped."""
+    """`qsyncd sync` of 50 new files in one directory: 1 ListObjects, 0 HEAD, 50 PUT; a matching
+    object is still skipped."""
     root = tmp_path / "drop"
     (root / "cam").mkdir(parents=True)
     new = {f"cam/{i:03d}.jpg": os.urandom(1000 + i) for i in range(50)}
@@ -197,12 +202,16 @@ def test_sync_lists_a_directory_instead_of_heading_each_new_file(
     old = os.path.getmtime(root / "cam/000.jpg") - 3600
     for f in (root / "cam").iterdir():
         os.utime(f, (old, old))  # lying in the directory for an hour: no quiet period to wait out
-    cfg = write_config(tmp_path / "q.toml", endpoint=emulator.url, watch=root, state=tmp_path / "state",
-                       prefix="p/")
+    cfg = write_config(tmp_path / "q.toml", endpoint=emulator.url, watch=root, state=tmp_path / "state", prefix="p/")
     emulator.clear_requests()
-    res = subprocess.run([sys.executable, "-m", "qsyncd", "sync", "-c", str(cfg), "--no-progress",
-                          "--log-format", "json"], capture_output=True, text=True, timeout=120, cwd=str(REPO),
-                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    res = subprocess.run(
+        [sys.executable, "-m", "qsyncd", "sync", "-c", str(cfg), "--no-progress", "--log-format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(REPO),
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     assert 0 == res.returncode, res.stdout + res.stderr
     ok = [r for r in emulator.requests if r.status < 300]
     assert 1 == sum(r.operation == "ListObjects" for r in emulator.requests)

@@ -104,7 +104,10 @@ def script_of(*pairs: tuple[list[float], str]) -> dict[float, list[str]]:
 
 CASES = [
     pytest.param(
-        script_of((ticks(0, 10, 0.5), "write"), ([10.0], "close")), [(12.0, "ready")], {}, id="slow-writer-ready-at-close+quiet"
+        script_of((ticks(0, 10, 0.5), "write"), ([10.0], "close")),
+        [(12.0, "ready")],
+        {},
+        id="slow-writer-ready-at-close+quiet",
     ),
     pytest.param(script_of(([0.0], "write"), ([0.0], "close")), [(2.0, "ready")], {}, id="rename-into-place"),
     pytest.param(script_of(([5.0], "close")), [(7.0, "ready")], {}, id="moved-in-at-5"),
@@ -115,12 +118,16 @@ CASES = [
         # bursts of writes 3 s long every 8 s, never closed: pauses before max_wait (30) do not count
         script_of(([t for b in (0.0, 8.0, 16.0, 24.0, 32.0) for t in ticks(b, b + 3, 0.5)], "write")),
         # ready in the first still period after max_wait; the burst at 32 starts a new pending entry
-        [(30.5, "ready"), (62.0, "ready")], {}, id="keeps-changing-ready-only-after-max-wait-and-holding-still",
+        [(30.5, "ready"), (62.0, "ready")],
+        {},
+        id="keeps-changing-ready-only-after-max-wait-and-holding-still",
     ),
     pytest.param(
         # written continuously past max_wait: never ready while it changes; ready once it held still
         script_of((ticks(0, 50, 0.5), "write")),
-        [(53.5, "ready")], {}, id="continuous-writer-past-max-wait",
+        [(53.5, "ready")],
+        {},
+        id="continuous-writer-past-max-wait",
     ),
     pytest.param(script_of((ticks(0, 5, 0.5), "write")), [(30.0, "ready")], {}, id="log-file-never-closed"),
     pytest.param(script_of(([0.0], "close"), ([1.0], "delete")), [(2.0, "gone")], {}, id="deleted-file"),
@@ -128,10 +135,16 @@ CASES = [
         script_of(([0.0], "scan:0"), ([1.0, 3.0, 5.0], "silent")), [(8.0, "ready")], {}, id="sig-changes-without-events"
     ),
     pytest.param(
-        script_of(([0.0], "close"), ([1.0], "write"), ([1.5], "close")), [(3.5, "ready")], {}, id="event-during-quiet-restarts-clock"
+        script_of(([0.0], "close"), ([1.0], "write"), ([1.5], "close")),
+        [(3.5, "ready")],
+        {},
+        id="event-during-quiet-restarts-clock",
     ),
     pytest.param(
-        script_of(([0.0], "close"), ([1.0], "touch")), [(3.0, "ready")], {}, id="event-without-change-still-restarts-clock"
+        script_of(([0.0], "close"), ([1.0], "touch")),
+        [(3.0, "ready")],
+        {},
+        id="event-without-change-still-restarts-clock",
     ),
     pytest.param(
         script_of(([0.0], "scan:100"), ([0.0], "write")),
@@ -273,7 +286,7 @@ def test_heap_stays_bounded_under_event_storms() -> None:
             s.event(p, t, "closed")  # pulls the check earlier: a new heap item each time
         t += 0.001
     assert 1000 == len(s)
-    assert len(s._heap) <= 4 * len(s) + 1024  # noqa: SLF001 (the bound is the property under test)
+    assert len(s._heap) <= 4 * len(s) + 1024
     assert sorted(paths) == sorted(s.due(t))
 
 

@@ -23,7 +23,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 def rec(path: str, size: int = 10, key: str | None = None) -> FileRecord:
     """A FileRecord for ``path``."""
-    return FileRecord(path=path, key=key or path.lstrip("/"), size=size, mtime_ns=123, ino=7, md5="0" * 32, uploaded_at=1.5)
+    return FileRecord(
+        path=path, key=key or path.lstrip("/"), size=size, mtime_ns=123, ino=7, md5="0" * 32, uploaded_at=1.5
+    )
 
 
 def mp(path: str, upload_id: str, parts: dict[int, PartRecord] | None = None) -> MultipartRecord:

@@ -9,16 +9,21 @@ from typing import Any
 
 import pytest
 import structlog
-
 from qsynctest import BUCKET, require_in_ci
+
 from qsyncd.errors import FileChanged
 from qsyncd.remote.qingstor import QingStorRemote
 from qsyncd.state import Ledger
 from qsyncd.upload import Uploader, UploadSettings
 
 MiB = 1 << 20
-SETTINGS = UploadSettings(multipart_threshold=8 * MiB, part_size=4 * MiB, part_concurrency=3,
-                          retry_initial_seconds=0.01, retry_max_seconds=0.05)
+SETTINGS = UploadSettings(
+    multipart_threshold=8 * MiB,
+    part_size=4 * MiB,
+    part_concurrency=3,
+    retry_initial_seconds=0.01,
+    retry_max_seconds=0.05,
+)
 
 
 class Crash(BaseException):
@@ -91,8 +96,9 @@ def test_unknown_file_already_in_bucket_is_skipped_after_one_head(
     assert fresh.get(str(f)) is not None
 
 
-def test_multipart_etag_is_md5_in_part_order(emulator: Any, remote: QingStorRemote, ledger: Ledger,
-                                             tmp_path: Path, hasher: str) -> None:
+def test_multipart_etag_is_md5_in_part_order(
+    emulator: Any, remote: QingStorRemote, ledger: Ledger, tmp_path: Path, hasher: str
+) -> None:
     """Parts go in parallel, yet the object's ETag is the MD5 of the whole file."""
     f = tmp_path / "big.bin"
     data = make(f, 21 * MiB + 5)
@@ -134,8 +140,9 @@ def test_crash_midway_resumes_without_resending_stored_parts(
     assert [] == ops(emulator, "InitiateMultipartUpload")
 
 
-def test_file_changed_midway_aborts_and_stores_nothing(emulator: Any, remote: QingStorRemote, ledger: Ledger,
-                                                       tmp_path: Path, hasher: str) -> None:
+def test_file_changed_midway_aborts_and_stores_nothing(
+    emulator: Any, remote: QingStorRemote, ledger: Ledger, tmp_path: Path, hasher: str
+) -> None:
     """A file rewritten during a multipart upload is never completed as a mix; the upload is aborted."""
     f = tmp_path / "big.bin"
     make(f, 20 * MiB)
@@ -156,13 +163,13 @@ def test_file_changed_midway_aborts_and_stores_nothing(emulator: Any, remote: Qi
     assert ledger.get(str(f)) is None
 
 
-def test_delete_after_upload_only_when_verified(emulator: Any, remote: QingStorRemote, ledger: Ledger,
-                                                tmp_path: Path) -> None:
+def test_delete_after_upload_only_when_verified(
+    emulator: Any, remote: QingStorRemote, ledger: Ledger, tmp_path: Path
+) -> None:
     """delete_after removes the local file once its upload is verified."""
     f = tmp_path / "gone.bin"
     data = make(f, 3000)
-    out = Uploader(remote, ledger, SETTINGS, log=structlog.get_logger()).upload(str(f), "gone.bin",
-                                                                                 delete_after=True)
+    out = Uploader(remote, ledger, SETTINGS, log=structlog.get_logger()).upload(str(f), "gone.bin", delete_after=True)
     assert out.deleted is True
     assert not f.exists()
     assert data == emulator.object_bytes(BUCKET, "gone.bin")

@@ -59,19 +59,19 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        emu = Emulator(args.root, host=args.host, port=args.port, credentials=credentials,
-                       buckets=args.bucket, seed=args.seed)
+        emu = Emulator(
+            args.root, host=args.host, port=args.port, credentials=credentials, buckets=args.bucket, seed=args.seed
+        )
         emu.start()
     except (OSError, ValueError) as exc:
         print(f"qsyncd emulator: cannot start: {exc}", file=sys.stderr)
         return 1
     try:
         if credentials is None:
-            (akid, secret), = DEFAULT_CREDENTIALS.items()
+            ((akid, secret),) = DEFAULT_CREDENTIALS.items()
             print(f"emulator_credentials access_key_id={akid} secret_access_key={secret}", file=sys.stderr)
         else:
-            print(f"emulator_credentials access_key_id={args.access_key_id} secret_access_key=<given>",
-                  file=sys.stderr)
+            print(f"emulator_credentials access_key_id={args.access_key_id} secret_access_key=<given>", file=sys.stderr)
         print(f"emulator_listening url={emu.url} root={emu.root}", file=sys.stderr, flush=True)
         if args.port_file is not None:
             _write_port_file(args.port_file, emu.port)

@@ -97,9 +97,7 @@ class Fault:
             return False
         if self.operation is not None and self.operation != operation:
             return False
-        if self.key_prefix is not None and not key.startswith(self.key_prefix):
-            return False
-        return True
+        return not (self.key_prefix is not None and not key.startswith(self.key_prefix))
 
     def to_json(self) -> dict[str, Any]:
         """The fault as a JSON-able dict (admin endpoint)."""

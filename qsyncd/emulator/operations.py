@@ -65,7 +65,16 @@ MAX_JSON_BODY = 16 * 1024 * 1024
 STORED_HEADERS = ("cache-control", "content-encoding", "content-disposition", "content-language", "expires")
 OWNER = {"id": "usr-qsyncdemulator", "name": "emulator"}
 NOT_SUPPORTED = {
-    "acl", "cors", "cname", "image", "logging", "lifecycle", "mirror", "notification", "policy", "replication",
+    "acl",
+    "cors",
+    "cname",
+    "image",
+    "logging",
+    "lifecycle",
+    "mirror",
+    "notification",
+    "policy",
+    "replication",
 }
 
 
@@ -314,14 +323,21 @@ class Operations:
     def op_ListBuckets(self) -> None:
         location = self.headers.get("Location")
         buckets = [] if location and location.lower() != self.emu.zone else self.emu.store.buckets()
-        self.send_json(200, {  # type: ignore[attr-defined]
-            "count": len(buckets),
-            "buckets": [
-                {"name": b.name, "location": self.emu.zone, "url": f"{self.emu.url}/{b.name}",
-                 "created": rfc3339(b.created)}
-                for b in buckets
-            ],
-        })
+        self.send_json(
+            200,
+            {  # type: ignore[attr-defined]
+                "count": len(buckets),
+                "buckets": [
+                    {
+                        "name": b.name,
+                        "location": self.emu.zone,
+                        "url": f"{self.emu.url}/{b.name}",
+                        "created": rfc3339(b.created),
+                    }
+                    for b in buckets
+                ],
+            },
+        )
 
     def op_PutBucket(self) -> None:
         if not valid_bucket_name(self.bucket):
@@ -339,18 +355,21 @@ class Operations:
     def op_GetBucketStatistics(self) -> None:
         count, size, classes = self.emu.store.bucket_stats(self.bucket)
         state = self.emu.store.bucket(self.bucket)
-        self.send_json(200, {  # type: ignore[attr-defined]
-            "name": self.bucket,
-            "url": f"{self.emu.url}/{self.bucket}",
-            "location": self.emu.zone,
-            "created": rfc3339(state.created),
-            "status": "active",
-            "count": count,
-            "size": size,
-            "storage_classes": {
-                sc: {"count": c, "size": s, "billing_size": s} for sc, (c, s) in sorted(classes.items())
+        self.send_json(
+            200,
+            {  # type: ignore[attr-defined]
+                "name": self.bucket,
+                "url": f"{self.emu.url}/{self.bucket}",
+                "location": self.emu.zone,
+                "created": rfc3339(state.created),
+                "status": "active",
+                "count": count,
+                "size": size,
+                "storage_classes": {
+                    sc: {"count": c, "size": s, "billing_size": s} for sc, (c, s) in sorted(classes.items())
+                },
             },
-        })
+        )
 
     def op_ListObjects(self) -> None:
         prefix = self.query.get("prefix", "")
@@ -359,32 +378,40 @@ class Operations:
         limit = _int_param(self.query, "limit", 100, 1000)
         objects, prefixes, has_more = self.emu.store.list_objects(self.bucket, prefix, delimiter, marker, limit)
         last = max([o.key for o in objects[-1:]] + prefixes[-1:], default="")
-        self.send_json(200, {  # type: ignore[attr-defined]
-            "name": self.bucket,
-            "owner": OWNER,
-            "prefix": prefix,
-            "delimiter": delimiter,
-            "marker": marker,
-            "limit": limit,
-            "next_marker": last,
-            "has_more": has_more,
-            "keys": [
-                {
-                    "key": o.key, "size": o.size, "etag": f'"{o.etag}"', "mime_type": o.mime_type,
-                    "created": rfc3339(o.created), "modified": int(o.modified), "encrypted": False,
-                    "storage_class": o.storage_class,
-                }
-                for o in objects
-            ],
-            "common_prefixes": prefixes,
-        })
+        self.send_json(
+            200,
+            {  # type: ignore[attr-defined]
+                "name": self.bucket,
+                "owner": OWNER,
+                "prefix": prefix,
+                "delimiter": delimiter,
+                "marker": marker,
+                "limit": limit,
+                "next_marker": last,
+                "has_more": has_more,
+                "keys": [
+                    {
+                        "key": o.key,
+                        "size": o.size,
+                        "etag": f'"{o.etag}"',
+                        "mime_type": o.mime_type,
+                        "created": rfc3339(o.created),
+                        "modified": int(o.modified),
+                        "encrypted": False,
+                        "storage_class": o.storage_class,
+                    }
+                    for o in objects
+                ],
+                "common_prefixes": prefixes,
+            },
+        )
 
     def op_DeleteMultipleObjects(self) -> None:
         if self.headers.get("Content-MD5") is None:
             raise self._err(400, "invalid_request", "Content-MD5 is required")
         doc = self._read_json_body()
         if not isinstance(doc, dict) or not isinstance(doc.get("objects"), list):
-            raise self._err(400, "invalid_json", "expected {\"objects\": [...]}")
+            raise self._err(400, "invalid_json", 'expected {"objects": [...]}')
         quiet = doc.get("quiet")
         if quiet is not None and not isinstance(quiet, bool):
             raise self._err(400, "invalid_json", "quiet must be a boolean or null")
@@ -418,20 +445,23 @@ class Operations:
             next_key, next_id = uploads[-1].key, uploads[-1].upload_id
         elif prefixes:
             next_key = prefixes[-1]
-        self.send_json(200, {  # type: ignore[attr-defined]
-            "name": self.bucket,
-            "prefix": prefix,
-            "delimiter": delimiter,
-            "limit": limit,
-            "marker": key_marker,
-            "key_marker": key_marker,
-            "upload_id_marker": upload_id_marker,
-            "next_key_marker": next_key,
-            "next_upload_id_marker": next_id,
-            "has_more": has_more,
-            "uploads": [{"key": u.key, "upload_id": u.upload_id, "created": rfc3339(u.created)} for u in uploads],
-            "common_prefixes": prefixes,
-        })
+        self.send_json(
+            200,
+            {  # type: ignore[attr-defined]
+                "name": self.bucket,
+                "prefix": prefix,
+                "delimiter": delimiter,
+                "limit": limit,
+                "marker": key_marker,
+                "key_marker": key_marker,
+                "upload_id_marker": upload_id_marker,
+                "next_key_marker": next_key,
+                "next_upload_id_marker": next_id,
+                "has_more": has_more,
+                "uploads": [{"key": u.key, "upload_id": u.upload_id, "created": rfc3339(u.created)} for u in uploads],
+                "common_prefixes": prefixes,
+            },
+        )
 
     # ---- object operations ----------------------------------------------------------------------
 
@@ -450,8 +480,15 @@ class Operations:
         md5 = self._stream_into(writer, MAX_OBJECT_SIZE)
         now = self.emu.now()
         meta = ObjectMeta(
-            key=self.key, size=writer.size, etag=md5, mime_type=self._mime(), created=now, modified=now,
-            storage_class=storage_class, metadata=metadata, headers=self._stored_headers(),
+            key=self.key,
+            size=writer.size,
+            etag=md5,
+            mime_type=self._mime(),
+            created=now,
+            modified=now,
+            storage_class=storage_class,
+            metadata=metadata,
+            headers=self._stored_headers(),
         )
         try:
             self.emu.store.commit_object(self.bucket, writer.path, meta)
@@ -480,9 +517,12 @@ class Operations:
         replace = (self.headers.get("x-qs-metadata-directive") or "COPY").upper() == "REPLACE"
         now = self.emu.now()
         meta = ObjectMeta(
-            key=self.key, size=0, etag="",
+            key=self.key,
+            size=0,
+            etag="",
             mime_type=self._mime() if replace else src_meta.mime_type,
-            created=now, modified=now,
+            created=now,
+            modified=now,
             storage_class=storage_class if self.headers.get("x-qs-storage-class") else src_meta.storage_class,
             metadata=metadata if replace else dict(src_meta.metadata),
             headers=self._stored_headers() if replace else dict(src_meta.headers),
@@ -508,8 +548,10 @@ class Operations:
                 return
             headers = self._object_headers(meta)
             overrides = {
-                "response-content-type": "Content-Type", "response-content-language": "Content-Language",
-                "response-expires": "Expires", "response-cache-control": "Cache-Control",
+                "response-content-type": "Content-Type",
+                "response-content-language": "Content-Language",
+                "response-expires": "Expires",
+                "response-cache-control": "Cache-Control",
                 "response-content-disposition": "Content-Disposition",
                 "response-content-encoding": "Content-Encoding",
             }
@@ -550,10 +592,18 @@ class Operations:
         now = self.emu.now()
         upload_id = f"{int(now * 1e6):014x}{uuid.uuid4().hex[:18]}"
         self.upload_id = upload_id
-        self.emu.store.initiate(self.bucket, UploadState(
-            key=self.key, upload_id=upload_id, created=now, mime_type=self._mime(),
-            storage_class=storage_class, metadata=metadata, headers=self._stored_headers(),
-        ))
+        self.emu.store.initiate(
+            self.bucket,
+            UploadState(
+                key=self.key,
+                upload_id=upload_id,
+                created=now,
+                mime_type=self._mime(),
+                storage_class=storage_class,
+                metadata=metadata,
+                headers=self._stored_headers(),
+            ),
+        )
         self.send_json(200, {"bucket": self.bucket, "key": self.key, "upload_id": upload_id})  # type: ignore[attr-defined]
 
     def op_UploadMultipart(self) -> None:
@@ -593,13 +643,16 @@ class Operations:
         total = len(parts)
         if marker is not None:
             parts = [p for p in parts if p.part_number > marker]
-        self.send_json(200, {  # type: ignore[attr-defined]
-            "count": total,
-            "object_parts": [
-                {"part_number": p.part_number, "size": p.size, "created": rfc3339(p.created), "etag": p.etag}
-                for p in parts[:limit]
-            ],
-        })
+        self.send_json(
+            200,
+            {  # type: ignore[attr-defined]
+                "count": total,
+                "object_parts": [
+                    {"part_number": p.part_number, "size": p.size, "created": rfc3339(p.created), "etag": p.etag}
+                    for p in parts[:limit]
+                ],
+            },
+        )
 
     def op_CompleteMultipartUpload(self) -> None:
         upload_id = self.query.get("upload_id", "")
@@ -607,7 +660,7 @@ class Operations:
         doc = self._read_json_body()
         parts = doc.get("object_parts") if isinstance(doc, dict) else None
         if not isinstance(parts, list):
-            raise self._err(400, "invalid_json", "expected {\"object_parts\": [...]}")
+            raise self._err(400, "invalid_json", 'expected {"object_parts": [...]}')
         listed: list[dict[str, Any]] = []
         for entry in parts:
             if not isinstance(entry, dict):

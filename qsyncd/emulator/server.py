@@ -117,7 +117,7 @@ class Handler(Operations, BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return "QingStor"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def handle_expect_100(self) -> bool:
@@ -130,7 +130,7 @@ class Handler(Operations, BaseHTTPRequestHandler):
         except (OSError, ValueError):
             pass
 
-    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_OPTIONS = do_PATCH = lambda self: self.dispatch()  # noqa: E731
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_OPTIONS = do_PATCH = lambda self: self.dispatch()
 
     # ---- per-request state ----------------------------------------------------------------------
 
@@ -197,7 +197,7 @@ class Handler(Operations, BaseHTTPRequestHandler):
             self.close_connection = True
         except (ConnectionError, TimeoutError, OSError):
             self.close_connection = True
-        except Exception:  # noqa: BLE001 - a bug must not kill the connection silently
+        except Exception:
             log.exception("request_failed method=%s operation=%s", self.command, self.operation)
             self.close_connection = True
             self.send_error_json(500, "internal_error", "emulator bug; see its log")
@@ -207,7 +207,14 @@ class Handler(Operations, BaseHTTPRequestHandler):
                 self.emu.book.record(self._seq, rec)
             log.info(
                 "request_handled method=%s operation=%s bucket=%s key=%r status=%d bytes_in=%d bytes_out=%d fault=%s",
-                rec.method, rec.operation, rec.bucket, rec.key, rec.status, rec.bytes_in, rec.bytes_out, rec.fault,
+                rec.method,
+                rec.operation,
+                rec.bucket,
+                rec.key,
+                rec.status,
+                rec.bytes_in,
+                rec.bytes_out,
+                rec.fault,
             )
 
     def _make_record(self, status: int, bytes_out: int) -> RequestRecord:
@@ -273,7 +280,7 @@ class Handler(Operations, BaseHTTPRequestHandler):
                     if not chunk:
                         break
                     want -= len(chunk)
-            except Exception:  # noqa: BLE001 - the connection is going away anyway
+            except Exception:
                 pass
             self._drop_connection(rst=True)
         if fault.status is not None:
@@ -320,8 +327,9 @@ class Handler(Operations, BaseHTTPRequestHandler):
             ctypes = {"", self.headers.get("Content-Type", "")}
             ok = any(
                 signing.verify(
-                    signing.query_signature(secret, self.command, self.raw_path, query, headers, expires,
-                                            content_type=ct, decode_values=dec),
+                    signing.query_signature(
+                        secret, self.command, self.raw_path, query, headers, expires, content_type=ct, decode_values=dec
+                    ),
                     given,
                 )
                 for ct in ctypes
@@ -343,8 +351,9 @@ class Handler(Operations, BaseHTTPRequestHandler):
             raise HTTPError(401, "invalid_access_key_id", "the access key id does not exist")
         ok = any(
             signing.verify(
-                signing.header_signature(secret, self.command, self.raw_path, self.raw_query, headers,
-                                         decode_values=dec),
+                signing.header_signature(
+                    secret, self.command, self.raw_path, self.raw_query, headers, decode_values=dec
+                ),
                 given.strip(),
             )
             for dec in (False, True)
@@ -471,7 +480,7 @@ class Handler(Operations, BaseHTTPRequestHandler):
                 try:
                     seconds = float(json.loads(body)["seconds"])
                 except (ValueError, TypeError, KeyError) as exc:
-                    raise HTTPError(400, "invalid_argument", f"expected {{\"seconds\": N}}: {exc}") from None
+                    raise HTTPError(400, "invalid_argument", f'expected {{"seconds": N}}: {exc}') from None
                 self.emu.clock_skew = seconds
                 self.send_json(200, {"seconds": seconds})
             elif path == "/_emulator/clock_skew" and self.command == "GET":

@@ -22,10 +22,29 @@ from urllib.parse import unquote, unquote_plus
 # Query parameters that are part of the signed resource (docs `practices/signature.md`, PY request.py).
 SUB_RESOURCES: frozenset[str] = frozenset(
     {
-        "acl", "append", "cors", "cname", "delete", "image", "logging", "lifecycle", "mirror",
-        "notification", "policy", "position", "part_number", "replication", "stats", "uploads",
-        "upload_id", "response-expires", "response-cache-control", "response-content-type",
-        "response-content-language", "response-content-encoding", "response-content-disposition",
+        "acl",
+        "append",
+        "cors",
+        "cname",
+        "delete",
+        "image",
+        "logging",
+        "lifecycle",
+        "mirror",
+        "notification",
+        "policy",
+        "position",
+        "part_number",
+        "replication",
+        "stats",
+        "uploads",
+        "upload_id",
+        "response-expires",
+        "response-cache-control",
+        "response-content-type",
+        "response-content-language",
+        "response-content-encoding",
+        "response-content-disposition",
     }
 )
 
@@ -64,7 +83,7 @@ def _sub_resource_pairs(raw_query: str, decode: bool) -> list[str]:
     for item in raw_query.split("&"):
         if not item:
             continue
-        key, sep, value = item.partition("=")
+        key, _sep, value = item.partition("=")
         if key not in SUB_RESOURCES:
             continue
         if decode:
@@ -185,8 +204,9 @@ def verify(expected: str, given: str) -> bool:
 
 def strip_query_auth(raw_query: str) -> str:
     """Drop ``access_key_id``, ``expires`` and ``signature`` from a raw query string."""
-    kept = [p for p in raw_query.split("&") if p and p.partition("=")[0] not in
-            ("access_key_id", "expires", "signature")]
+    kept = [
+        p for p in raw_query.split("&") if p and p.partition("=")[0] not in ("access_key_id", "expires", "signature")
+    ]
     return "&".join(kept)
 
 

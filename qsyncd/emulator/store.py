@@ -548,7 +548,7 @@ class Store:
             meta = self.head_object(bucket, key)
             odir = self._object_dir(bucket, key)
             if not meta.data_files:
-                return meta, open(odir / meta.data_file, "rb")  # noqa: SIM115
+                return meta, open(odir / meta.data_file, "rb")
             paths = [odir / name for name in meta.data_files]
             sizes = [path.stat().st_size for path in paths]
             for path in paths:
@@ -635,7 +635,7 @@ class Store:
 
     def copy_object(self, src_bucket: str, src_key: str, dst_bucket: str, meta: ObjectMeta) -> ObjectMeta:
         """Copy an object's data (streamed) to ``meta.key`` in ``dst_bucket``."""
-        src_meta, fh = self.open_object(src_bucket, src_key)
+        _src_meta, fh = self.open_object(src_bucket, src_key)
         writer = self.object_writer(dst_bucket, meta.key)
         try:
             with fh:

@@ -8,7 +8,7 @@ import email.utils
 import ipaddress
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import BinaryIO
 
 MAX_KEY_BYTES = 1023
@@ -35,7 +35,7 @@ def http_date(ts: float) -> str:
 
 def rfc3339(ts: float) -> str:
     """``2016-08-22T15:03:32.000Z``."""
-    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
+    dt = datetime.fromtimestamp(ts, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
@@ -50,13 +50,13 @@ def parse_date(value: str) -> float | None:
         dt = email.utils.parsedate_to_datetime(value)
         if dt is not None:
             if dt.tzinfo is None:
-                dt = dt.replace(tzinfo=timezone.utc)
+                dt = dt.replace(tzinfo=UTC)
             return dt.timestamp()
     except (TypeError, ValueError, IndexError):
         pass
     for fmt in ("%Y%m%dT%H%M%SZ", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ"):
         try:
-            return datetime.strptime(value, fmt).replace(tzinfo=timezone.utc).timestamp()
+            return datetime.strptime(value, fmt).replace(tzinfo=UTC).timestamp()
         except ValueError:
             continue
     return None
@@ -99,7 +99,7 @@ def check_metadata(headers: list[tuple[str, str]]) -> tuple[dict[str, str], str 
         lname = name.lower()
         if not lname.startswith("x-qs-meta-"):
             continue
-        short = lname[len("x-qs-meta-"):]
+        short = lname[len("x-qs-meta-") :]
         if not short or not _META_NAME_RE.match(short):
             return {}, "invalid_argument"
         if any(not (0x20 <= ord(c) < 0x7F) for c in value):
@@ -195,9 +195,8 @@ class BodyReader:
             raise IncompleteBody("chunked body ended early")
         self._chunk_left -= len(data)
         self.received += len(data)
-        if self._chunk_left == 0:
-            if self._rfile.readline(1024) not in (b"\r\n", b"\n"):
-                raise BadChunking("chunk not followed by CRLF")
+        if self._chunk_left == 0 and self._rfile.readline(1024) not in (b"\r\n", b"\n"):
+            raise BadChunking("chunk not followed by CRLF")
         return data
 
     def drain(self, limit: int, deadline: float) -> bool:

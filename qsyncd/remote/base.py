@@ -85,9 +85,7 @@ class Remote(Protocol):
     ) -> str:
         """Start a multipart upload; returns its upload id."""
 
-    def upload_part(
-        self, key: str, upload_id: str, part_number: int, body: BinaryIO, size: int, md5_b64: str
-    ) -> str:
+    def upload_part(self, key: str, upload_id: str, part_number: int, body: BinaryIO, size: int, md5_b64: str) -> str:
         """Store one part (0-based ``part_number``) with ``Content-MD5``; returns its ETag.
 
         An unknown upload id raises ``NotFound`` (code ``upload_not_exists``).

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 import logging
 import os
@@ -72,7 +73,6 @@ from urllib3.connection import HTTPConnection
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from qsyncd import __version__
-
 from qsyncd.errors import BadRequest, RemoteError, TransientError
 from qsyncd.remote.base import ObjectInfo, PartInfo, UploadInfo
 from qsyncd.remote.body import ShortBodyError, SizedBody, SpliceHTTPConnection
@@ -261,9 +261,7 @@ def _meta_headers(metadata: Mapping[str, str] | None) -> dict[str, str] | None:
     return out
 
 
-def _object_headers(
-    content_type: str, metadata: Mapping[str, str] | None, storage_class: str | None
-) -> dict[str, str]:
+def _object_headers(content_type: str, metadata: Mapping[str, str] | None, storage_class: str | None) -> dict[str, str]:
     """Content-Type, ``x-qs-meta-*`` and ``x-qs-storage-class`` headers of a new object (validated)."""
     _check_storage_class(storage_class)
     _check_content_type(content_type)
@@ -563,9 +561,7 @@ class QingStorRemote:
     def head(self, key: str) -> ObjectInfo | None:
         """Return the object's info, or ``None`` when it does not exist (HEAD object 404)."""
         _check_key(key)
-        result = self._send_fast(
-            "HeadObject", "HEAD", key, {}, 200, missing_ok=lambda status, _code: status == 404
-        )
+        result = self._send_fast("HeadObject", "HEAD", key, {}, 200, missing_ok=lambda status, _code: status == 404)
         if result is None:
             return None
         headers = result.headers
@@ -604,9 +600,7 @@ class QingStorRemote:
         headers = _object_headers(content_type, metadata, storage_class)
         headers["content-length"] = str(size)
         headers["content-md5"] = md5_b64
-        result = self._send_fast(
-            "PutObject", "PUT", key, headers, 201, body=SizedBody(body, size) if size else None
-        )
+        result = self._send_fast("PutObject", "PUT", key, headers, 201, body=SizedBody(body, size) if size else None)
         assert result is not None
         return normalise_etag(result.headers.get("ETag")) or base64.b64decode(md5_b64).hex()
 
@@ -645,9 +639,7 @@ class QingStorRemote:
             )
         return upload_id
 
-    def upload_part(
-        self, key: str, upload_id: str, part_number: int, body: BinaryIO, size: int, md5_b64: str
-    ) -> str:
+    def upload_part(self, key: str, upload_id: str, part_number: int, body: BinaryIO, size: int, md5_b64: str) -> str:
         """Store one 0-based part (UploadMultipart, 201); return its ETag."""
         _check_key(key)
         _check_upload_id(upload_id)
@@ -716,14 +708,13 @@ class QingStorRemote:
         numbers = [p.part_number for p in parts]
         for number in numbers:
             _check_part_number(number)
-        if any(a >= b for a, b in zip(numbers, numbers[1:])):
+        if any(a >= b for a, b in itertools.pairwise(numbers)):
             raise ValueError(f"parts must be strictly ascending by part_number, got {numbers}")
         whole = normalise_etag(etag)
         if not _HEX32_RE.match(whole):
             raise ValueError("etag must be a 32-digit hex MD5")
         object_parts: list[dict[str, Any]] = [
-            {"part_number": p.part_number, "etag": normalise_etag(p.etag), "size": p.size}
-            for p in parts
+            {"part_number": p.part_number, "etag": normalise_etag(p.etag), "size": p.size} for p in parts
         ]
         self._send(
             "CompleteMultipartUpload",
@@ -774,11 +765,11 @@ class QingStorRemote:
                     last = ident = (str(item["key"]), str(item["upload_id"]))
                     if ident not in uploads:
                         new += 1
-                    uploads[ident] = UploadInfo(
-                        key=ident[0], upload_id=ident[1], created=str(item.get("created", ""))
-                    )
+                    uploads[ident] = UploadInfo(key=ident[0], upload_id=ident[1], created=str(item.get("created", "")))
             except (KeyError, TypeError, AttributeError) as exc:
-                raise _invalid_response("ListMultipartUploads", prefix, result, f"malformed uploads ({exc!r})") from None
+                raise _invalid_response(
+                    "ListMultipartUploads", prefix, result, f"malformed uploads ({exc!r})"
+                ) from None
             if last is None or not result.get("has_more") or new == 0:
                 break
             key_marker = str(result.get("next_key_marker") or last[0])
@@ -794,8 +785,13 @@ class QingStorRemote:
         while True:
             params = {"prefix": prefix, "delimiter": delimiter, "limit": str(LIST_LIMIT), "marker": marker}
             result = self._send_fast(
-                "ListObjects", "GET", prefix, {}, 200,
-                query=[(name, value) for name, value in params.items() if value], bucket_level=True,
+                "ListObjects",
+                "GET",
+                prefix,
+                {},
+                200,
+                query=[(name, value) for name, value in params.items() if value],
+                bucket_level=True,
             )
             assert result is not None
             page = result.get("keys") or []

@@ -23,12 +23,33 @@ from hashlib import sha256
 from urllib.parse import quote
 
 # Query parameters that are part of the signed resource (the SDK's ``is_sub_resource`` list).
-SUB_RESOURCES = frozenset({
-    "acl", "cors", "delete", "mirror", "part_number", "policy", "stats", "upload_id", "uploads", "image",
-    "notification", "response-expires", "response-cache-control", "response-content-type",
-    "response-content-language", "response-content-encoding", "response-content-disposition",
-    "lifecycle", "logging", "replication", "append", "position", "cname",
-})
+SUB_RESOURCES = frozenset(
+    {
+        "acl",
+        "cors",
+        "delete",
+        "mirror",
+        "part_number",
+        "policy",
+        "stats",
+        "upload_id",
+        "uploads",
+        "image",
+        "notification",
+        "response-expires",
+        "response-cache-control",
+        "response-content-type",
+        "response-content-language",
+        "response-content-encoding",
+        "response-content-disposition",
+        "lifecycle",
+        "logging",
+        "replication",
+        "append",
+        "position",
+        "cname",
+    }
+)
 
 
 def object_path(bucket: str, key: str) -> str:
@@ -60,8 +81,7 @@ def string_to_sign(method: str, headers: Mapping[str, str], resource: str) -> st
     canonical = "".join(f"{name}:{value}\n" for name, value in qs_headers)
     date = "" if "x-qs-date" in headers else headers.get("date", "")
     return (
-        f"{method}\n{headers.get('content-md5', '')}\n{headers.get('content-type', '')}\n"
-        f"{date}\n{canonical}{resource}"
+        f"{method}\n{headers.get('content-md5', '')}\n{headers.get('content-type', '')}\n{date}\n{canonical}{resource}"
     )
 
 
@@ -82,4 +102,12 @@ class Signer:
         return f"QS {self._access_key_id}:{base64.b64encode(mac.digest()).decode('ascii')}"
 
 
-__all__ = ["SUB_RESOURCES", "Signer", "bucket_path", "canonical_resource", "object_path", "query_string", "string_to_sign"]
+__all__ = [
+    "SUB_RESOURCES",
+    "Signer",
+    "bucket_path",
+    "canonical_resource",
+    "object_path",
+    "query_string",
+    "string_to_sign",
+]

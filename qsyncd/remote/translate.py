@@ -34,9 +34,7 @@ from qsyncd.errors import (
 _AUTH_ADVICE = {
     "invalid_access_key_id": "the access key id is not known to QingStor: check access_key_id",
     "signature_not_matched": "the request signature does not match: check secret_access_key",
-    "request_expired": (
-        "the request date was rejected: the system clock is off by more than 15 minutes: check NTP"
-    ),
+    "request_expired": ("the request date was rejected: the system clock is off by more than 15 minutes: check NTP"),
     "permission_denied": (
         "permission denied: the access key may not perform this operation on this bucket; "
         "check the key's bucket policy/ACL"
@@ -45,12 +43,10 @@ _AUTH_ADVICE = {
 
 _BAD_REQUEST_ADVICE = {
     "bad_digest": (
-        "the body does not match its Content-MD5: "
-        "the file changed while it was read or was corrupted in transit"
+        "the body does not match its Content-MD5: the file changed while it was read or was corrupted in transit"
     ),
     "incomplete_body": (
-        "the server received fewer bytes than Content-Length: "
-        "the file shrank while it was read or the connection broke"
+        "the server received fewer bytes than Content-Length: the file shrank while it was read or the connection broke"
     ),
     "entity_too_small": "a part other than the last is smaller than 4 MiB: use larger parts",
     "entity_too_large": "the object or part is larger than 5 GiB: use multipart with smaller parts",
@@ -106,8 +102,7 @@ def status_error(
         return AuthError(f"{where} failed: {advice}{server}{ref}", **kwargs)
     if status in (408, 429):  # request timeout / rate limited: waiting helps, so retry later
         return TransientError(
-            f"{where} failed: the server asked to slow down or timed out the request{server}; "
-            f"it will be retried{ref}",
+            f"{where} failed: the server asked to slow down or timed out the request{server}; it will be retried{ref}",
             **kwargs,
         )
     if 400 <= status < 500:
@@ -151,8 +146,7 @@ def transport_error(exc: BaseException, *, operation: str, key: str, endpoint: s
 
     if has(NameResolutionError):
         return Unreachable(
-            f"{where} failed: cannot reach {endpoint}: the host name does not resolve; "
-            "check endpoint/zone and DNS",
+            f"{where} failed: cannot reach {endpoint}: the host name does not resolve; check endpoint/zone and DNS",
             code="name_resolution_error",
             **kwargs,
         )
@@ -163,9 +157,7 @@ def transport_error(exc: BaseException, *, operation: str, key: str, endpoint: s
             code="tls_error",
             **kwargs,
         )
-    if isinstance(exc, requests.exceptions.ConnectTimeout) or (
-        has(ConnectTimeoutError) and not has(ReadTimeoutError)
-    ):
+    if isinstance(exc, requests.exceptions.ConnectTimeout) or (has(ConnectTimeoutError) and not has(ReadTimeoutError)):
         if has(NewConnectionError) and not has(TimeoutError):
             return Unreachable(
                 f"{where} failed: cannot reach {endpoint}: {_brief(exc)}; "
@@ -174,8 +166,7 @@ def transport_error(exc: BaseException, *, operation: str, key: str, endpoint: s
                 **kwargs,
             )
         return Unreachable(
-            f"{where} failed: cannot reach {endpoint}: connect timed out; "
-            "check the endpoint, firewall and network",
+            f"{where} failed: cannot reach {endpoint}: connect timed out; check the endpoint, firewall and network",
             code="connect_timeout",
             **kwargs,
         )
@@ -204,12 +195,9 @@ def transport_error(exc: BaseException, *, operation: str, key: str, endpoint: s
             code="send_timeout",
             **kwargs,
         )
-    if has(ProtocolError, ConnectionError, TimeoutError) or isinstance(
-        exc, requests.exceptions.ConnectionError
-    ):
+    if has(ProtocolError, ConnectionError, TimeoutError) or isinstance(exc, requests.exceptions.ConnectionError):
         return TransientError(
-            f"{where} failed: the connection to {endpoint} broke mid-request ({_brief(exc)}); "
-            "it will be retried",
+            f"{where} failed: the connection to {endpoint} broke mid-request ({_brief(exc)}); it will be retried",
             code="connection_reset",
             **kwargs,
         )

@@ -28,8 +28,9 @@ def fast_emulator(tmp_path: Path, shared: types.ModuleType) -> Iterator[Any]:
     """The emulator without fsync (the e2e suite writes thousands of objects on a small machine)."""
     from qsyncd.emulator import Emulator
 
-    emu = Emulator(tmp_path / "emu", credentials={shared.ACCESS_KEY: shared.SECRET}, buckets=[BUCKET], fsync=False,
-                   seed=1234)
+    emu = Emulator(
+        tmp_path / "emu", credentials={shared.ACCESS_KEY: shared.SECRET}, buckets=[BUCKET], fsync=False, seed=1234
+    )
     emu.start()
     try:
         yield emu
@@ -38,13 +39,15 @@ def fast_emulator(tmp_path: Path, shared: types.ModuleType) -> Iterator[Any]:
 
 
 @pytest.fixture
-def setup(tmp_path: Path, fast_emulator: Any, daemon_factory: Callable[..., Any],
-          shared: types.ModuleType) -> Iterator[Setup]:
+def setup(
+    tmp_path: Path, fast_emulator: Any, daemon_factory: Callable[..., Any], shared: types.ModuleType
+) -> Iterator[Setup]:
     """A fresh watch root, state dir and emulator for one test; afterwards no daemon log may hold the secret."""
     root = tmp_path / "outbox"
     root.mkdir()
-    world = Setup(shared=shared, tmp=tmp_path, root=root, state=tmp_path / "state", emu=fast_emulator,
-                  factory=daemon_factory)
+    world = Setup(
+        shared=shared, tmp=tmp_path, root=root, state=tmp_path / "state", emu=fast_emulator, factory=daemon_factory
+    )
     yield world
     for log in tmp_path.glob("daemon-*.log"):
         assert shared.SECRET not in log.read_text(errors="replace"), f"the secret key leaked into {log.name}"

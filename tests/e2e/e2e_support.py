@@ -90,7 +90,10 @@ class Setup:
             self.config()
         return subprocess.run(
             [sys.executable, "-m", "qsyncd", *args, "-c", str(self.config_path)],
-            capture_output=True, text=True, timeout=timeout, cwd=str(REPO),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=str(REPO),
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
 

@@ -26,7 +26,7 @@ def test_sync_uploads_everything_and_exits_0(setup):
     assert res.returncode == 0, res.stderr + res.stdout
     for key, data in files.items():
         assert_remote_equals(setup.emu, key, data)
-    assert op_counts(setup.emu, "PutObject") == {k: 1 for k in files}
+    assert op_counts(setup.emu, "PutObject") == dict.fromkeys(files, 1)
     setup.emu.clear_requests()
     again = setup.cli("sync", "--no-progress", "--log-format", "json", timeout=60)
     assert again.returncode == 0, again.stderr
@@ -74,8 +74,11 @@ def test_status_json_while_running(setup):
         assert res.returncode == 0, res.stderr
         return json.loads(res.stdout)
 
-    data = setup.shared.wait_for(lambda: (s := status())["daemon"] and s["daemon"].get("uploaded") == 5 and s,
-                                 timeout=15, what="status with 5 uploads")
+    data = setup.shared.wait_for(
+        lambda: (s := status())["daemon"] and s["daemon"].get("uploaded") == 5 and s,
+        timeout=15,
+        what="status with 5 uploads",
+    )
     assert data["daemon"]["running"] is True
     assert data["daemon"]["pid"] == d.pid
     assert data["uploaded"] == 5 and data["failed"] == 0

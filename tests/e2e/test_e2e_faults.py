@@ -24,8 +24,7 @@ def test_mixed_set_survives_503s_and_resets(setup):
         setup.emu.inject(Fault(status=503, operation="PutObject", probability=0.15, count=None)),
         setup.emu.inject(Fault(reset_after_bytes=300, operation="PutObject", probability=0.15, count=None)),
         setup.emu.inject(Fault(status=503, operation="UploadMultipart", probability=0.15, count=None)),
-        setup.emu.inject(Fault(reset_after_bytes=64 * 1024, operation="UploadMultipart", probability=0.15,
-                               count=None)),
+        setup.emu.inject(Fault(reset_after_bytes=64 * 1024, operation="UploadMultipart", probability=0.15, count=None)),
     ]
     d = setup.daemon()
     expect: dict[str, bytes] = {}
@@ -40,8 +39,7 @@ def test_mixed_set_survives_503s_and_resets(setup):
         (setup.root / rel).write_bytes(expect[rel])
     # keep the faults on for a while, then let the network heal
     deadline = time.monotonic() + 6
-    while time.monotonic() < deadline and (any(f.count for f in certain) or
-                                           sum(f.fired for f in random_faults) < 20):
+    while time.monotonic() < deadline and (any(f.count for f in certain) or sum(f.fired for f in random_faults) < 20):
         time.sleep(0.1)
     fired = [f.fired for f in certain]
     setup.emu.clear_faults()

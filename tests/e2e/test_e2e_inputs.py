@@ -28,10 +28,12 @@ def test_bad_inputs_skipped_and_odd_names_uploaded(setup, tmp_path):
     assert len({n.encode() for n in ODD_NAMES}) == len(ODD_NAMES)  # NFC and NFD really are two names
     nofollow = tmp_path / "nofollow"
     nofollow.mkdir()
-    setup.config(watch=[
-        {"path": str(setup.root), "prefix": "", "follow_symlinks": True},
-        {"path": str(nofollow), "prefix": "nf/"},
-    ])
+    setup.config(
+        watch=[
+            {"path": str(setup.root), "prefix": "", "follow_symlinks": True},
+            {"path": str(nofollow), "prefix": "nf/"},
+        ]
+    )
     d = setup.daemon()
     root = setup.root
     outside = tmp_path / "outside.txt"
@@ -87,8 +89,11 @@ def test_bad_inputs_skipped_and_odd_names_uploaded(setup, tmp_path):
                     out[os.path.relpath(p, root)] = e.get("reason")
             return out
 
-        setup.shared.wait_for(lambda: all(k in reasons() for k in [*want, "nf:plain-link"]), timeout=15,
-                              what=f"file_skipped for every bad input; got {reasons()}")
+        setup.shared.wait_for(
+            lambda: all(k in reasons() for k in [*want, "nf:plain-link"]),
+            timeout=15,
+            what=f"file_skipped for every bad input; got {reasons()}",
+        )
         got = reasons()
         for name, reason in want.items():
             assert got[name] == reason, (name, got[name], reason)

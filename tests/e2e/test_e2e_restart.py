@@ -39,8 +39,11 @@ def test_restart_with_everything_uploaded_sends_nothing(setup):
     scans = d2.events("rescan_finished")
     assert scans[0]["reason"] == "startup" and scans[0]["queued"] == 0 and scans[0]["files"] == len(files), scans
     time.sleep(1.5)  # three quiet periods: anything queued would have been sent by now
-    sent = [r for r in setup.emu.requests if r.key in files and
-            r.operation in ("PutObject", "UploadMultipart", "HeadObject", "InitiateMultipartUpload")]
+    sent = [
+        r
+        for r in setup.emu.requests
+        if r.key in files and r.operation in ("PutObject", "UploadMultipart", "HeadObject", "InitiateMultipartUpload")
+    ]
     assert sent == []
     assert d2.events("upload_started") == []
     for key, data in files.items():
@@ -88,8 +91,9 @@ def test_multipart_resumes_after_sigkill(setup):
     setup.emu.clear_faults()
     assert slow.fired >= 3
     time.sleep(1.0)  # let the emulator finish (or drop) the bodies that were in flight at the kill
-    before = {r.part_number for r in requests_for(setup.emu, "huge.bin", ("UploadMultipart",))
-              if ok(r) and r.time < killed_at}
+    before = {
+        r.part_number for r in requests_for(setup.emu, "huge.bin", ("UploadMultipart",)) if ok(r) and r.time < killed_at
+    }
     assert 3 <= len(before) < 12, before
     assert op_counts(setup.emu, "CompleteMultipartUpload")["huge.bin"] == 0
 
@@ -106,8 +110,15 @@ def test_multipart_resumes_after_sigkill(setup):
 
     from qsyncd.remote.qingstor import QingStorRemote
 
-    remote = QingStorRemote(endpoint=setup.emu.url, zone="", bucket=BUCKET, access_key_id=setup.shared.ACCESS_KEY,
-                            secret_access_key=setup.shared.SECRET, connect_timeout=2, read_timeout=10)
+    remote = QingStorRemote(
+        endpoint=setup.emu.url,
+        zone="",
+        bucket=BUCKET,
+        access_key_id=setup.shared.ACCESS_KEY,
+        secret_access_key=setup.shared.SECRET,
+        connect_timeout=2,
+        read_timeout=10,
+    )
     try:
         head = remote.head("huge.bin")
     finally:

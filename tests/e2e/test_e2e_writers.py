@@ -156,14 +156,18 @@ def test_rewritten_during_multipart_upload(setup):
     tmp.write_bytes(os.urandom(16 * 1024 * 1024))
     os.rename(tmp, path)
     d.wait_event("multipart_started", timeout=30)
-    setup.shared.wait_for(lambda: any(ok(r) for r in requests_for(setup.emu, "moving.bin", ("UploadMultipart",))),
-                          timeout=30, what="one part stored")
+    setup.shared.wait_for(
+        lambda: any(ok(r) for r in requests_for(setup.emu, "moving.bin", ("UploadMultipart",))),
+        timeout=30,
+        what="one part stored",
+    )
     with open(path, "r+b") as f:  # rewrite the start in place, same size
         f.write(b"NEW HEADER" * 1000)
     setup.emu.clear_faults()
     final = path.read_bytes()
-    d.wait_event("upload_finished", timeout=60, pred=lambda e: e.get("key") == "moving.bin" and
-                 e.get("md5") == md5_hex(final))
+    d.wait_event(
+        "upload_finished", timeout=60, pred=lambda e: e.get("key") == "moving.bin" and e.get("md5") == md5_hex(final)
+    )
     assert_remote_equals(setup.emu, "moving.bin", final)
 
 

@@ -32,5 +32,3 @@ def emu(tmp_path: Path) -> Iterator[Emulator]:
         yield e
     finally:
         e.stop()
-
-

@@ -8,8 +8,7 @@ import http.client
 import time
 from dataclasses import dataclass
 
-from qsyncd.emulator import DEFAULT_CREDENTIALS, Emulator
-from qsyncd.emulator import signing
+from qsyncd.emulator import DEFAULT_CREDENTIALS, Emulator, signing
 
 AKID, SECRET = next(iter(DEFAULT_CREDENTIALS.items()))
 BUCKET = "test-bucket"

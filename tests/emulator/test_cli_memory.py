@@ -32,9 +32,24 @@ def emulator_process(tmp_path: Path, *extra: str) -> Iterator[tuple[subprocess.P
     env = dict(os.environ, PYTHONPATH=str(REPO))
     with open(err_path, "wb") as err:
         proc = subprocess.Popen(
-            [str(PYTHON if PYTHON.exists() else sys.executable), "-m", "qsyncd.emulator.cli", "--root",
-             str(tmp_path / "root"), "--port", "0", "--port-file", str(port_file), "--bucket", "test-bucket", *extra],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err,
+            [
+                str(PYTHON if PYTHON.exists() else sys.executable),
+                "-m",
+                "qsyncd.emulator.cli",
+                "--root",
+                str(tmp_path / "root"),
+                "--port",
+                "0",
+                "--port-file",
+                str(port_file),
+                "--bucket",
+                "test-bucket",
+                *extra,
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
         )
     try:
         deadline = time.monotonic() + 20
@@ -67,13 +82,18 @@ def test_cli_custom_credentials_logging_and_sigint(tmp_path: Path) -> None:
     secret = "user-supplied-very-secret-value"
     with emulator_process(tmp_path, "--access-key-id", "USERKEY", "--secret-access-key", secret) as (proc, port, err):
         with closing(http.client.HTTPConnection("127.0.0.1", port, timeout=10)) as conn:
-            conn.request("PUT", "/test-bucket/cli-key", body=b"abc",
-                         headers=signed("USERKEY", secret, "PUT", "/test-bucket/cli-key", {}))
+            conn.request(
+                "PUT",
+                "/test-bucket/cli-key",
+                body=b"abc",
+                headers=signed("USERKEY", secret, "PUT", "/test-bucket/cli-key", {}),
+            )
             first = conn.getresponse()
             first.read()
             assert 201 == first.status
-            conn.request("GET", "/test-bucket/cli-key",
-                         headers=signed("WRONG", secret, "GET", "/test-bucket/cli-key", {}))
+            conn.request(
+                "GET", "/test-bucket/cli-key", headers=signed("WRONG", secret, "GET", "/test-bucket/cli-key", {})
+            )
             resp = conn.getresponse()
             resp.read()
             assert 401 == resp.status
@@ -87,7 +107,7 @@ def test_cli_custom_credentials_logging_and_sigint(tmp_path: Path) -> None:
 
 def test_cli_default_credentials_printed_and_sigterm(tmp_path: Path) -> None:
     """Without credentials the built-in test pair is printed; the data survives; SIGTERM exits 0."""
-    (akid, secret), = DEFAULT_CREDENTIALS.items()
+    ((akid, secret),) = DEFAULT_CREDENTIALS.items()
     with emulator_process(tmp_path) as (proc, port, err):
         with closing(http.client.HTTPConnection("127.0.0.1", port, timeout=10)) as conn:
             conn.request("HEAD", "/test-bucket", headers=signed(akid, secret, "HEAD", "/test-bucket", {}))
@@ -117,12 +137,17 @@ def test_one_gib_put_peak_rss_under_100_mib(tmp_path: Path) -> None:
     for chunk in _chunks(block):  # first pass: Content-MD5, never holding more than one chunk
         md5.update(chunk)
     content_md5 = base64.b64encode(md5.digest()).decode()
-    (akid, secret), = DEFAULT_CREDENTIALS.items()
+    ((akid, secret),) = DEFAULT_CREDENTIALS.items()
     with emulator_process(tmp_path) as (proc, port, _err):
         before = _vm_hwm_kib(proc.pid)
         path = "/test-bucket/one-gib.bin"
-        headers = signed(akid, secret, "PUT", path, {"Content-MD5": content_md5, "Content-Length": str(GIB),
-                                                     "Content-Type": "application/octet-stream"})
+        headers = signed(
+            akid,
+            secret,
+            "PUT",
+            path,
+            {"Content-MD5": content_md5, "Content-Length": str(GIB), "Content-Type": "application/octet-stream"},
+        )
         with closing(http.client.HTTPConnection("127.0.0.1", port, timeout=120)) as conn:
             conn.putrequest("PUT", path, skip_accept_encoding=True)
             for name, value in headers.items():
@@ -137,6 +162,6 @@ def test_one_gib_put_peak_rss_under_100_mib(tmp_path: Path) -> None:
         peak_kib = _vm_hwm_kib(proc.pid)
         print(f"\nemulator VmHWM: before PUT {before / 1024:.1f} MiB, after 1 GiB PUT {peak_kib / 1024:.1f} MiB")
         assert 0 == stop(proc)
-    stored = [p for p in (tmp_path / "root").rglob("*.data")]
+    stored = list((tmp_path / "root").rglob("*.data"))
     assert [GIB] == [p.stat().st_size for p in stored]
     assert peak_kib < 100 * 1024

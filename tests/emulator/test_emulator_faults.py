@@ -144,13 +144,20 @@ def test_request_log_contents(emu: Emulator) -> None:
     bucket = sdk_bucket(emu)
     emu.clear_requests()
     upload_id = bucket.initiate_multipart_upload("log/key")["upload_id"]
-    bucket.upload_multipart("log/key", upload_id=upload_id, part_number="3", body=b"12345", content_md5=md5_b64(b"12345"))
+    bucket.upload_multipart(
+        "log/key", upload_id=upload_id, part_number="3", body=b"12345", content_md5=md5_b64(b"12345")
+    )
     bucket.get_object("log/missing")
     recs = emu.requests
     assert ["InitiateMultipartUpload", "UploadMultipart", "GetObject"] == [r.operation for r in recs]
     init, part, get = recs
-    assert ("POST", "test-bucket", "log/key", 200, upload_id) == (init.method, init.bucket, init.key, init.status,
-                                                                  init.upload_id)
+    assert ("POST", "test-bucket", "log/key", 200, upload_id) == (
+        init.method,
+        init.bucket,
+        init.key,
+        init.status,
+        init.upload_id,
+    )
     assert (201, 5, 3, upload_id, None) == (part.status, part.bytes_in, part.part_number, part.upload_id, part.fault)
     assert (404, "log/missing") == (get.status, get.key) and get.bytes_out > 0
     emu.clear_requests()

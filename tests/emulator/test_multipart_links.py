@@ -28,8 +28,9 @@ def upload_parts(emu: Emulator, key: str, parts: list[bytes]) -> str:
     bucket = sdk_bucket(emu)
     upload_id = bucket.initiate_multipart_upload(key)["upload_id"]
     for number, data in enumerate(parts):
-        out = bucket.upload_multipart(key, upload_id=upload_id, part_number=str(number), body=data,
-                                      content_md5=md5_b64(data))
+        out = bucket.upload_multipart(
+            key, upload_id=upload_id, part_number=str(number), body=data, content_md5=md5_b64(data)
+        )
         assert 201 == out.status_code
     return upload_id
 
@@ -99,11 +100,11 @@ def test_range_get_across_part_boundaries(emu: Emulator) -> None:
         reply = request(emu, "GET", f"/{BUCKET}/ranged", headers={"Range": f"bytes={start}-{end}"})
         assert 206 == reply.status, (start, end)
         assert f"bytes {start}-{end}/{size}" == reply.header("Content-Range")
-        assert whole[start:end + 1] == reply.body, (start, end)
+        assert whole[start : end + 1] == reply.body, (start, end)
     reply = request(emu, "GET", f"/{BUCKET}/ranged", headers={"Range": f"bytes=-{len(parts[2]) + 7}"})
-    assert (206, whole[-(len(parts[2]) + 7):]) == (reply.status, reply.body)
+    assert (206, whole[-(len(parts[2]) + 7) :]) == (reply.status, reply.body)
     reply = request(emu, "GET", f"/{BUCKET}/ranged", headers={"Range": f"bytes={b2 - 2}-"})
-    assert (206, whole[b2 - 2:]) == (reply.status, reply.body)
+    assert (206, whole[b2 - 2 :]) == (reply.status, reply.body)
 
 
 def test_delete_and_overwrite_remove_every_data_file(emu: Emulator) -> None:
@@ -158,7 +159,7 @@ def test_restart_serves_composite_object_and_old_json(tmp_path: Path) -> None:
         assert whole == sdk_bucket(second).get_object("comp").content
         start = len(parts[0]) - 2
         reply = request(second, "GET", f"/{BUCKET}/comp", headers={"Range": f"bytes={start}-{start + 3}"})
-        assert (206, whole[start:start + 4]) == (reply.status, reply.body)
+        assert (206, whole[start : start + 4]) == (reply.status, reply.body)
         assert b"old-format" == sdk_bucket(second).get_object("old").content
         assert 4 == len(object_data_files(second))  # three parts + the old object, nothing removed at load
 
@@ -290,7 +291,7 @@ def test_concat_reader_seek_read_readinto(tmp_path: Path) -> None:
     reader.seek(1)
     buf = bytearray(4)
     n = reader.readinto(buf)
-    assert (whole[1:1 + n], 3) == (bytes(buf[:n]), reader.tell())
+    assert (whole[1 : 1 + n], 3) == (bytes(buf[:n]), reader.tell())
     with pytest.raises(ValueError):
         reader.seek(-1)
     reader.close()

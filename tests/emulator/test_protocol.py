@@ -8,8 +8,8 @@ import json
 import re
 import socket
 import threading
-from contextlib import closing
 import time
+from contextlib import closing
 from pathlib import Path
 from urllib.parse import quote
 
@@ -61,8 +61,9 @@ def raw_exchange(emu: Emulator, payload: bytes, *, shut_write: bool = False) -> 
         return b"".join(chunks)
 
 
-def raw_request_bytes(method: str, target: str, sign_path: str, headers: dict[str, str], body: bytes = b"",
-                      sign_query: str = "") -> bytes:
+def raw_request_bytes(
+    method: str, target: str, sign_path: str, headers: dict[str, str], body: bytes = b"", sign_query: str = ""
+) -> bytes:
     """A signed HTTP/1.1 request as bytes (request line target may differ from the signed path)."""
     h = signed_headers(method, sign_path, sign_query, headers)
     lines = [f"{method} {target} HTTP/1.1", "Host: pek3a.127.0.0.1"] + [f"{k}: {v}" for k, v in h.items()]
@@ -195,7 +196,7 @@ def test_ranges(emu: Emulator) -> None:
     for rng, (start, end) in cases.items():
         reply = request(emu, "GET", f"{B}/r", headers={"Range": rng})
         assert 206 == reply.status, rng
-        assert data[start:end + 1] == reply.body
+        assert data[start : end + 1] == reply.body
         assert f"bytes {start}-{end}/10" == reply.header("Content-Range")
     for rng in ["bytes=10-", "bytes=abc", "bytes=5-2", "bytes=0-1,3-4", "bytes=-0"]:
         assert_error(request(emu, "GET", f"{B}/r", headers={"Range": rng}), 416, "invalid_range")
@@ -254,8 +255,11 @@ def test_key_length_limits(emu: Emulator) -> None:
     """A 1023-byte key is fine; 1024 bytes is 400 invalid_object_name; invalid UTF-8 too."""
     assert 201 == put(emu, "k" * 1023, b"1").status
     assert_error(put(emu, "k" * 1024, b"1"), 400, "invalid_object_name")
-    assert_error(request(emu, "PUT", f"{B}/%FF%FE", headers={"Content-MD5": md5_b64(b"1")}, body=b"1"),
-                 400, "invalid_object_name")
+    assert_error(
+        request(emu, "PUT", f"{B}/%FF%FE", headers={"Content-MD5": md5_b64(b"1")}, body=b"1"),
+        400,
+        "invalid_object_name",
+    )
 
 
 def test_bad_storage_class(emu: Emulator) -> None:
@@ -274,8 +278,20 @@ def test_entity_too_large_declared(emu: Emulator) -> None:
 
 def test_odd_key_names(emu: Emulator) -> None:
     """Keys with spaces, %, ?, #, backslash, newline, unicode and ../ round-trip and stay under the root."""
-    keys = ["sp ace", "per%cent", "q?uestion", "ha#sh", "back\\slash", "new\nline", "中文/ключ", "a//b",
-            "plus+sign", "=eq&amp", "dot.", "~tilde"]
+    keys = [
+        "sp ace",
+        "per%cent",
+        "q?uestion",
+        "ha#sh",
+        "back\\slash",
+        "new\nline",
+        "中文/ключ",
+        "a//b",
+        "plus+sign",
+        "=eq&amp",
+        "dot.",
+        "~tilde",
+    ]
     bucket = sdk_bucket(emu)
     for i, key in enumerate(keys):
         data = f"value {i}".encode()
@@ -322,9 +338,13 @@ def test_keep_alive_reuses_connection(emu: Emulator) -> None:
 def test_expect_100_continue(emu: Emulator) -> None:
     """With Expect: 100-continue the server sends 100 before the body, then 201; a bad signature gets 401 at once."""
     data = b"expect-body"
-    h = signed_headers("PUT", f"{B}/exp", "", {"Content-Length": str(len(data)), "Expect": "100-continue",
-                                               "Content-MD5": md5_b64(data)})
-    head = ("PUT " + f"{B}/exp" + " HTTP/1.1\r\nHost: x\r\n" + "".join(f"{k}: {v}\r\n" for k, v in h.items()) + "\r\n")
+    h = signed_headers(
+        "PUT",
+        f"{B}/exp",
+        "",
+        {"Content-Length": str(len(data)), "Expect": "100-continue", "Content-MD5": md5_b64(data)},
+    )
+    head = "PUT " + f"{B}/exp" + " HTTP/1.1\r\nHost: x\r\n" + "".join(f"{k}: {v}\r\n" for k, v in h.items()) + "\r\n"
     with socket.create_connection(("127.0.0.1", emu.port), timeout=10) as s:
         s.sendall(head.encode())
         interim = s.recv(1024)
@@ -333,7 +353,7 @@ def test_expect_100_continue(emu: Emulator) -> None:
         final = s.recv(65536)
         assert final.startswith(b"HTTP/1.1 201")
     bad = dict(h, Authorization=f"QS {AKID}:bm90LWEtc2lnbmF0dXJl")
-    head = ("PUT " + f"{B}/exp2" + " HTTP/1.1\r\nHost: x\r\n" + "".join(f"{k}: {v}\r\n" for k, v in bad.items()) + "\r\n")
+    head = "PUT " + f"{B}/exp2" + " HTTP/1.1\r\nHost: x\r\n" + "".join(f"{k}: {v}\r\n" for k, v in bad.items()) + "\r\n"
     with socket.create_connection(("127.0.0.1", emu.port), timeout=10) as s:
         s.sendall(head.encode())
         first = s.recv(65536)
@@ -345,8 +365,9 @@ def test_absolute_form_request_line(emu: Emulator) -> None:
     """``PUT http://pek3a.127.0.0.1:PORT/b/k`` is routed by its path; Host and zone are ignored."""
     data = b"proxied"
     url = f"http://pek3a.127.0.0.1:{emu.port}{B}/abs%20key"
-    payload = raw_request_bytes("PUT", url, f"{B}/abs%20key", {"Content-Length": str(len(data)),
-                                                                "Connection": "close"}, data)
+    payload = raw_request_bytes(
+        "PUT", url, f"{B}/abs%20key", {"Content-Length": str(len(data)), "Connection": "close"}, data
+    )
     assert raw_exchange(emu, payload).startswith(b"HTTP/1.1 201")
     got = raw_exchange(emu, raw_request_bytes("GET", url, f"{B}/abs%20key", {"Connection": "close"}))
     assert got.startswith(b"HTTP/1.1 200") and got.endswith(data)
@@ -371,8 +392,9 @@ def test_restart_persistence(tmp_path: Path) -> None:
         assert [(0, len(part))] == [(p["part_number"], p["size"]) for p in parts]
         tail = b"tail"
         bucket.upload_multipart("later", upload_id=upload_id, part_number="1", body=tail, content_md5=md5_b64(tail))
-        done = bucket.complete_multipart_upload("later", upload_id=upload_id,
-                                                object_parts=[{"part_number": 0}, {"part_number": 1}])
+        done = bucket.complete_multipart_upload(
+            "later", upload_id=upload_id, object_parts=[{"part_number": 0}, {"part_number": 1}]
+        )
         assert 201 == done.status_code
         assert part + tail == second.object_bytes("test-bucket", "later")
 
@@ -400,10 +422,11 @@ def test_parallel_part_uploads(emu: Emulator) -> None:
 
     def worker(n: int) -> None:
         try:
-            out = sdk_bucket(emu).upload_multipart(key, upload_id=upload_id, part_number=str(n), body=parts[n],
-                                                   content_md5=md5_b64(parts[n]))
+            out = sdk_bucket(emu).upload_multipart(
+                key, upload_id=upload_id, part_number=str(n), body=parts[n], content_md5=md5_b64(parts[n])
+            )
             assert 201 == out.status_code
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
@@ -412,8 +435,9 @@ def test_parallel_part_uploads(emu: Emulator) -> None:
     for t in threads:
         t.join()
     assert [] == errors
-    out = sdk_bucket(emu).complete_multipart_upload(key, upload_id=upload_id,
-                                                    object_parts=[{"part_number": n} for n in range(8)])
+    out = sdk_bucket(emu).complete_multipart_upload(
+        key, upload_id=upload_id, object_parts=[{"part_number": n} for n in range(8)]
+    )
     assert 201 == out.status_code
     assert hashlib.md5(b"".join(parts)).hexdigest() == hashlib.md5(emu.object_bytes("test-bucket", key)).hexdigest()
 

@@ -19,16 +19,28 @@ RCLONE = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "rclone"
 def rclone(emu: Emulator, *args: str) -> subprocess.CompletedProcess[str]:
     """Run rclone with an env-var remote ``qs:`` pointed at the emulator (absolute-form via --http-proxy)."""
     env = dict(os.environ)
-    env.update({
-        "RCLONE_CONFIG_QS_TYPE": "qingstor",
-        "RCLONE_CONFIG_QS_ENV_AUTH": "false",
-        "RCLONE_CONFIG_QS_ACCESS_KEY_ID": AKID,
-        "RCLONE_CONFIG_QS_SECRET_ACCESS_KEY": SECRET,
-        "RCLONE_CONFIG_QS_ENDPOINT": f"http://127.0.0.1:{emu.port}",
-        "RCLONE_CONFIG_QS_ZONE": "pek3a",
-    })
-    cmd = [str(RCLONE), "--config", os.devnull, "--http-proxy", f"http://127.0.0.1:{emu.port}",
-           "--retries", "1", "--low-level-retries", "1", *args]
+    env.update(
+        {
+            "RCLONE_CONFIG_QS_TYPE": "qingstor",
+            "RCLONE_CONFIG_QS_ENV_AUTH": "false",
+            "RCLONE_CONFIG_QS_ACCESS_KEY_ID": AKID,
+            "RCLONE_CONFIG_QS_SECRET_ACCESS_KEY": SECRET,
+            "RCLONE_CONFIG_QS_ENDPOINT": f"http://127.0.0.1:{emu.port}",
+            "RCLONE_CONFIG_QS_ZONE": "pek3a",
+        }
+    )
+    cmd = [
+        str(RCLONE),
+        "--config",
+        os.devnull,
+        "--http-proxy",
+        f"http://127.0.0.1:{emu.port}",
+        "--retries",
+        "1",
+        "--low-level-retries",
+        "1",
+        *args,
+    ]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -41,15 +53,15 @@ def test_rclone_copy_lsjson_check(emu: Emulator, tmp_path: Path) -> None:
     big = os.urandom(20 << 20)
     (src / "small file.bin").write_bytes(small)
     (src / "big.bin").write_bytes(big)
-    out = rclone(emu, "copy", str(src), "qs:test-bucket/dir", "--qingstor-upload-cutoff", "5M",
-                 "--qingstor-chunk-size", "4M")
+    out = rclone(
+        emu, "copy", str(src), "qs:test-bucket/dir", "--qingstor-upload-cutoff", "5M", "--qingstor-chunk-size", "4M"
+    )
     assert 0 == out.returncode, out.stderr
     ops = [r.operation for r in emu.requests]
     assert "InitiateMultipartUpload" in ops and "CompleteMultipartUpload" in ops
     assert 5 == sum(1 for r in emu.requests if r.operation == "UploadMultipart" and r.status == 201)
     assert small == emu.object_bytes("test-bucket", "dir/small file.bin")
-    assert hashlib.md5(big).hexdigest() == hashlib.md5(
-        emu.object_bytes("test-bucket", "dir/big.bin")).hexdigest()
+    assert hashlib.md5(big).hexdigest() == hashlib.md5(emu.object_bytes("test-bucket", "dir/big.bin")).hexdigest()
 
     listing = rclone(emu, "lsjson", "qs:test-bucket/dir")
     assert 0 == listing.returncode, listing.stderr

@@ -20,8 +20,11 @@ def test_listing_50000_objects(tmp_path: Path) -> None:
             writer = emu.store.object_writer("test-bucket", key)
             writer.write(b"x")
             md5 = writer.finish()
-            emu.store.commit_object("test-bucket", writer.path, ObjectMeta(
-                key=key, size=1, etag=md5, mime_type="text/plain", created=0.0, modified=0.0))
+            emu.store.commit_object(
+                "test-bucket",
+                writer.path,
+                ObjectMeta(key=key, size=1, etag=md5, mime_type="text/plain", created=0.0, modified=0.0),
+            )
     with Emulator(root) as emu:
         bucket = sdk_bucket(emu)
         seen: list[str] = []

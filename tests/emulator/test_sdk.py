@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 
-from qsyncd.emulator import Emulator
-
 from emulator_helpers import BUCKET, md5_b64, sdk_bucket, sdk_service
+
+from qsyncd.emulator import Emulator
 
 
 def test_seed_example_multipart_roundtrip(emu: Emulator) -> None:
@@ -47,9 +47,12 @@ def test_seed_example_multipart_roundtrip(emu: Emulator) -> None:
     assert 404 == bucket.list_multipart(key, upload_id=upload_id).status_code  # upload is gone
 
     second = bucket.initiate_multipart_upload(key + ".2")["upload_id"]
-    assert 201 == bucket.upload_multipart(
-        key + ".2", upload_id=second, part_number="0", body=b"x" * 10, content_md5=md5_b64(b"x" * 10)
-    ).status_code
+    assert (
+        201
+        == bucket.upload_multipart(
+            key + ".2", upload_id=second, part_number="0", body=b"x" * 10, content_md5=md5_b64(b"x" * 10)
+        ).status_code
+    )
     assert 204 == bucket.abort_multipart_upload(key + ".2", upload_id=second).status_code
     assert 204 == bucket.abort_multipart_upload(key + ".2", upload_id=second).status_code
     assert 404 == bucket.list_multipart(key + ".2", upload_id=second).status_code
@@ -78,9 +81,13 @@ def test_complete_rejects_small_middle_part(emu: Emulator) -> None:
     for n, size in enumerate(sizes):
         data = b"z" * size
         bucket.upload_multipart("s", upload_id=upload_id, part_number=str(n), body=data, content_md5=md5_b64(data))
-    bad = bucket.complete_multipart_upload("s", upload_id=upload_id, object_parts=[{"part_number": n} for n in range(3)])
+    bad = bucket.complete_multipart_upload(
+        "s", upload_id=upload_id, object_parts=[{"part_number": n} for n in range(3)]
+    )
     assert (400, "entity_too_small") == (bad.status_code, bad["code"])
-    ok = bucket.complete_multipart_upload("s", upload_id=upload_id, object_parts=[{"part_number": 0}, {"part_number": 2}])
+    ok = bucket.complete_multipart_upload(
+        "s", upload_id=upload_id, object_parts=[{"part_number": 0}, {"part_number": 2}]
+    )
     assert 201 == ok.status_code
     assert (4 << 20) + 10 == int(bucket.head_object("s").headers["Content-Length"])
 
@@ -92,9 +99,13 @@ def test_complete_rejects_unknown_and_unordered_parts(emu: Emulator) -> None:
     for n in range(2):
         data = bytes([n]) * (4 << 20)
         bucket.upload_multipart("o", upload_id=upload_id, part_number=str(n), body=data, content_md5=md5_b64(data))
-    missing = bucket.complete_multipart_upload("o", upload_id=upload_id, object_parts=[{"part_number": 0}, {"part_number": 7}])
+    missing = bucket.complete_multipart_upload(
+        "o", upload_id=upload_id, object_parts=[{"part_number": 0}, {"part_number": 7}]
+    )
     assert (400, "invalid_request") == (missing.status_code, missing["code"])
-    unordered = bucket.complete_multipart_upload("o", upload_id=upload_id, object_parts=[{"part_number": 1}, {"part_number": 0}])
+    unordered = bucket.complete_multipart_upload(
+        "o", upload_id=upload_id, object_parts=[{"part_number": 1}, {"part_number": 0}]
+    )
     assert (400, "invalid_request") == (unordered.status_code, unordered["code"])
     assert 404 == bucket.head_object("o").status_code
 
@@ -116,9 +127,12 @@ def test_part_number_out_of_range(emu: Emulator) -> None:
     upload_id = bucket.initiate_multipart_upload("p")["upload_id"]
     bad = bucket.upload_multipart("p", upload_id=upload_id, part_number="10001", body=b"a", content_md5=md5_b64(b"a"))
     assert (400, "invalid_argument") == (bad.status_code, bad["code"])
-    assert 201 == bucket.upload_multipart(
-        "p", upload_id=upload_id, part_number="10000", body=b"a", content_md5=md5_b64(b"a")
-    ).status_code
+    assert (
+        201
+        == bucket.upload_multipart(
+            "p", upload_id=upload_id, part_number="10000", body=b"a", content_md5=md5_b64(b"a")
+        ).status_code
+    )
 
 
 def test_bucket_operations(emu: Emulator) -> None:
@@ -152,7 +166,11 @@ def test_list_objects_prefix_delimiter_paging(emu: Emulator) -> None:
     for key in ["a/1", "a/2", "b/1", "c", "d"]:
         assert 201 == bucket.put_object(key, body=b"v").status_code
     top = bucket.list_objects(delimiter="/")
-    assert (["c", "d"], ["a/", "b/"], False) == ([k["key"] for k in top["keys"]], top["common_prefixes"], top["has_more"])
+    assert (["c", "d"], ["a/", "b/"], False) == (
+        [k["key"] for k in top["keys"]],
+        top["common_prefixes"],
+        top["has_more"],
+    )
     page1 = bucket.list_objects(delimiter="/", limit="2")
     assert (["a/", "b/"], True, "b/") == (page1["common_prefixes"], page1["has_more"], page1["next_marker"])
     page2 = bucket.list_objects(delimiter="/", limit="2", marker=page1["next_marker"])
@@ -200,12 +218,19 @@ def test_list_multipart_uploads_paging(emu: Emulator) -> None:
 def test_put_object_metadata_and_storage_class(emu: Emulator) -> None:
     """Metadata and storage class come back from HEAD; a bad class or too much metadata is refused."""
     bucket = sdk_bucket(emu)
-    out = bucket.put_object("m", body=b"data", content_type="text/x-test", x_qs_meta_data={"color": "blue"},
-                            x_qs_storage_class="STANDARD_IA")
+    out = bucket.put_object(
+        "m",
+        body=b"data",
+        content_type="text/x-test",
+        x_qs_meta_data={"color": "blue"},
+        x_qs_storage_class="STANDARD_IA",
+    )
     assert 201 == out.status_code
     head = bucket.head_object("m")
     assert ("text/x-test", "blue", "STANDARD_IA") == (
-        head.headers["Content-Type"], head.headers["x-qs-meta-color"], head.headers["x-qs-storage-class"]
+        head.headers["Content-Type"],
+        head.headers["x-qs-meta-color"],
+        head.headers["x-qs-storage-class"],
     )
     big = bucket.put_object("m2", body=b"d", x_qs_meta_data={"k": "v" * 3000})
     assert (400, "metadata_too_large") == (big.status_code, big["code"])

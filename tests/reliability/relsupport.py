@@ -33,8 +33,16 @@ BUCKET = "qsyncd-test"
 UPLOAD_OPS = ("PutObject", "UploadMultipart")
 
 # Session-wide figures for RELIABILITY.md.
-FIGURES: dict[str, int] = {"files": 0, "faults_injected": 0, "kills": 0, "bytes_compared": 0, "lost": 0,
-                           "outputs_grepped": 0, "bytes_grepped": 0, "secret_hits": 0}
+FIGURES: dict[str, int] = {
+    "files": 0,
+    "faults_injected": 0,
+    "kills": 0,
+    "bytes_compared": 0,
+    "lost": 0,
+    "outputs_grepped": 0,
+    "bytes_grepped": 0,
+    "secret_hits": 0,
+}
 SEEDS: list[tuple[str, int]] = []
 # Every signature seen in an Authorization header by an in-process emulator.
 SIGNATURES: set[str] = set()
@@ -278,8 +286,10 @@ class Diff:
         return not (self.missing or self.differ or self.extra)
 
     def __str__(self) -> str:
-        return f"missing={self.missing[:10]} ({len(self.missing)}) differ={self.differ[:10]} " \
-               f"({len(self.differ)}) extra={self.extra[:10]} ({len(self.extra)})"
+        return (
+            f"missing={self.missing[:10]} ({len(self.missing)}) differ={self.differ[:10]} "
+            f"({len(self.differ)}) extra={self.extra[:10]} ({len(self.extra)})"
+        )
 
 
 def compare(local: dict[str, Path], remote: dict[str, StoredObject], *, allow_extra: bool = False) -> Diff:
@@ -311,8 +321,15 @@ def _sizes_match(exp: dict[str, Path], remote: dict[str, StoredObject]) -> bool:
         return False
 
 
-def wait_converged(emu_root: Path, expected: Callable[[], dict[str, Path]], *, timeout: float,
-                   daemon: Any = None, allow_extra: bool = False, count: bool = True) -> Diff:
+def wait_converged(
+    emu_root: Path,
+    expected: Callable[[], dict[str, Path]],
+    *,
+    timeout: float,
+    daemon: Any = None,
+    allow_extra: bool = False,
+    count: bool = True,
+) -> Diff:
     """Wait until the bucket holds exactly the expected files; return the final byte-for-byte diff."""
     deadline = time.monotonic() + timeout
     last = Diff()
@@ -320,8 +337,12 @@ def wait_converged(emu_root: Path, expected: Callable[[], dict[str, Path]], *, t
     while True:
         exp = expected()
         # cheap pre-check (no JSON parsing) so polling does not steal the CPU from the daemon
-        have = sum(1 for sub in (odir.iterdir() if odir.is_dir() else ()) for n in os.listdir(sub)
-                   if n.endswith(".json") and not n.startswith(".tmp-"))
+        have = sum(
+            1
+            for sub in (odir.iterdir() if odir.is_dir() else ())
+            for n in os.listdir(sub)
+            if n.endswith(".json") and not n.startswith(".tmp-")
+        )
         if have < len(exp) and time.monotonic() < deadline:
             time.sleep(1.0)
             continue
@@ -352,11 +373,19 @@ def rss_kib(pid: int) -> int:
     raise AssertionError(f"no VmRSS for {pid}")
 
 
-def run_cli(args: list[str], out: Path, *, env: dict[str, str] | None = None, timeout: float = 60,
-            user: int | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: list[str], out: Path, *, env: dict[str, str] | None = None, timeout: float = 60, user: int | None = None
+) -> subprocess.CompletedProcess[str]:
     """``python -m qsyncd ARGS``; stdout and stderr are saved under ``out``.{out,err} for the secret grep."""
-    cp = subprocess.run([PY, "-m", "qsyncd", *args], capture_output=True, text=True, timeout=timeout, cwd=str(REPO),
-                        env={**os.environ, **(env or {})}, user=user)
+    cp = subprocess.run(
+        [PY, "-m", "qsyncd", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=str(REPO),
+        env={**os.environ, **(env or {})},
+        user=user,
+    )
     out.with_suffix(".out").write_text(cp.stdout)
     out.with_suffix(".err").write_text(cp.stderr)
     return cp
@@ -379,7 +408,7 @@ class NotifySocket:
         while not self._stop.is_set():
             try:
                 data = self.sock.recv(65536)
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             self.messages.append(data.decode("utf-8", "replace"))
 
@@ -388,7 +417,7 @@ class NotifySocket:
         for m in list(self.messages):
             for line in m.splitlines():
                 if line.startswith("STATUS="):
-                    out.append(line[len("STATUS="):])
+                    out.append(line[len("STATUS=") :])
         return out
 
     def close(self) -> None:
@@ -427,10 +456,21 @@ class Rig:
     def all_events(self, name: str | None = None) -> list[dict[str, Any]]:
         return [e for d in self.daemons for e in d.events(name)]
 
-    def converge(self, *, timeout: float = 120, daemon: Any = None, allow_extra: bool = False,
-                 expected: Callable[[], dict[str, Path]] | None = None) -> Diff:
-        return wait_converged(self.emu_root, expected or (lambda: local_tree(self.tree)), timeout=timeout,
-                              daemon=daemon, allow_extra=allow_extra)
+    def converge(
+        self,
+        *,
+        timeout: float = 120,
+        daemon: Any = None,
+        allow_extra: bool = False,
+        expected: Callable[[], dict[str, Path]] | None = None,
+    ) -> Diff:
+        return wait_converged(
+            self.emu_root,
+            expected or (lambda: local_tree(self.tree)),
+            timeout=timeout,
+            daemon=daemon,
+            allow_extra=allow_extra,
+        )
 
     def cleanup(self) -> None:
         for d in self.daemons:
@@ -440,9 +480,9 @@ class Rig:
 @pytest.fixture
 def fast_emulator(tmp_path: Path, shared: types.ModuleType, seed: int) -> Iterator[Any]:
     """An in-process emulator without fsync, seeded from the test's seed."""
-    from qsyncd.emulator import Emulator
-
     import logging
+
+    from qsyncd.emulator import Emulator
 
     # The emulator's request log goes to a file the secret guard greps, like every other output.
     handler = logging.FileHandler(tmp_path / "emulator-inprocess.log")
@@ -451,8 +491,9 @@ def fast_emulator(tmp_path: Path, shared: types.ModuleType, seed: int) -> Iterat
     old_level = logger.level
     logger.setLevel(logging.INFO)
     logger.addHandler(handler)
-    emu = Emulator(tmp_path / "emu", credentials={shared.ACCESS_KEY: shared.SECRET}, buckets=[BUCKET],
-                   fsync=False, seed=seed)
+    emu = Emulator(
+        tmp_path / "emu", credentials={shared.ACCESS_KEY: shared.SECRET}, buckets=[BUCKET], fsync=False, seed=seed
+    )
     emu.start()
     try:
         yield emu
@@ -485,12 +526,26 @@ class EmulatorProc:
         self.seed = seed
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "EmulatorProc":
+    def start(self) -> EmulatorProc:
         port_file = self.log.with_name(self.log.name + ".port")
         port_file.unlink(missing_ok=True)
-        args = [PY, "-m", "qsyncd.emulator.cli", "--root", str(self.root), "--port", str(self.port),
-                "--port-file", str(port_file), "--access-key-id", self.shared.ACCESS_KEY,
-                "--secret-access-key", self.shared.SECRET, "--bucket", BUCKET]
+        args = [
+            PY,
+            "-m",
+            "qsyncd.emulator.cli",
+            "--root",
+            str(self.root),
+            "--port",
+            str(self.port),
+            "--port-file",
+            str(port_file),
+            "--access-key-id",
+            self.shared.ACCESS_KEY,
+            "--secret-access-key",
+            self.shared.SECRET,
+            "--bucket",
+            BUCKET,
+        ]
         if self.seed is not None:
             args += ["--seed", str(self.seed)]
         with open(self.log, "ab") as out:
@@ -540,4 +595,3 @@ def emulator_proc(tmp_path: Path, shared: types.ModuleType, seed: int) -> Iterat
 def write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-

@@ -31,7 +31,7 @@ class VersionWatch:
         self.versions.setdefault(key, set()).add(hashlib.md5(data).hexdigest())
         return data
 
-    def start(self) -> "VersionWatch":
+    def start(self) -> VersionWatch:
         self._t.start()
         return self
 
@@ -65,9 +65,16 @@ def wait_started(d: Any, key: str, attempt_min: int = 1) -> None:
 def test_files_changing_during_upload_never_leave_a_mix(rig: Rig, seed: int) -> None:
     """Append, truncate, rename-over and delete during upload: only whole versions ever reach the bucket."""
     rng = random.Random(seed)
-    rig.write_config(upload={"multipart_threshold": "5MiB", "part_size": "4MiB", "part_concurrency": 2,
-                             "max_bytes_per_second": "3MiB", "concurrency": 2},
-                     settle={"quiet_seconds": 0.3})
+    rig.write_config(
+        upload={
+            "multipart_threshold": "5MiB",
+            "part_size": "4MiB",
+            "part_concurrency": 2,
+            "max_bytes_per_second": "3MiB",
+            "concurrency": 2,
+        },
+        settle={"quiet_seconds": 0.3},
+    )
     watch = VersionWatch(rig.emu_root).start()
     d = rig.daemon()
     d.wait_event("daemon_ready", timeout=30)
@@ -119,10 +126,10 @@ def test_files_changing_during_upload_never_leave_a_mix(rig: Rig, seed: int) -> 
         wait_started(d, "rewrite.bin")
         time.sleep(0.2)
         v2 = bytearray(v1)
-        v2[5 * MiB:5 * MiB + 10] = rng.randbytes(10)
+        v2[5 * MiB : 5 * MiB + 10] = rng.randbytes(10)
         with open(rw, "r+b") as f:
             f.seek(5 * MiB)
-            f.write(bytes(v2[5 * MiB:5 * MiB + 10]))
+            f.write(bytes(v2[5 * MiB : 5 * MiB + 10]))
         watch.version("rewrite.bin", bytes(v2))
 
         diff = rig.converge(timeout=120, daemon=d, allow_extra=True)

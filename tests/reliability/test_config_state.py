@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from relsupport import (
     BUCKET,
     SIGNATURES,
@@ -27,21 +26,41 @@ EX_CONFIG = 78
 
 # (table, key, a value of the wrong type) for every key qsyncd reads.
 WRONG: list[tuple[str, str, str]] = [
-    ("qingstor", "endpoint", "12345"), ("qingstor", "zone", "[1]"), ("qingstor", "bucket", "true"),
-    ("qingstor", "access_key_id", "7"), ("qingstor", "secret_access_key_file", "1.5"),
-    ("qingstor", "connect_timeout_seconds", '"soon"'), ("qingstor", "read_timeout_seconds", "[]"),
-    ("watch", "path", "42"), ("watch", "prefix", "false"), ("watch", "include", '"*.txt"'),
-    ("watch", "exclude", "5"), ("watch", "exclude_defaults", '"yes"'), ("watch", "recursive", "1"),
-    ("watch", "follow_symlinks", '"no"'), ("watch", "after_upload", "true"), ("watch", "watcher", "3"),
+    ("qingstor", "endpoint", "12345"),
+    ("qingstor", "zone", "[1]"),
+    ("qingstor", "bucket", "true"),
+    ("qingstor", "access_key_id", "7"),
+    ("qingstor", "secret_access_key_file", "1.5"),
+    ("qingstor", "connect_timeout_seconds", '"soon"'),
+    ("qingstor", "read_timeout_seconds", "[]"),
+    ("watch", "path", "42"),
+    ("watch", "prefix", "false"),
+    ("watch", "include", '"*.txt"'),
+    ("watch", "exclude", "5"),
+    ("watch", "exclude_defaults", '"yes"'),
+    ("watch", "recursive", "1"),
+    ("watch", "follow_symlinks", '"no"'),
+    ("watch", "after_upload", "true"),
+    ("watch", "watcher", "3"),
     ("watch", "poll_interval_seconds", '"fast"'),
-    ("settle", "quiet_seconds", '"a while"'), ("settle", "max_wait_seconds", "[2]"),
+    ("settle", "quiet_seconds", '"a while"'),
+    ("settle", "max_wait_seconds", "[2]"),
     ("settle", "rescan_interval_seconds", "true"),
-    ("upload", "multipart_threshold", '"lots"'), ("upload", "part_size", "true"), ("upload", "concurrency", '"4"'),
-    ("upload", "part_concurrency", "2.5"), ("upload", "storage_class", "1"), ("upload", "max_bytes_per_second", "[]"),
-    ("upload", "retry_initial_seconds", '"x"'), ("upload", "retry_max_seconds", "false"),
-    ("upload", "part_retries", '"many"'), ("upload", "permanent_retry_seconds", "{a = 1}"),
+    ("upload", "multipart_threshold", '"lots"'),
+    ("upload", "part_size", "true"),
+    ("upload", "concurrency", '"4"'),
+    ("upload", "part_concurrency", "2.5"),
+    ("upload", "storage_class", "1"),
+    ("upload", "max_bytes_per_second", "[]"),
+    ("upload", "retry_initial_seconds", '"x"'),
+    ("upload", "retry_max_seconds", "false"),
+    ("upload", "part_retries", '"many"'),
+    ("upload", "permanent_retry_seconds", "{a = 1}"),
     ("upload", "store_metadata", '"true"'),
-    ("state", "dir", "99"), ("log", "format", "1"), ("log", "level", "2"), ("metrics", "listen", "9464"),
+    ("state", "dir", "99"),
+    ("log", "format", "1"),
+    ("log", "level", "2"),
+    ("metrics", "listen", "9464"),
 ]
 
 
@@ -49,17 +68,41 @@ def base_tables(tmp: Path, endpoint: str, secret_file: Path) -> dict[str, dict[s
     """A valid config as TOML source values per table (values are TOML literals)."""
     (tmp / "w").mkdir(exist_ok=True)
     return {
-        "qingstor": {"endpoint": json.dumps(endpoint), "zone": '""', "bucket": json.dumps(BUCKET),
-                     "access_key_id": '"QSYNCDTESTKEY"', "secret_access_key_file": json.dumps(str(secret_file)),
-                     "connect_timeout_seconds": "2", "read_timeout_seconds": "5"},
-        "watch": {"path": json.dumps(str(tmp / "w")), "prefix": '""', "include": '["*"]', "exclude": "[]",
-                  "exclude_defaults": "true", "recursive": "true", "follow_symlinks": "false",
-                  "after_upload": '"keep"', "watcher": '"inotify"', "poll_interval_seconds": "5"},
+        "qingstor": {
+            "endpoint": json.dumps(endpoint),
+            "zone": '""',
+            "bucket": json.dumps(BUCKET),
+            "access_key_id": '"QSYNCDTESTKEY"',
+            "secret_access_key_file": json.dumps(str(secret_file)),
+            "connect_timeout_seconds": "2",
+            "read_timeout_seconds": "5",
+        },
+        "watch": {
+            "path": json.dumps(str(tmp / "w")),
+            "prefix": '""',
+            "include": '["*"]',
+            "exclude": "[]",
+            "exclude_defaults": "true",
+            "recursive": "true",
+            "follow_symlinks": "false",
+            "after_upload": '"keep"',
+            "watcher": '"inotify"',
+            "poll_interval_seconds": "5",
+        },
         "settle": {"quiet_seconds": "1", "max_wait_seconds": "300", "rescan_interval_seconds": "600"},
-        "upload": {"multipart_threshold": '"64MiB"', "part_size": '"16MiB"', "concurrency": "4",
-                   "part_concurrency": "4", "storage_class": '"STANDARD"', "max_bytes_per_second": "0",
-                   "retry_initial_seconds": "1", "retry_max_seconds": "300", "part_retries": "4",
-                   "permanent_retry_seconds": "900", "store_metadata": "true"},
+        "upload": {
+            "multipart_threshold": '"64MiB"',
+            "part_size": '"16MiB"',
+            "concurrency": "4",
+            "part_concurrency": "4",
+            "storage_class": '"STANDARD"',
+            "max_bytes_per_second": "0",
+            "retry_initial_seconds": "1",
+            "retry_max_seconds": "300",
+            "part_retries": "4",
+            "permanent_retry_seconds": "900",
+            "store_metadata": "true",
+        },
         "state": {"dir": json.dumps(str(tmp / "state"))},
         "log": {"format": '"json"', "level": '"info"'},
         "metrics": {"listen": '"127.0.0.1:9464"'},
@@ -133,8 +176,7 @@ def test_unknown_keys_missing_bucket_and_run_refuses(tmp_path: Path, secret_file
             assert name in cp.stderr and hint in cp.stderr, (name, cmd, cp.stderr)
 
 
-def test_credentials_bucket_endpoint_and_clock_skew_say_what_to_fix(
-        tmp_path: Path, rig: Rig, shared: Any) -> None:
+def test_credentials_bucket_endpoint_and_clock_skew_say_what_to_fix(tmp_path: Path, rig: Rig, shared: Any) -> None:
     """Wrong secret, missing bucket, clock skew: exit 78 naming the fix; unreachable: 69 (retrying helps)."""
     emu: Any = rig.emu  # type: ignore[attr-defined]
     cases: list[tuple[str, dict[str, Any], int, list[str]]] = [
@@ -144,8 +186,7 @@ def test_credentials_bucket_endpoint_and_clock_skew_say_what_to_fix(
     ]
     for name, kw, rc, words in cases:
         endpoint = kw.pop("endpoint", emu.url)
-        cfg = shared.write_config(tmp_path / f"{name}.toml", endpoint=endpoint, watch=rig.tree, state=rig.state,
-                                  **kw)
+        cfg = shared.write_config(tmp_path / f"{name}.toml", endpoint=endpoint, watch=rig.tree, state=rig.state, **kw)
         cp = run_cli(["check-config", "-c", str(cfg)], tmp_path / f"{name}-check", timeout=60)
         assert cp.returncode == rc, (name, cp.returncode, cp.stdout, cp.stderr)
         for w in words:
@@ -189,8 +230,7 @@ def bucket_has(rig: Rig, key: str) -> bool:
 def test_world_readable_config_with_inline_secret_is_warned(tmp_path: Path, rig: Rig, shared: Any) -> None:
     """A config holding the secret inline and readable by others draws a warning (never the secret itself)."""
     cfg = shared.write_config(tmp_path / "inline.toml", endpoint=rig.url, watch=rig.tree, state=rig.state)
-    text = cfg.read_text().replace(f'secret_access_key_file = "{cfg}.secret"',
-                                   f'secret_access_key = "{shared.SECRET}"')
+    text = cfg.read_text().replace(f'secret_access_key_file = "{cfg}.secret"', f'secret_access_key = "{shared.SECRET}"')
     assert "secret_access_key = " in text
     cfg.write_text(text)
     os.chmod(cfg, 0o644)

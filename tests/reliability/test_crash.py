@@ -31,9 +31,16 @@ def test_sigkill_at_random_points_converges_and_resends_only_in_flight(rig: Rig,
     rng = random.Random(seed)
     emu: Any = rig.emu  # type: ignore[attr-defined]
     kills = scale(20, 200)
-    rig.write_config(upload={"concurrency": 3, "multipart_threshold": "5MiB", "part_size": "4MiB",
-                             "part_concurrency": 2, "max_bytes_per_second": "8MiB"},
-                     settle={"quiet_seconds": 0.2})
+    rig.write_config(
+        upload={
+            "concurrency": 3,
+            "multipart_threshold": "5MiB",
+            "part_size": "4MiB",
+            "part_concurrency": 2,
+            "max_bytes_per_second": "8MiB",
+        },
+        settle={"quiet_seconds": 0.2},
+    )
     add_files(rng, rig.tree, "batch00", 30, 3)
     kill_log: list[tuple[float, float]] = []  # (daemon started, killed) in emulator clock
     for k in range(kills):
@@ -79,8 +86,10 @@ def test_sigkill_at_random_points_converges_and_resends_only_in_flight(rig: Rig,
         inflight_small += len(smalls)
         bound += len(parts) * PART + sum(tree[r.key].stat().st_size for r in smalls if r.key in tree)
     resent = sent - ideal
-    print(f"kills={kills} ideal={ideal} sent={sent} resent={resent} bound={bound} "
-          f"inflight_parts={inflight_parts} inflight_small={inflight_small}")
+    print(
+        f"kills={kills} ideal={ideal} sent={sent} resent={resent} bound={bound} "
+        f"inflight_parts={inflight_parts} inflight_small={inflight_small}"
+    )
     assert 0 <= resent <= bound, f"re-sent {resent} bytes; in flight at the kills: {bound}"
     # 4. Every multipart key was completed exactly once.
     completes = Counter(r.key for r in emu.requests if r.operation == "CompleteMultipartUpload" and ok(r.status))
@@ -111,6 +120,11 @@ def test_kill_between_complete_and_ledger_does_not_resend(rig: Rig, seed: int) -
     final = rig.daemon()
     rig.converge(timeout=60, daemon=final)
     final.wait_event("upload_skipped", timeout=30, pred=lambda e: e.get("key") == key)
-    after = [r for r in emu.requests if r.time > mark and r.operation in ("UploadMultipart", "PutObject",
-                                                                           "InitiateMultipartUpload")]
-    assert after == [], f"after the restart the completed file was sent again: {[(r.operation, r.bytes_in) for r in after]}"
+    after = [
+        r
+        for r in emu.requests
+        if r.time > mark and r.operation in ("UploadMultipart", "PutObject", "InitiateMultipartUpload")
+    ]
+    assert after == [], (
+        f"after the restart the completed file was sent again: {[(r.operation, r.bytes_in) for r in after]}"
+    )

@@ -25,9 +25,17 @@ def test_ten_percent_fault_mix_every_file_arrives_intact(rig: Rig, seed: int) ->
         emu.inject(Fault(reset_after_bytes=rng.randrange(0, 4096), count=None, probability=0.04 / 0.95)),
         emu.inject(Fault(stall=5.0, count=None, probability=0.01 / (0.95 * (1 - 0.04 / 0.95)))),
     ]
-    rig.write_config(upload={"concurrency": 8, "multipart_threshold": "5MiB", "part_size": "4MiB",
-                             "part_concurrency": 2, "part_retries": 6, "retry_max_seconds": 1},
-                     settle={"quiet_seconds": 0.3})
+    rig.write_config(
+        upload={
+            "concurrency": 8,
+            "multipart_threshold": "5MiB",
+            "part_size": "4MiB",
+            "part_concurrency": 2,
+            "part_retries": 6,
+            "retry_max_seconds": 1,
+        },
+        settle={"quiet_seconds": 0.3},
+    )
     for i in range(n_small):
         write_bytes(rig.tree / f"d{i % 20:02d}" / f"f{i:05d}.bin", rng.randbytes(rng.randrange(0, 8192)))
     for i in range(n_multi):

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from relsupport import PY, REPO, Rig, scale
 
 QUEUE = Path("/proc/sys/fs/inotify/max_queued_events")
@@ -22,10 +21,28 @@ def _start_with_8_watches(rig: Rig) -> Any:
     d = rig.daemon(start=False)
     d._out = open(d.log_path, "ab")
     d.proc = subprocess.Popen(
-        ["unshare", "--user", "--map-root-user", "sh", "-c",
-         'echo 8 > /proc/sys/user/max_inotify_watches && exec "$@"', "sh",
-         PY, "-m", "qsyncd", "run", "-c", str(rig.config), "--log-format", "json"],
-        stdout=d._out, stderr=subprocess.STDOUT, env=d.env, cwd=str(REPO))
+        [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "sh",
+            "-c",
+            'echo 8 > /proc/sys/user/max_inotify_watches && exec "$@"',
+            "sh",
+            PY,
+            "-m",
+            "qsyncd",
+            "run",
+            "-c",
+            str(rig.config),
+            "--log-format",
+            "json",
+        ],
+        stdout=d._out,
+        stderr=subprocess.STDOUT,
+        env=d.env,
+        cwd=str(REPO),
+    )
     return d
 
 

@@ -29,8 +29,7 @@ def test_hostile_names_and_file_types(rig: Rig, tmp_path: Path, seed: int) -> No
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "private.txt").write_bytes(b"must never be uploaded")
-    rig.write_config(watch_opts={"follow_symlinks": True}, settle={"quiet_seconds": 0.3},
-                     upload={"concurrency": 4})
+    rig.write_config(watch_opts={"follow_symlinks": True}, settle={"quiet_seconds": 0.3}, upload={"concurrency": 4})
     d = rig.daemon()
     d.wait_event("daemon_ready", timeout=30)
 
@@ -46,10 +45,26 @@ def test_hostile_names_and_file_types(rig: Rig, tmp_path: Path, seed: int) -> No
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(str(t / "a.sock"))
     # names
-    names = ["new\nline.txt", "with space.txt", "pct%20%zz.txt", "q?mark.txt", "hash#tag.txt", "back\\slash.txt",
-             "-leading-dash.txt", "--", unicodedata.normalize("NFC", "café-nfc.txt"),
-             unicodedata.normalize("NFD", "café-nfd.txt"), "日本語/ファイル.txt", "emoji-🙂.txt", "+plus&amp;=.txt",
-             "  leading-spaces.txt", "trailing-dot.", "semi;colon.txt", "quote'\".txt", "tab\there.txt"]
+    names = [
+        "new\nline.txt",
+        "with space.txt",
+        "pct%20%zz.txt",
+        "q?mark.txt",
+        "hash#tag.txt",
+        "back\\slash.txt",
+        "-leading-dash.txt",
+        "--",
+        unicodedata.normalize("NFC", "café-nfc.txt"),
+        unicodedata.normalize("NFD", "café-nfd.txt"),
+        "日本語/ファイル.txt",
+        "emoji-🙂.txt",
+        "+plus&amp;=.txt",
+        "  leading-spaces.txt",
+        "trailing-dot.",
+        "semi;colon.txt",
+        "quote'\".txt",
+        "tab\there.txt",
+    ]
     for n in names:
         p = t / n
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -64,8 +79,14 @@ def test_hostile_names_and_file_types(rig: Rig, tmp_path: Path, seed: int) -> No
     # a directory replaced by a file
     (t / "swap").mkdir()
     (t / "swap" / "inner.txt").write_bytes(b"inner")
-    wait_converged(rig.emu_root, lambda: {"swap/inner.txt": t / "swap" / "inner.txt"}, timeout=60, daemon=d,
-                   allow_extra=True, count=False)
+    wait_converged(
+        rig.emu_root,
+        lambda: {"swap/inner.txt": t / "swap" / "inner.txt"},
+        timeout=60,
+        daemon=d,
+        allow_extra=True,
+        count=False,
+    )
     shutil.rmtree(t / "swap")
     (t / "swap").write_bytes(b"now a file")
 
@@ -78,9 +99,15 @@ def test_hostile_names_and_file_types(rig: Rig, tmp_path: Path, seed: int) -> No
     remote = bucket_objects(rig.emu_root)
     extra = set(remote) - set(expected())
     assert extra == {"swap/inner.txt"}, extra  # the old file under the former directory stays (upload-only)
-    for reason, name in [("symlink_outside_root", "shadow-link"), ("symlink_outside_root", "outside-link"),
-                         ("broken_symlink", "broken-link"), ("fifo", "a.fifo"), ("socket", "a.sock"),
-                         ("invalid_utf8", "bad-"), ("key_too_long", "xxxx")]:
+    for reason, name in [
+        ("symlink_outside_root", "shadow-link"),
+        ("symlink_outside_root", "outside-link"),
+        ("broken_symlink", "broken-link"),
+        ("fifo", "a.fifo"),
+        ("socket", "a.sock"),
+        ("invalid_utf8", "bad-"),
+        ("key_too_long", "xxxx"),
+    ]:
         assert skipped(d, reason, name), f"no file_skipped reason={reason} for {name}:\n{d.tail(80)}"
     assert not any("private" in k or "shadow" in k for k in remote), sorted(remote)
     # NFC and NFD names are two files and stay two distinct keys, byte for byte as named.
@@ -104,8 +131,12 @@ def test_sparse_20_gib_file_does_not_starve_or_bloat_the_daemon(rig: Rig, seed: 
     for i in range(50):
         (rig.tree / "others" / f"f{i}").parent.mkdir(exist_ok=True)
         (rig.tree / "others" / f"f{i}").write_bytes(rng.randbytes(1000))
-    rig.converge(timeout=60, daemon=d, expected=lambda: {k: p for k, p in local_tree(rig.tree).items()
-                                                         if k.startswith("others/")}, allow_extra=True)
+    rig.converge(
+        timeout=60,
+        daemon=d,
+        expected=lambda: {k: p for k, p in local_tree(rig.tree).items() if k.startswith("others/")},
+        allow_extra=True,
+    )
     emu: Any = rig.emu  # type: ignore[attr-defined]
     deadline = time.monotonic() + 60
     while sum(1 for r in emu.requests if r.operation == "UploadMultipart" and r.status == 201) < 8:
@@ -160,11 +191,27 @@ def test_unreadable_file_without_read_permission(rig: Rig, shared: Any, seed: in
     rig.write_config(settle={"quiet_seconds": 0.3})
     d = rig.daemon(start=False)
     d._out = open(d.log_path, "ab")
-    d.proc = subprocess.Popen(["setpriv", "--bounding-set=-dac_override,-dac_read_search",
-                               PY, "-m", "qsyncd", "run", "-c", str(rig.config), "--log-format", "json"],
-                              stdout=d._out, stderr=subprocess.STDOUT, env=d.env, cwd=str(REPO))
-    rig.converge(timeout=60, daemon=d, expected=lambda: {k: p for k, p in local_tree(rig.tree).items()
-                                                         if k != "secret.txt"})
+    d.proc = subprocess.Popen(
+        [
+            "setpriv",
+            "--bounding-set=-dac_override,-dac_read_search",
+            PY,
+            "-m",
+            "qsyncd",
+            "run",
+            "-c",
+            str(rig.config),
+            "--log-format",
+            "json",
+        ],
+        stdout=d._out,
+        stderr=subprocess.STDOUT,
+        env=d.env,
+        cwd=str(REPO),
+    )
+    rig.converge(
+        timeout=60, daemon=d, expected=lambda: {k: p for k, p in local_tree(rig.tree).items() if k != "secret.txt"}
+    )
     ev = d.wait_event("file_skipped", timeout=30, pred=lambda e: e.get("reason") == "unreadable")
     assert "secret.txt" in ev[0]["path"] and "read" in ev[0]["error"], ev[0]
     assert "secret.txt" not in bucket_objects(rig.emu_root)

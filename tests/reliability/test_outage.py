@@ -22,14 +22,20 @@ from relsupport import (
 
 
 def test_outage_daemon_waits_memory_flat_status_says_so_and_drains(
-        tmp_path: Path, shared: Any, emulator_proc: EmulatorProc, seed: int) -> None:
+    tmp_path: Path, shared: Any, emulator_proc: EmulatorProc, seed: int
+) -> None:
     """With the remote stopped the daemon lives, RSS stays flat, status/STATUS say so; all drains after."""
     rng = random.Random(seed)
     tree = tmp_path / "tree"
     tree.mkdir()
-    cfg = shared.write_config(tmp_path / "qsyncd.toml", endpoint=emulator_proc.url, watch=tree,
-                              state=tmp_path / "state", upload={"retry_max_seconds": 2},
-                              settle={"quiet_seconds": 0.3})
+    cfg = shared.write_config(
+        tmp_path / "qsyncd.toml",
+        endpoint=emulator_proc.url,
+        watch=tree,
+        state=tmp_path / "state",
+        upload={"retry_max_seconds": 2},
+        settle={"quiet_seconds": 0.3},
+    )
     notify = NotifySocket(tmp_path / "notify.sock")
     d = shared.DaemonProc(cfg, tmp_path / "daemon.log", env={"NOTIFY_SOCKET": str(notify.path)})
     try:

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from remote_support import EMU_AKID, EMU_BUCKET, EMU_SECRET, Target, live_settings
 
 from qsyncd.remote.qingstor import QingStorRemote
-from remote_support import EMU_AKID, EMU_BUCKET, EMU_SECRET, Target, live_settings
 
 
 def _cleanup_live(target: Target) -> None:

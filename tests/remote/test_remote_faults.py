@@ -8,11 +8,11 @@ import io
 import os
 
 import pytest
+from remote_support import Target, md5_b64, md5_hex, wait_records
 
 from qsyncd.emulator import Fault
 from qsyncd.errors import AuthError, BadRequest, NotFound, TransientError, Unreachable
 from qsyncd.remote.base import PartInfo
-from remote_support import Target, md5_b64, md5_hex, wait_records
 
 MiB = 1024 * 1024
 

@@ -7,10 +7,10 @@ import io
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from remote_support import Target, md5_b64, md5_hex
 
 from qsyncd.errors import NotFound
 from qsyncd.remote.base import ObjectInfo
-from remote_support import Target, md5_b64, md5_hex
 
 
 def _put(remote, key: str, data: bytes) -> None:  # type: ignore[no-untyped-def]

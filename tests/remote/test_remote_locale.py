@@ -7,16 +7,15 @@ import hashlib
 import os
 import re
 import shutil
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import subprocess
 import sys
 import textwrap
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from remote_support import Target
 
 CHILD = textwrap.dedent(
@@ -74,7 +73,7 @@ def header_capture() -> Iterator[tuple[str, list[str]]]:
     dates: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:  # noqa: N802 - http.server naming
+        def do_PUT(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             dates.append(self.headers.get("Date", ""))
             self.send_response(201)

@@ -11,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from remote_support import Target, md5_b64, md5_hex, wait_records
 
 from qsyncd.errors import BadRequest, NotFound
 from qsyncd.remote.base import PartInfo
-from remote_support import Target, md5_b64, md5_hex, wait_records
 
 MiB = 1024 * 1024
 

@@ -8,10 +8,10 @@ import socket
 from pathlib import Path
 
 import pytest
+from remote_support import Target, md5_b64, md5_hex, wait_records
 
 from qsyncd.errors import AuthError, BadRequest, NotFound, Unreachable
 from qsyncd.remote.base import ObjectInfo
-from remote_support import Target, md5_b64, md5_hex, wait_records
 
 
 def _put(remote, key: str, data: bytes, **kw):  # type: ignore[no-untyped-def]
@@ -39,16 +39,21 @@ def test_put_then_head_round_trip(target: Target) -> None:
     remote = target.remote()
     key = target.key("dir/hello.txt")
     data = b"hello, qingstor\n" * 1000
-    etag = _put(remote, key, data, content_type="application/x-qsyncd", metadata={"mtime": "1700000000.5", "Src-Host": "box-1"})
+    etag = _put(
+        remote, key, data, content_type="application/x-qsyncd", metadata={"mtime": "1700000000.5", "Src-Host": "box-1"}
+    )
     assert md5_hex(data) == etag
     info = remote.head(key)
-    assert ObjectInfo(
-        key=key,
-        size=len(data),
-        etag=md5_hex(data),
-        content_type="application/x-qsyncd",
-        metadata={"mtime": "1700000000.5", "src-host": "box-1"},
-    ) == info
+    assert (
+        ObjectInfo(
+            key=key,
+            size=len(data),
+            etag=md5_hex(data),
+            content_type="application/x-qsyncd",
+            metadata={"mtime": "1700000000.5", "src-host": "box-1"},
+        )
+        == info
+    )
     if target.emu is not None:
         assert data == target.emu.object_bytes(target.bucket, key)
 

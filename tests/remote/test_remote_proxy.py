@@ -13,19 +13,26 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-
 from qsynctest import ACCESS_KEY, BUCKET, SECRET
+from remote_support import md5_b64, md5_hex, proxy_through
+
 from qsyncd.remote.base import PartInfo
 from qsyncd.remote.qingstor import QingStorRemote
-from remote_support import md5_b64, md5_hex, proxy_through
 
 
 def test_every_operation_goes_through_the_environment_proxy(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """With HTTP_PROXY set, an unresolvable endpoint still works: every request went via the proxy."""
     port = urlsplit(emulator.url).port
     proxy_through(monkeypatch, emulator.url)
-    remote = QingStorRemote(endpoint=f"http://qsyncd-test.invalid:{port}", zone="", bucket=BUCKET,
-                            access_key_id=ACCESS_KEY, secret_access_key=SECRET, connect_timeout=2, read_timeout=10)
+    remote = QingStorRemote(
+        endpoint=f"http://qsyncd-test.invalid:{port}",
+        zone="",
+        bucket=BUCKET,
+        access_key_id=ACCESS_KEY,
+        secret_access_key=SECRET,
+        connect_timeout=2,
+        read_timeout=10,
+    )
     try:
         emulator.clear_requests()
         remote.probe()  # SDK-built
@@ -44,6 +51,13 @@ def test_every_operation_goes_through_the_environment_proxy(emulator: Any, monke
     finally:
         remote.close()
     operations = [r.operation for r in emulator.requests]
-    for op in ("HeadBucket", "PutObject", "HeadObject", "ListObjects", "InitiateMultipartUpload",
-               "UploadMultipart", "CompleteMultipartUpload"):
+    for op in (
+        "HeadBucket",
+        "PutObject",
+        "HeadObject",
+        "ListObjects",
+        "InitiateMultipartUpload",
+        "UploadMultipart",
+        "CompleteMultipartUpload",
+    ):
         assert op in operations, (op, operations)

@@ -30,12 +30,19 @@ KEYS = [
 ]
 
 
-@pytest.fixture(params=[("http://127.0.0.1:9000", ""), ("https://qingstor.com", "pek3b"), ("http://example.com:8080", "sh1a")],
-                ids=["emulator", "https-zone", "port-zone"])
+@pytest.fixture(
+    params=[("http://127.0.0.1:9000", ""), ("https://qingstor.com", "pek3b"), ("http://example.com:8080", "sh1a")],
+    ids=["emulator", "https-zone", "port-zone"],
+)
 def remote(request: pytest.FixtureRequest) -> QingStorRemote:
     endpoint, zone = request.param
-    r = QingStorRemote(endpoint=endpoint, zone=zone, bucket="my-bucket", access_key_id="AKIDEXAMPLE",
-                       secret_access_key="example-secret/+=")
+    r = QingStorRemote(
+        endpoint=endpoint,
+        zone=zone,
+        bucket="my-bucket",
+        access_key_id="AKIDEXAMPLE",
+        secret_access_key="example-secret/+=",
+    )
     yield r
     r.close()
 
@@ -54,9 +61,17 @@ def _sdk(remote: QingStorRemote, build) -> tuple[str, dict[str, str]]:  # type: 
 def test_put_object_signed_like_the_sdk(remote: QingStorRemote, key: str) -> None:
     """PutObject with metadata and storage class: same target, Host and Authorization as the SDK."""
     meta = {"qsyncd-mtime": "1700000000.123456789", "qsyncd-mode": "644", "Qsyncd-Host": " host one "[1:-1]}
-    target, sdk = _sdk(remote, lambda b: b.put_object_request(
-        key, content_length="5", content_md5="XUFAKrxLKna5cZ2REBfFkg==", content_type="image/jpeg",
-        x_qs_meta_data=meta, x_qs_storage_class="STANDARD_IA"))
+    target, sdk = _sdk(
+        remote,
+        lambda b: b.put_object_request(
+            key,
+            content_length="5",
+            content_md5="XUFAKrxLKna5cZ2REBfFkg==",
+            content_type="image/jpeg",
+            x_qs_meta_data=meta,
+            x_qs_storage_class="STANDARD_IA",
+        ),
+    )
     headers = _object_headers("image/jpeg", meta, "STANDARD_IA")
     headers.update({"content-length": "5", "content-md5": "XUFAKrxLKna5cZ2REBfFkg=="})
     ours = remote._sign_fast("PUT", key, headers, (), date=DATE)
@@ -74,11 +89,13 @@ def test_put_object_signed_like_the_sdk(remote: QingStorRemote, key: str) -> Non
 def test_upload_part_signed_like_the_sdk(remote: QingStorRemote, key: str, part: int) -> None:
     """UploadMultipart: the sub-resources part_number and upload_id are signed and quoted alike."""
     upload_id = "a1b2c3+/=d4"  # odd characters must be quoted identically in the target and the signature
-    target, sdk = _sdk(remote, lambda b: b.upload_multipart_request(
-        key, part_number=str(part), upload_id=upload_id, content_length="5",
-        content_md5="XUFAKrxLKna5cZ2REBfFkg=="))
-    headers = {"content-length": "5", "content-md5": "XUFAKrxLKna5cZ2REBfFkg==",
-               "content-type": sdk["content-type"]}
+    target, sdk = _sdk(
+        remote,
+        lambda b: b.upload_multipart_request(
+            key, part_number=str(part), upload_id=upload_id, content_length="5", content_md5="XUFAKrxLKna5cZ2REBfFkg=="
+        ),
+    )
+    headers = {"content-length": "5", "content-md5": "XUFAKrxLKna5cZ2REBfFkg==", "content-type": sdk["content-type"]}
     ours = remote._sign_fast("PUT", key, headers, (("part_number", str(part)), ("upload_id", upload_id)), date=DATE)
     assert target == ours
     assert sdk["authorization"] == headers["authorization"]
@@ -95,8 +112,11 @@ def test_head_object_signed_like_the_sdk(remote: QingStorRemote, key: str) -> No
 
 def test_string_to_sign_layout() -> None:
     """The documented layout: verb, MD5, type, date, sorted x-qs- headers, resource."""
-    text = string_to_sign("PUT", {"content-md5": "M", "content-type": "T", "date": "D", "x-qs-b": " 2 ",
-                                  "x-qs-a": "1", "host": "h"}, "/b/k?part_number=1")
+    text = string_to_sign(
+        "PUT",
+        {"content-md5": "M", "content-type": "T", "date": "D", "x-qs-b": " 2 ", "x-qs-a": "1", "host": "h"},
+        "/b/k?part_number=1",
+    )
     assert text == "PUT\nM\nT\nD\nx-qs-a:1\nx-qs-b:2\n/b/k?part_number=1"
     assert canonical_resource("/b/k", "upload_id=u&foo=1&part_number=2") == "/b/k?part_number=2&upload_id=u"
     assert canonical_resource("/b/k", "foo=1") == "/b/k"
@@ -106,8 +126,9 @@ def test_string_to_sign_layout() -> None:
 @pytest.mark.parametrize("marker", [None, "photos/2026/img 001.jpg", "m&n=o"])
 def test_list_objects_signed_like_the_sdk(remote: QingStorRemote, prefix: str, marker: str | None) -> None:
     """ListObjects: the same query (prefix, delimiter, limit, marker) quoted alike, same signature."""
-    target, sdk = _sdk(remote, lambda b: b.list_objects_request(
-        prefix=prefix or None, delimiter="/", limit="1000", marker=marker))
+    target, sdk = _sdk(
+        remote, lambda b: b.list_objects_request(prefix=prefix or None, delimiter="/", limit="1000", marker=marker)
+    )
     params = [("prefix", prefix), ("delimiter", "/"), ("limit", "1000"), ("marker", marker or "")]
     headers = {"content-type": sdk["content-type"]}
     assert target == remote._sign_fast("GET", None, headers, [(k, v) for k, v in params if v], date=DATE)

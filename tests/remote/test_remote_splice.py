@@ -21,15 +21,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-
 from qsynctest import ACCESS_KEY, BUCKET, SECRET
+from remote_support import md5_b64, md5_hex, proxy_through
+
 from qsyncd.errors import BadRequest, TransientError, Unreachable
 from qsyncd.remote import body as body_mod
 from qsyncd.remote.base import PartInfo
 from qsyncd.remote.body import SendfileUnsupported, SizedBody, SpliceHTTPConnection, sendfile_all
 from qsyncd.remote.qingstor import QingStorRemote
 from qsyncd.source import RateLimiter, Section
-from remote_support import md5_b64, md5_hex, proxy_through
 
 MiB = 1 << 20
 
@@ -179,8 +179,15 @@ def test_enable_splice_needs_a_file_that_names_its_bytes(tmp_path: Path) -> None
 
 
 def _remote(endpoint: str, read_timeout: float = 10) -> QingStorRemote:
-    return QingStorRemote(endpoint=endpoint, zone="", bucket=BUCKET, access_key_id=ACCESS_KEY,
-                          secret_access_key=SECRET, connect_timeout=2, read_timeout=read_timeout)
+    return QingStorRemote(
+        endpoint=endpoint,
+        zone="",
+        bucket=BUCKET,
+        access_key_id=ACCESS_KEY,
+        secret_access_key=SECRET,
+        connect_timeout=2,
+        read_timeout=read_timeout,
+    )
 
 
 def test_plain_http_puts_and_parts_go_out_with_sendfile(

@@ -21,8 +21,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-
 from qsynctest import ACCESS_KEY, BUCKET, SECRET, require_in_ci
+
 from qsyncd.errors import Unreachable
 from qsyncd.remote.base import PartInfo
 from qsyncd.remote.qingstor import QingStorRemote
@@ -101,9 +101,26 @@ def tls_endpoint(emulator: Any, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         pytest.skip("openssl not installed")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     relay = TlsRelay(cert, key, ("127.0.0.1", urlsplit(emulator.url).port or 0))
     try:
@@ -113,8 +130,15 @@ def tls_endpoint(emulator: Any, tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 
 def _remote(endpoint: str) -> QingStorRemote:
-    return QingStorRemote(endpoint=endpoint, zone="", bucket=BUCKET, access_key_id=ACCESS_KEY,
-                          secret_access_key=SECRET, connect_timeout=2, read_timeout=10)
+    return QingStorRemote(
+        endpoint=endpoint,
+        zone="",
+        bucket=BUCKET,
+        access_key_id=ACCESS_KEY,
+        secret_access_key=SECRET,
+        connect_timeout=2,
+        read_timeout=10,
+    )
 
 
 def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -163,10 +163,16 @@ def test_sized_body_replays_from_its_start_position() -> None:
         (lambda r: r.put("k", io.BytesIO(b""), 0, "1B2M2Y8AsgTpgAmY7PhCfg==", metadata={"a": "\u00e9"}), "ASCII"),
         (lambda r: r.put("k", io.BytesIO(b""), 0, "1B2M2Y8AsgTpgAmY7PhCfg==", metadata={"a": "x\ny"}), "ASCII"),
         (lambda r: r.put("k", io.BytesIO(b""), 0, "1B2M2Y8AsgTpgAmY7PhCfg==", metadata={"a b": "x"}), "name"),
-        (lambda r: r.put("k", io.BytesIO(b""), 0, "1B2M2Y8AsgTpgAmY7PhCfg==", storage_class="GLACIER"), "storage_class"),
+        (
+            lambda r: r.put("k", io.BytesIO(b""), 0, "1B2M2Y8AsgTpgAmY7PhCfg==", storage_class="GLACIER"),
+            "storage_class",
+        ),
         (lambda r: r.initiate("k", metadata={"k": " lead"}), "spaces"),
         (lambda r: r.initiate("k", content_type="text/plain; charset=\u00e9"), "content_type"),
-        (lambda r: r.put("k", io.BytesIO(b""), 0, "1B2M2Y8AsgTpgAmY7PhCfg==", content_type="a\r\nX: y"), "content_type"),
+        (
+            lambda r: r.put("k", io.BytesIO(b""), 0, "1B2M2Y8AsgTpgAmY7PhCfg==", content_type="a\r\nX: y"),
+            "content_type",
+        ),
     ],
 )
 def test_invalid_arguments_raise_value_error_before_any_request(call, message: str) -> None:  # type: ignore[no-untyped-def]

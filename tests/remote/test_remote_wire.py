@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
+from remote_support import md5_b64, md5_hex
 
 from qsyncd.errors import NotFound, TransientError, Unreachable
 from qsyncd.remote.base import PartInfo
 from qsyncd.remote.qingstor import QingStorRemote
-from remote_support import md5_b64, md5_hex
 
 SECRET = "wire-test-secret-never-shown"
 
@@ -80,8 +80,13 @@ def raw() -> Iterator[RawServer]:
 
 def _remote(raw: RawServer, read_timeout: float = 5.0) -> QingStorRemote:
     return QingStorRemote(
-        endpoint=raw.url, zone="", bucket="wire-bucket", access_key_id="WIREAKID",
-        secret_access_key=SECRET, connect_timeout=5.0, read_timeout=read_timeout,
+        endpoint=raw.url,
+        zone="",
+        bucket="wire-bucket",
+        access_key_id="WIREAKID",
+        secret_access_key=SECRET,
+        connect_timeout=5.0,
+        read_timeout=read_timeout,
     )
 
 
@@ -98,7 +103,9 @@ def test_put_wire_format(raw: RawServer) -> None:
     f = io.BytesIO(b"prefix" + data + b"suffix")
     f.seek(6)
     with _remote(raw) as remote:
-        etag = remote.put("dir/a b.txt", f, len(data), md5_b64(data), content_type="video/mp4", metadata={"mtime": "12"})
+        etag = remote.put(
+            "dir/a b.txt", f, len(data), md5_b64(data), content_type="video/mp4", metadata={"mtime": "12"}
+        )
     assert "abcdef0123456789abcdef0123456789" == etag
     line, headers, body = raw.requests[0]
     assert "PUT /wire-bucket/dir/a%20b.txt HTTP/1.1" == line
@@ -161,9 +168,7 @@ def test_connection_closed_without_response_is_transient(raw: RawServer) -> None
 def test_initiate_json_with_charset_is_invalid_response(raw: RawServer) -> None:
     """The SDK only parses 'application/json' exactly: with a charset the upload id is lost, which
     is reported instead of returning an empty id."""
-    raw.responses = [
-        _response("200 OK", {"Content-Type": "application/json; charset=utf-8"}, b'{"upload_id": "u1"}')
-    ]
+    raw.responses = [_response("200 OK", {"Content-Type": "application/json; charset=utf-8"}, b'{"upload_id": "u1"}')]
     with _remote(raw) as remote, pytest.raises(TransientError) as info:
         remote.initiate("k")
     assert "invalid_response" == info.value.code
@@ -217,8 +222,12 @@ def test_connect_timeout_is_unreachable() -> None:
             except BlockingIOError:
                 pass
         remote = QingStorRemote(
-            endpoint=f"http://127.0.0.1:{port}", zone="", bucket="wire-bucket",
-            access_key_id="WIREAKID", secret_access_key=SECRET, connect_timeout=0.5,
+            endpoint=f"http://127.0.0.1:{port}",
+            zone="",
+            bucket="wire-bucket",
+            access_key_id="WIREAKID",
+            secret_access_key=SECRET,
+            connect_timeout=0.5,
         )
         with pytest.raises(Unreachable) as info:
             remote.head("k")

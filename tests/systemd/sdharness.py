@@ -114,19 +114,23 @@ class PrivateJournald:
         """
         self.proc = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script],
-            stdout=open(self.base / "journald.out", "wb"), stderr=subprocess.STDOUT,
+            stdout=open(self.base / "journald.out", "wb"),
+            stderr=subprocess.STDOUT,
         )
         _wait_until(lambda: self.socket_path.exists() or self.proc.poll() is not None, 10, "journald socket")
         if self.proc.poll() is not None:
             raise RuntimeError(f"journald exited: {(self.base / 'journald.out').read_text(errors='replace')}")
         return self
 
-    def run(self, argv: Sequence[str], env: Mapping[str, str] | None = None, **popen_kwargs: Any) -> subprocess.Popen[Any]:
+    def run(
+        self, argv: Sequence[str], env: Mapping[str, str] | None = None, **popen_kwargs: Any
+    ) -> subprocess.Popen[Any]:
         """Start ``argv`` inside journald's mount namespace (so /run/systemd/journal/socket is ours)."""
         cwd = popen_kwargs.pop("cwd", None) or os.getcwd()
         proc = subprocess.Popen(
             ["nsenter", f"--target={self.pid}", "--mount", f"--wd={cwd}", "--", *argv],
-            env=dict(env) if env is not None else None, **popen_kwargs,
+            env=dict(env) if env is not None else None,
+            **popen_kwargs,
         )
         self._children.append(proc)
         return proc
@@ -215,8 +219,7 @@ class NotifySocket:
         while True:
             msg = self._receive(deadline - time.monotonic())
             if msg is None:
-                raise TimeoutError(f"no notify message with {key}={value} within {timeout}s; "
-                                   f"got {self.history}")
+                raise TimeoutError(f"no notify message with {key}={value} within {timeout}s; got {self.history}")
             if key in msg and (value is None or msg[key] == value):
                 return msg
 
@@ -308,15 +311,27 @@ class Container:
                 with open(path, "w") as f:
                     f.write(str(os.getpid()))
 
-        args = ["--quiet", "-D", "/", "--volatile=yes", "--keep-unit", "--register=no", "-M", self.name,
-                "--system-call-filter=bpf", "--console=read-only"]
+        args = [
+            "--quiet",
+            "-D",
+            "/",
+            "--volatile=yes",
+            "--keep-unit",
+            "--register=no",
+            "-M",
+            self.name,
+            "--system-call-filter=bpf",
+            "--console=read-only",
+        ]
         args += [f"--bind-ro={src}:{dst}" for src, dst in self.binds_ro.items()]
         args += [f"--bind={src}:{dst}" for src, dst in self.binds.items()]
         nspawn = " ".join(shlex.quote(a) for a in ["systemd-nspawn", *args, "--boot", "--", "systemd.firstboot=off"])
         script = f"mount -t tmpfs tmpfs /run && exec env SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 {nspawn}"
         self.proc = subprocess.Popen(
             ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
-            stdout=open(self.console, "wb"), stderr=subprocess.STDOUT, preexec_fn=enter_cgroup,
+            stdout=open(self.console, "wb"),
+            stderr=subprocess.STDOUT,
+            preexec_fn=enter_cgroup,
         )
         deadline = time.monotonic() + timeout
         while (pid := _container_init(self.proc.pid)) is None:
@@ -331,16 +346,24 @@ class Container:
             if state in ("running", "degraded"):
                 return self
             if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError(f"container system state {state!r}: {proc.stderr}\n"
-                                   f"{self.console.read_text(errors='replace')}")
+                raise RuntimeError(
+                    f"container system state {state!r}: {proc.stderr}\n{self.console.read_text(errors='replace')}"
+                )
             time.sleep(0.1)
 
-    def exec(self, argv: Sequence[str], *, timeout: float = 60.0, input: str | None = None,
-             check: bool = False) -> subprocess.CompletedProcess[str]:
+    def exec(
+        self, argv: Sequence[str], *, timeout: float = 60.0, input: str | None = None, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` inside the container (all its namespaces) and capture its output."""
         assert self.init_pid is not None
-        return subprocess.run(["nsenter", "-t", str(self.init_pid), "-a", "--", *argv], text=True,
-                              capture_output=True, timeout=timeout, input=input, check=check)
+        return subprocess.run(
+            ["nsenter", "-t", str(self.init_pid), "-a", "--", *argv],
+            text=True,
+            capture_output=True,
+            timeout=timeout,
+            input=input,
+            check=check,
+        )
 
     def path(self, inside: str) -> Path:
         """A path inside the container, reachable from the host via /proc/PID/root."""

@@ -45,9 +45,15 @@ def main() -> int:
         watch_error = ""
     except OSError as exc:
         watch_error = exc.strerror or str(exc)
-    log.info("stub_started", format=chosen, uid=os.getuid(), credential_bytes=len(secret),
-             state_written=(state / "stub-state").exists(), watch_root_write_error=watch_error,
-             secret_echo=f"key={secret}")
+    log.info(
+        "stub_started",
+        format=chosen,
+        uid=os.getuid(),
+        credential_bytes=len(secret),
+        state_written=(state / "stub-state").exists(),
+        watch_root_write_error=watch_error,
+        secret_echo=f"key={secret}",
+    )
 
     observer = Observer()
     observer.schedule(_Seen(), str(WATCH_ROOT), recursive=True)

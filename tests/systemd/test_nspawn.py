@@ -100,8 +100,12 @@ def test_stub_under_shipped_unit(nspawn: Any, tmp_path: Path):
     _start(ct)
 
     props = ct.show(UNIT, "ActiveState", "SubState", "StatusText", "NRestarts")
-    assert props == {"ActiveState": "active", "SubState": "running", "StatusText": "watching /srv/qsyncd",
-                     "NRestarts": "0"}
+    assert props == {
+        "ActiveState": "active",
+        "SubState": "running",
+        "StatusText": "watching /srv/qsyncd",
+        "NRestarts": "0",
+    }
     [started] = _events(ct, "stub_started")
     assert started["_SYSTEMD_UNIT"] == UNIT and started["SYSLOG_IDENTIFIER"] == "qsyncd"
     assert started["QSYNCD_FORMAT"] == "journal"  # auto-detected from $JOURNAL_STREAM
@@ -112,8 +116,11 @@ def test_stub_under_shipped_unit(nspawn: Any, tmp_path: Path):
     assert started["QSYNCD_UID"] != "0"  # DynamicUser
 
     (drop / "hello.txt").write_text("hello")
-    ct.wait_for(lambda: any(e.get("QSYNCD_PATH") == "/srv/qsyncd/hello.txt" for e in _events(ct, "file_seen")),
-                20, "inotify event for hello.txt")
+    ct.wait_for(
+        lambda: any(e.get("QSYNCD_PATH") == "/srv/qsyncd/hello.txt" for e in _events(ct, "file_seen")),
+        20,
+        "inotify event for hello.txt",
+    )
 
     assert ct.exec(["systemctl", "reload", UNIT]).returncode == 0
     ct.wait_for(lambda: _events(ct, "config_reloaded"), 20, "config_reloaded")
@@ -130,10 +137,26 @@ def test_stub_under_shipped_unit(nspawn: Any, tmp_path: Path):
 def _start_emulator(tmp_path: Path, access_key: str, secret: str, bucket: str) -> tuple[subprocess.Popen[bytes], int]:
     port_file = tmp_path / "emu.port"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qsyncd.emulator.cli", "--root", str(tmp_path / "emu"), "--port", "0",
-         "--port-file", str(port_file), "--access-key-id", access_key, "--secret-access-key", secret,
-         "--bucket", bucket],
-        cwd=str(REPO), stdout=open(tmp_path / "emu.log", "wb"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "qsyncd.emulator.cli",
+            "--root",
+            str(tmp_path / "emu"),
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+            "--access-key-id",
+            access_key,
+            "--secret-access-key",
+            secret,
+            "--bucket",
+            bucket,
+        ],
+        cwd=str(REPO),
+        stdout=open(tmp_path / "emu.log", "wb"),
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 20
     while not (port_file.exists() and port_file.read_text().strip()):
@@ -146,8 +169,9 @@ def _start_emulator(tmp_path: Path, access_key: str, secret: str, bucket: str) -
 def _uploaded(port: int, key: str) -> bool:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/_emulator/requests", timeout=10) as resp:
         records = json.load(resp)
-    return any(r.get("operation") == "PutObject" and r.get("key") == key and r.get("status") in (200, 201)
-               for r in records)
+    return any(
+        r.get("operation") == "PutObject" and r.get("key") == key and r.get("status") in (200, 201) for r in records
+    )
 
 
 def test_daemon_under_shipped_unit(nspawn: Any, tmp_path: Path):
@@ -158,18 +182,35 @@ def test_daemon_under_shipped_unit(nspawn: Any, tmp_path: Path):
         drop = tmp_path / "drop"
         drop.mkdir()
         ct = nspawn(binds_ro=_binds_ro(), binds={str(drop): "/srv/qsyncd"})
-        ct.write("/etc/qsyncd/qsyncd.toml", "\n".join([
-            "[qingstor]", f'endpoint = "http://127.0.0.1:{port}"', 'zone = ""', f'bucket = "{bucket}"',
-            f'access_key_id = "{access_key}"', "",
-            "[[watch]]", 'path = "/srv/qsyncd"', "",
-            "[settle]", "quiet_seconds = 0.5", "",
-            # one upload worker: the wedge hook blocks the worker that takes the next file, and
-            # workers share one Liveness name, so with several the others would keep it fresh
-            "[upload]", "concurrency = 1", "",
-        ]) + "\n")
+        ct.write(
+            "/etc/qsyncd/qsyncd.toml",
+            "\n".join(
+                [
+                    "[qingstor]",
+                    f'endpoint = "http://127.0.0.1:{port}"',
+                    'zone = ""',
+                    f'bucket = "{bucket}"',
+                    f'access_key_id = "{access_key}"',
+                    "",
+                    "[[watch]]",
+                    'path = "/srv/qsyncd"',
+                    "",
+                    "[settle]",
+                    "quiet_seconds = 0.5",
+                    "",
+                    # one upload worker: the wedge hook blocks the worker that takes the next file, and
+                    # workers share one Liveness name, so with several the others would keep it fresh
+                    "[upload]",
+                    "concurrency = 1",
+                    "",
+                ]
+            )
+            + "\n",
+        )
         # QSYNCD_STALL_SECONDS: how long a pipeline thread may be silent before the watchdog is withheld
-        _install(ct, f"{sys.executable} -m qsyncd run --config /etc/qsyncd/qsyncd.toml", secret,
-                 env="QSYNCD_STALL_SECONDS=2")
+        _install(
+            ct, f"{sys.executable} -m qsyncd run --config /etc/qsyncd/qsyncd.toml", secret, env="QSYNCD_STALL_SECONDS=2"
+        )
         _start(ct)
         assert ct.show(UNIT, "ActiveState")["ActiveState"] == "active"
 

@@ -53,9 +53,24 @@ def units(tmp_path: Path) -> Path:
 def analyze(units: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``systemd-analyze args`` in the private namespace described above, in ``units``."""
     return subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "--", "env", f"UNITS={units}",
-         "sh", "-c", SETUP, "sh", "systemd-analyze", *args],
-        capture_output=True, text=True, timeout=60,
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "env",
+            f"UNITS={units}",
+            "sh",
+            "-c",
+            SETUP,
+            "sh",
+            "systemd-analyze",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -109,11 +124,21 @@ def test_security_exposure(units: Path, variant: str, capsys: pytest.CaptureFixt
 def test_unit_contract():
     """The shipped unit keeps the properties the daemon and the docs rely on."""
     text = (DEPLOY / "qsyncd.service").read_text()
-    for line in ["Type=notify", "NotifyAccess=main", f"ExecStart={EXEC_START} run --config /etc/qsyncd/qsyncd.toml",
-                 "ExecReload=/bin/kill -HUP $MAINPID", "WatchdogSec=30s", "Restart=on-failure",
-                 "RestartPreventExitStatus=78", "TimeoutStopSec=60s", "StateDirectory=qsyncd",
-                 "StateDirectoryMode=0700", "LoadCredential=qsyncd-secret-key:/etc/qsyncd/secret-key",
-                 "DynamicUser=yes", "MemoryDenyWriteExecute=yes"]:
+    for line in [
+        "Type=notify",
+        "NotifyAccess=main",
+        f"ExecStart={EXEC_START} run --config /etc/qsyncd/qsyncd.toml",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "WatchdogSec=30s",
+        "Restart=on-failure",
+        "RestartPreventExitStatus=78",
+        "TimeoutStopSec=60s",
+        "StateDirectory=qsyncd",
+        "StateDirectoryMode=0700",
+        "LoadCredential=qsyncd-secret-key:/etc/qsyncd/secret-key",
+        "DynamicUser=yes",
+        "MemoryDenyWriteExecute=yes",
+    ]:
         assert line in text.splitlines(), line
     template = (DEPLOY / "qsyncd@.service").read_text().splitlines()
     assert f"ExecStart={EXEC_START} run --config /etc/qsyncd/%i.toml" in template
