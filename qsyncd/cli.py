@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from qsyncd import __version__
-from qsyncd.errors import EX_CONFIG, AuthError, ConfigError, NotFound, QsyncdError, RemoteError
+from qsyncd.errors import EX_CONFIG, AuthError, ConfigError, QsyncdError, RemoteError, StoreRefused
 
 DEFAULT_CONFIG = "/etc/qsyncd/qsyncd.toml"
 EX_UNAVAILABLE = 69
@@ -54,17 +54,17 @@ def cmd_sync(args: argparse.Namespace) -> int:
     cfg = _load(args)
     _setup_logging(cfg, args)
     progress = Progress.for_stream(sys.stderr, enabled=not args.no_progress)
-    daemon = Daemon(cfg, config_path=_config_path(args), on_outcome=progress.on_outcome)
-    daemon.dry_run = args.dry_run
+    daemon = Daemon(cfg, config_path=_config_path(args), on_outcome=progress.on_outcome, dry_run=args.dry_run)
     progress.attach(daemon)
-    failures = daemon.run_once(timeout=args.timeout)
+    report = daemon.run_once(timeout=args.timeout)
     progress.finish()
-    if failures:
-        print(f"qsyncd sync: {len(failures)} file(s) not uploaded:", file=sys.stderr)
-        for path, why in failures:
+    for problem in report.problems:
+        print(f"qsyncd sync: {problem}", file=sys.stderr)
+    if report.failures:
+        print(f"qsyncd sync: {len(report.failures)} file(s) not uploaded:", file=sys.stderr)
+        for path, why in report.failures:
             print(f"  {path}: {why}", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if report else 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -95,7 +95,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     remote = make_remote(cfg)
     try:
         remote.probe()
-    except (AuthError, NotFound) as err:  # wrong keys, skewed clock, no such bucket: retrying cannot help
+    except (StoreRefused, AuthError) as err:  # wrong keys, skewed clock, no such bucket: retrying cannot help
         print(f"error: {err}", file=sys.stderr)
         return EX_CONFIG
     except RemoteError as err:  # unreachable, 5xx: may work later

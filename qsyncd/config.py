@@ -451,6 +451,19 @@ def _endpoint(name: str, v: Any) -> str:
     return s.rstrip("/")
 
 
+def _ip_literal_host(endpoint: str) -> str | None:
+    """The host of a valid ``endpoint`` when it is an IP address (as written, IPv6 in brackets), else None."""
+    m = _ENDPOINT_RE.match(endpoint)
+    if not m:
+        return None
+    host = m.group(2)
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+    return host
+
+
 def _zone(name: str, v: Any) -> str:
     s = _as_str(name, v)
     if s and not _ZONE_RE.match(s):
@@ -526,6 +539,22 @@ def default_state_dir(env: Mapping[str, str]) -> Path:
         return (Path(xdg) / "qsyncd").resolve()
     home = env.get("HOME") or os.path.expanduser("~")
     return (Path(home) / ".local" / "state" / "qsyncd").resolve()
+
+
+def _file_kind(path: Path) -> str:
+    """What is at ``path``, for a message: "a regular file", "a FIFO", ..."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return f"not readable ({exc.strerror})"
+    kinds = (
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a directory")
 
 
 def _overlaps(a: Path, b: Path) -> bool:
@@ -638,6 +667,13 @@ def parse_config(data: dict[str, Any], *, source: Path | None, env: Mapping[str,
     qs = _Table("[qingstor]", _table(data, "qingstor", errors), _QS_KEYS, errors)
     endpoint = qs.get("endpoint", DEFAULT_ENDPOINT, _endpoint)
     zone = qs.require("zone", _zone)
+    ip_host = _ip_literal_host(endpoint)
+    if zone and ip_host:
+        errors.add(
+            f"{qs.name('zone')} = {_toml(zone)}: the zone is put in front of the endpoint's host name "
+            f"({zone}.{ip_host}), and endpoint = {_toml(endpoint)} is an IP address, so that name never "
+            'resolves: set zone = "" for an emulator or any endpoint that serves one zone'
+        )
     bucket = qs.require("bucket", _bucket)
     access_key_id = env.get(ENV_ACCESS_KEY) or qs.get("access_key_id", None, _as_str)
     if not access_key_id:
@@ -693,8 +729,14 @@ def parse_config(data: dict[str, Any], *, source: Path | None, env: Mapping[str,
                     f"{label} path = {_toml(str(path))}: overlaps [[watch]] #{j} path = {_toml(str(other.path))}; "
                     "every file must belong to exactly one watch"
                 )
-        if not path.is_dir():
-            warnings.append(f"{label} path {path} is not a directory (yet); qsyncd will wait for it")
+        if path.exists() and not path.is_dir():
+            errors.add(
+                f"{label} path = {_toml(str(path))}: is {_file_kind(path)}, not a directory; "
+                "a watch root must be a directory (to upload one file, watch the directory it is in "
+                "and narrow it with include = [...])"
+            )
+        elif not path.is_dir():
+            warnings.append(f"{label} path {path} does not exist (yet); qsyncd will wait for it")
         watches.append(
             WatchConfig(
                 path=path,

@@ -29,12 +29,13 @@ from typing import Any
 from qsyncd import md5pair
 from qsyncd.config import Config, WatchConfig, load_config
 from qsyncd.errors import (
-    AuthError,
+    BucketMissing,
     FileChanged,
     PermanentError,
     QsyncdError,
     RemoteError,
     SkipFile,
+    StoreRefused,
     Unreachable,
 )
 from qsyncd.events import get_logger
@@ -47,8 +48,8 @@ from qsyncd.retry import backoff_delay
 from qsyncd.scan import relpath, walk
 from qsyncd.settle import FileSig, Settler
 from qsyncd.source import RateLimiter
-from qsyncd.state import Ledger, StateLock
-from qsyncd.upload import Interrupted, Outcome, Uploader, UploadSettings
+from qsyncd.state import FileRecord, Ledger, StateLock
+from qsyncd.upload import Interrupted, Outcome, Uploader, UploadSettings, _same_identity
 from qsyncd.watch import WATCH_LIMIT_HINT, Hint, Watcher, WatchError, watch_limit_reached
 
 STATUS_EVERY = 2.0
@@ -88,15 +89,34 @@ class Root:
 
 
 @dataclass
+class SyncReport:
+    """What ``qsyncd sync`` could not do: files not uploaded, and problems that are not one file's."""
+
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (path, why), sorted
+    problems: list[str] = field(default_factory=list)  # a missing watch root, a refusing store, the timeout
+
+    def __bool__(self) -> bool:
+        return bool(self.failures or self.problems)
+
+
+@dataclass
 class Counters:
-    uploaded: int = 0
-    uploaded_bytes: int = 0
-    skipped: int = 0
-    failed: int = 0
-    retries: int = 0
+    """What this run did, counted in files (a file counts once however often it was tried or sent)."""
+
+    uploaded: int = 0  # files uploaded (a file whose content changed and went up again counts once)
+    uploaded_bytes: int = 0  # bytes of every upload, re-uploads included
+    reuploaded: int = 0  # further uploads of a file already uploaded in this run (its content changed)
+    skipped: int = 0  # files not uploaded: already in the bucket, or not uploadable (FIFO, symlink, ...)
+    retries: int = 0  # failed attempts that were scheduled again
     part_retries: int = 0
     last_upload_wall: float | None = None
     remote_errors: dict[str, int] = field(default_factory=dict)
+    failing: set[str] = field(default_factory=set)  # files whose last attempt failed
+
+    @property
+    def failed(self) -> int:
+        """Files whose last attempt failed (not attempts: retries counts those)."""
+        return len(self.failing)
 
 
 class Daemon:
@@ -110,6 +130,7 @@ class Daemon:
         wall: Callable[[], float] = time.time,
         config_path: Path | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
+        dry_run: bool = False,
     ) -> None:
         self.cfg = cfg
         self.config_path = config_path
@@ -124,7 +145,9 @@ class Daemon:
         self.scan_requests: CountingQueue = CountingQueue()  # of (root, start, reason) or None
         self.pipeline = Pipeline(clock)
         self.counters = Counters()
-        self.failures: dict[str, str] = {}
+        self.failures: dict[str, str] = {}  # sync: files given up on
+        self.problems: list[str] = []  # sync: what failed that is not one file
+        self.started_wall = wall()
         self._skip_memo: dict[str, tuple[str, tuple[int, int, int]]] = {}
         self._from_scan: set[str] = set()
         self._scanning = 0
@@ -133,15 +156,18 @@ class Daemon:
         self._settling = False  # the settle loop is handing due files on (see _drained)
         self._threads: list[threading.Thread] = []
         self.once = False
-        self.dry_run = False
+        self.dry_run = dry_run
         self.on_outcome = on_outcome
         self.lock = StateLock(cfg.state.dir)
-        self.lock.acquire()
-        try:
-            self.ledger = Ledger(cfg.state.dir)
-        except BaseException:
-            self.lock.release()
-            raise
+        if dry_run:  # reads the ledger only: works beside a running daemon, which holds the lock
+            self.ledger = Ledger(cfg.state.dir, readonly=True, missing_ok=True)
+        else:
+            self.lock.acquire()
+            try:
+                self.ledger = Ledger(cfg.state.dir)
+            except BaseException:
+                self.lock.release()
+                raise
         self.remote = remote if remote is not None else make_remote(cfg)
         self.roots: dict[str, Root] = {}
         self._set_roots(cfg.watches)
@@ -241,8 +267,8 @@ class Daemon:
             self.shutdown()
         return 0
 
-    def run_once(self, *, timeout: float | None = None) -> list[tuple[str, str]]:
-        """One pass (``qsyncd sync``): reconcile, upload what is pending, return the failures."""
+    def run_once(self, *, timeout: float | None = None) -> SyncReport:
+        """One pass (``qsyncd sync``): reconcile, upload what is pending, say what failed."""
         self.once = True
         self._install_signals()
         self._start_threads()
@@ -250,7 +276,7 @@ class Daemon:
             if os.path.isdir(root.path):
                 self.request_scan(root.path, root.path, "sync")
             else:
-                self.failures[root.path] = "watch root does not exist"
+                self.problems.append(f"watch root {root.path} does not exist")
         deadline = None if timeout is None else self.clock() + timeout
         try:
             while not self._drained():
@@ -262,11 +288,11 @@ class Daemon:
                     if self.stop_event.is_set():
                         break
                 if deadline is not None and self.clock() > deadline:
-                    self.failures["(timeout)"] = f"not finished after {timeout} s"
+                    self.problems.append(f"not finished after {timeout:g} s (--timeout)")
                     break
         finally:
             self.shutdown()
-        return sorted(self.failures.items())
+        return SyncReport(sorted(self.failures.items()), self.problems)
 
     def _moves(self) -> tuple[int, int, int]:
         return self.scan_requests.puts, self.hints.puts, self.pipeline.submitted
@@ -363,7 +389,10 @@ class Daemon:
         self.lock.release()
         if self.metrics is not None:
             self.metrics.stop()
-        self.log.info("daemon_stopped", uploaded=self.counters.uploaded, failed=self.counters.failed)
+        c = self.counters
+        self.log.info(
+            "daemon_stopped", uploaded=c.uploaded, reuploaded=c.reuploaded, skipped=c.skipped, failed=c.failed
+        )
 
     # ------------------------------------------------------------------ watching
     def _arm(self, root: Root) -> None:
@@ -693,11 +722,13 @@ class Daemon:
             self.log.info("file_vanished", path=path)
             return
         delete_after = root.cfg.after_upload == "delete"
-        if not delete_after and self.uploader.already_uploaded(path, key, st):
+        rec = self.ledger.get(path)
+        if not delete_after and rec is not None and _same_identity(rec, key, st):
             return  # quietly: the ledger says this exact file is in the bucket (upload() need not ask again)
         if self.dry_run:
-            self._dry_run(path, key, st)
+            self._dry_run(path, key, st, rec)
             return
+        again = rec is not None and rec.uploaded_at >= self.started_wall  # its earlier version went up in this run
         self.log.info("upload_started", path=path, key=key, bytes=st.st_size, attempt=item.attempts + 1)
         self._inflight_bytes += st.st_size
         try:
@@ -738,9 +769,13 @@ class Daemon:
         if since is not None:
             self.log.info("remote_recovered", down_seconds=round(self.wall() - since, 1))
         self.failures.pop(path, None)
+        self.counters.failing.discard(path)
         self._skip_memo.pop(path, None)
         if out.action == "uploaded":
-            self.counters.uploaded += 1
+            if again:
+                self.counters.reuploaded += 1
+            else:
+                self.counters.uploaded += 1
             self.counters.uploaded_bytes += out.bytes
             self.counters.last_upload_wall = self.wall()
             self.log.info(
@@ -775,27 +810,46 @@ class Daemon:
                 )
             self.pipeline.retry_later(item, delay)
             return
-        # Pause everything only when our credentials are refused; a 403 on one key (a bucket policy
-        # denying a prefix) fails that file alone and must not stop every other upload.
-        creds = err.status == 401 or err.code in ("invalid_access_key_id", "signature_not_matched", "request_expired")
-        if isinstance(err, AuthError) and creds and not self.once:
+        # Pause everything only when the store refuses every request (our credentials, the clock, a
+        # missing bucket); a 403 on one key (a bucket policy denying a prefix) fails that file alone
+        # and must not stop every other upload.
+        if isinstance(err, StoreRefused):
+            q = self.cfg.qingstor
+            if self.once:  # every other file would fail the same way: say it once and stop
+                with self._scan_lock:
+                    if not self.stop_event.is_set():
+                        self.problems.append(str(err))
+                    self.stop_event.set()
+                return
             delay = self.cfg.upload.permanent_retry_seconds
             if self.pipeline.close_gate(delay, str(err), self.wall()):
+                what = (
+                    "create the bucket or fix bucket and zone"
+                    if isinstance(err, BucketMissing)
+                    else ("fix the credentials in the config (or the system clock)")
+                )
                 self.log.error(
                     "remote_rejected",
                     error=str(err),
                     code=err.code,
+                    bucket=q.bucket,
+                    zone=q.zone,
+                    endpoint=q.endpoint,
                     retry_in=delay,
-                    hint="fix the credentials in the config; qsyncd retries slowly until then",
+                    waiting=self.pipeline.queued() + 1,
+                    hint=f"{what}; files stay queued and qsyncd retries every {delay:g} s until then",
                 )
+            self.pipeline.retry_later(item, delay)
+            return
         self._fail(item, key, str(err), permanent=isinstance(err, PermanentError), exc=err)
 
     def _fail(
         self, item: Item, key: str, error: str, *, permanent: bool, exc: BaseException, logged: bool = False
     ) -> None:
         item.attempts += 1
-        self.counters.failed += 1
-        self.ledger.record_failure(item.path, key, error, permanent)
+        self.counters.failing.add(item.path)
+        if not self.dry_run:  # a dry run never writes the ledger (it may run beside the daemon)
+            self.ledger.record_failure(item.path, key, error, permanent)
         if self.once and (permanent or item.attempts >= ONCE_MAX_ATTEMPTS):
             self.failures[item.path] = error
             if not logged:
@@ -829,9 +883,8 @@ class Daemon:
             )
         self.pipeline.retry_later(item, delay)
 
-    def _dry_run(self, path: str, key: str, st: os.stat_result) -> None:
+    def _dry_run(self, path: str, key: str, st: os.stat_result, rec: FileRecord | None) -> None:
         info = self.remote.head(key)
-        rec = self.ledger.get(path)
         if info is None:
             reason = "not in the bucket"
         elif info.size != st.st_size:
@@ -912,7 +965,9 @@ class Daemon:
             "settling": len(self.settler),
             "uploading": self.pipeline.inflight(),
             "in_flight_bytes": max(0, self._inflight_bytes),
+            "started_at": self.started_wall,
             "uploaded": self.counters.uploaded,
+            "reuploaded": self.counters.reuploaded,
             "uploaded_bytes": self.counters.uploaded_bytes,
             "skipped": self.counters.skipped,
             "failed": self.counters.failed,
@@ -946,6 +1001,8 @@ class Daemon:
         return " · ".join(parts)
 
     def _publish_status(self, final: bool = False) -> None:
+        if self.dry_run:  # the status in the ledger belongs to the daemon (a dry run may run beside it)
+            return
         snap = self.status_snapshot()
         snap["running"] = not final
         try:

@@ -7,9 +7,13 @@ import os
 import secrets
 import tempfile
 import threading
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 DEMO_BUCKET = "qsyncd-demo"
+SUMMARY_LINES = 50  # objects listed by name at the end; the rest are counted
 
 
 def run_demo(*, seconds: float | None = None, directory: Path | None = None) -> int:
@@ -40,9 +44,6 @@ secret_access_key_file = "{base / "secret-key"}"
 path = "{drop}"
 prefix = "demo/"
 
-[settle]
-quiet_seconds = 1.0
-
 [state]
 dir = "{state}"
 
@@ -59,6 +60,7 @@ format = "console"
         f"  drop files into:   {drop}\n"
         f"  they are uploaded to the local QingStor emulator at {emu.url}/{DEMO_BUCKET}/demo/...\n"
         f"  stored bytes live under {store}; config {cfg_path}\n"
+        f"  everything is in {base}, which is kept when the demo ends\n"
         f"  `qsyncd status -c {cfg_path}` in another terminal shows progress; Ctrl-C stops.\n",
         flush=True,
     )
@@ -69,11 +71,21 @@ format = "console"
         return daemon.run()
     finally:
         emu.stop()
-        listing = sorted(
-            r.key
-            for r in emu.requests
-            if r.operation in ("PutObject", "CompleteMultipartUpload") and 200 <= r.status < 300
-        )
-        print(f"\nuploaded during the demo: {len(listing)} object(s)")
-        for key in listing[:50]:
-            print(f"  {DEMO_BUCKET}/{key}")
+        print(summary(emu.requests, base, kept=directory is not None))
+
+
+def summary(requests: Iterable[Any], base: Path, *, kept: bool) -> str:
+    """What the demo leaves: the objects stored (each key once, however often it was sent) and the folder."""
+    sent = Counter(
+        r.key for r in requests if r.operation in ("PutObject", "CompleteMultipartUpload") and 200 <= r.status < 300
+    )
+    lines = [f"\nuploaded during the demo: {len(sent)} object(s)"]
+    for key in sorted(sent)[:SUMMARY_LINES]:
+        again = f" (sent {sent[key]} times: the file changed after it was uploaded)" if sent[key] > 1 else ""
+        lines.append(f"  {DEMO_BUCKET}/{key}{again}")
+    if len(sent) > SUMMARY_LINES:
+        lines.append(f"  ... and {len(sent) - SUMMARY_LINES} more")
+    size = sum(f.stat().st_size for f in base.rglob("*") if f.is_file() and not f.is_symlink())
+    how = "" if kept else f"; remove it with: rm -r {base}"
+    lines.append(f"the demo folder {base} is kept ({size / 2**20:.1f} MiB: drop folder, bucket data, state){how}")
+    return "\n".join(lines)

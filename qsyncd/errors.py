@@ -69,7 +69,22 @@ class PermanentError(RemoteError):
 
 
 class AuthError(PermanentError):
-    """Credentials are wrong, the signature does not match, the clock is skewed or access is denied."""
+    """Access is denied: for this request (a bucket policy refusing one key) or, as
+    ``CredentialsRejected``, for every request."""
+
+
+class StoreRefused(PermanentError):
+    """The store refuses every request, whatever the file: wrong credentials, a skewed clock, a missing
+    bucket. Retrying one file cannot help and every other file would fail the same way: the daemon
+    pauses all uploads (files stay queued) and tries again at ``permanent_retry_seconds``."""
+
+
+class CredentialsRejected(StoreRefused, AuthError):
+    """The access key is unknown, the signature does not match or the request date is too far off."""
+
+
+class BucketMissing(StoreRefused):
+    """The bucket does not exist (in this zone, at this endpoint)."""
 
 
 class BadRequest(PermanentError):

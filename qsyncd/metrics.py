@@ -15,13 +15,20 @@ class _Collector:
     def collect(self) -> Any:
         c = self.d.counters
         snap = self.d.status_snapshot()
-        yield CounterMetricFamily("qsyncd_files_uploaded", "Files uploaded", value=c.uploaded)
+        yield CounterMetricFamily(
+            "qsyncd_files_uploaded", "Files uploaded (a file sent again after it changed counts once)", value=c.uploaded
+        )
+        yield CounterMetricFamily(
+            "qsyncd_files_reuploaded",
+            "Further uploads of files already uploaded, after they changed",
+            value=c.reuploaded,
+        )
         yield CounterMetricFamily("qsyncd_bytes_uploaded", "Bytes uploaded", value=c.uploaded_bytes)
         yield CounterMetricFamily(
             "qsyncd_files_skipped", "Files skipped (already present or not uploadable)", value=c.skipped
         )
-        yield CounterMetricFamily("qsyncd_upload_failures", "Failed upload attempts", value=c.failed)
-        yield CounterMetricFamily("qsyncd_retries", "Upload retries scheduled", value=c.retries)
+        yield GaugeMetricFamily("qsyncd_files_failed", "Files whose last upload attempt failed", value=c.failed)
+        yield CounterMetricFamily("qsyncd_retries", "Failed upload attempts scheduled again", value=c.retries)
         yield CounterMetricFamily("qsyncd_part_retries", "Multipart part retries", value=c.part_retries)
         yield GaugeMetricFamily(
             "qsyncd_queue_depth", "Files waiting (settling + queued)", value=snap["queued"] + snap["settling"]

@@ -251,13 +251,19 @@ _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 13, 14, 26
 class Ledger:
     """The state database. Every method may be called from any thread."""
 
-    def __init__(self, dir: Path, *, readonly: bool = False) -> None:
+    def __init__(self, dir: Path, *, readonly: bool = False, missing_ok: bool = False) -> None:
+        """Open (or create) the ledger in ``dir``. ``readonly`` never writes (safe beside a running
+        daemon); with ``missing_ok`` too, a directory without a database reads as an empty ledger."""
         self.dir = Path(dir)
         self.path = self.dir / DB_NAME
         self.readonly = readonly
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
-        if readonly:
+        if readonly and missing_ok and not self.path.exists():
+            conn = self._guard(lambda: sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None))
+            self._guard(lambda: conn.executescript(f"{_SCHEMA}PRAGMA user_version={SCHEMA_VERSION};"))
+            self._conn = conn
+        elif readonly:
             if not self.path.exists():
                 raise StateError(f"no state database at {self.path}: has qsyncd run with this [state] dir?")
             uri = f"file:{_uri_path(self.path)}?mode=ro"

@@ -90,7 +90,12 @@ def render(data: dict[str, Any]) -> str:
         )
     else:
         lines.append("daemon: not running")
-    lines.append(f"uploaded: {data['uploaded']} files, {data['uploaded_bytes']} bytes")
+    lines.append(f"uploaded: {data['uploaded']} files, {data['uploaded_bytes']} bytes (all runs, from the ledger)")
+    if d and d.get("running"):
+        lines.append(
+            f"this run: {d.get('uploaded', 0)} files uploaded, {d.get('skipped', 0)} skipped, "
+            f"{d.get('failed', 0)} failing"
+        )
     lines.append(f"failed: {data['failed']}")
     for f in data.get("failures", [])[:20]:
         kind = "permanent" if f["permanent"] else "will retry"

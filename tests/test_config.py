@@ -300,6 +300,25 @@ def qs_without_secret(tmp_path: Path, **extra: Any) -> dict[str, Any]:
     return data
 
 
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:9000", "http://[::1]:9000"])
+def test_a_zone_with_an_ip_address_endpoint_says_how_they_combine(tmp_path: Path, endpoint: str) -> None:
+    """zone "pek3a" + endpoint http://127.0.0.1:9000 would contact pek3a.127.0.0.1: a config error saying so."""
+    msg = error_of(base(tmp_path, qingstor={"endpoint": endpoint}))
+    host = endpoint.removeprefix("http://").rsplit(":", 1)[0]
+    assert '[qingstor] zone = "pek3a"' in msg and f"(pek3a.{host})" in msg, msg
+    assert 'set zone = ""' in msg, msg
+    assert "" == parse(base(tmp_path, qingstor={"endpoint": endpoint, "zone": ""})).qingstor.zone
+
+
+def test_a_watch_path_that_is_a_file_is_a_config_error(tmp_path: Path) -> None:
+    """A regular file as a watch root is refused (78) with a message that says it is a file."""
+    (tmp_path / "a-file").write_text("not a directory")
+    msg = error_of(base(tmp_path, watch=[{"path": str(tmp_path / "a-file")}]))
+    assert f'[[watch]] #1 path = "{tmp_path / "a-file"}": is a regular file, not a directory' in msg, msg
+    missing = parse(base(tmp_path, watch=[{"path": str(tmp_path / "later")}]))  # a missing one is waited for
+    assert any("does not exist (yet)" in w for w in missing.warnings), missing.warnings
+
+
 def test_secret_precedence(tmp_path: Path) -> None:
     """secret file > $CREDENTIALS_DIRECTORY > env > inline."""
     (tmp_path / "secret").write_text("from-file\n")

@@ -4,8 +4,10 @@ Keys are ``str`` (valid UTF-8, 1..1023 bytes when encoded). ETags and MD5s are l
 without quotes. Bodies are binary file-like objects that yield exactly ``size`` bytes from
 ``read()``; the remote streams them and never holds a whole object in memory.
 
-Errors are ``qsyncd.errors`` types only: ``NotFound``, ``AuthError``/``BadRequest`` (permanent),
-``TransientError``/``Unreachable`` (retry later). No SDK exception escapes an implementation.
+Errors are ``qsyncd.errors`` types only, classified by consequence: ``NotFound`` (this object or upload
+does not exist), ``StoreRefused`` (every request will fail: ``CredentialsRejected`` for a wrong key, a
+bad signature or a skewed clock, ``BucketMissing``), ``AuthError``/``BadRequest`` (permanent for this
+request), ``TransientError``/``Unreachable`` (retry later). No SDK exception escapes an implementation.
 """
 
 from __future__ import annotations
@@ -111,5 +113,5 @@ class Remote(Protocol):
         ``prefix`` are rolled up into common prefixes, which are not returned: the result is the
         objects directly "in" ``prefix``. ``ObjectInfo`` has ``key``, ``size`` and ``etag``
         (unquoted lower-case hex, the same value HEAD reports); ``content_type`` may be set and
-        ``metadata`` is empty (listings do not carry it). A missing bucket raises ``NotFound``.
+        ``metadata`` is empty (listings do not carry it). A missing bucket raises ``BucketMissing``.
         """

@@ -326,6 +326,12 @@ class QingStorRemote:
         port = "" if self._endpoint.port == default_port else f":{self._endpoint.port}"
         self._host = self._zone_host + port
         self._base_url = f"{self._endpoint.scheme}://{self._host}"
+        # What error messages name: the URL actually contacted, and how the zone made it
+        self._contacted = (
+            f"{self._base_url} (zone {zone!r} put in front of the host of endpoint {self._endpoint})"
+            if zone
+            else self._base_url
+        )
         self._pool_timeout = Timeout(connect=self._timeout[0], read=self._timeout[1])
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -496,7 +502,7 @@ class QingStorRemote:
         return f"{path}?{qs}" if qs else path
 
     def _transport_failure(self, exc: BaseException, operation: str, key: str) -> RemoteError:
-        err = transport_error(exc, operation=operation, key=key, endpoint=str(self._endpoint))
+        err = transport_error(exc, operation=operation, key=key, endpoint=self._contacted)
         log.debug("request_failed", operation=operation, key=key, code=err.code)
         return err
 
@@ -524,7 +530,7 @@ class QingStorRemote:
             request_id=str(result.get("request_id") or result.headers.get("x-qs-request-id", "")),
             operation=operation,
             key=key,
-            endpoint=str(self._endpoint),
+            endpoint=self._base_url,
             bucket=self._bucket_name,
             zone=self._zone,
         )

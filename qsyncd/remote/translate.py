@@ -24,11 +24,17 @@ from urllib3.exceptions import SSLError as Urllib3SSLError
 from qsyncd.errors import (
     AuthError,
     BadRequest,
+    BucketMissing,
+    CredentialsRejected,
     NotFound,
     RemoteError,
     TransientError,
     Unreachable,
 )
+
+# Codes that refuse our credentials or clock on every request, not this one request: the daemon
+# pauses all uploads instead of failing files one by one (``CredentialsRejected``).
+CREDENTIAL_CODES = frozenset({"invalid_access_key_id", "signature_not_matched", "request_expired"})
 
 # What each QingStor error code means for the user, and what to do about it.
 _AUTH_ADVICE = {
@@ -86,7 +92,8 @@ def status_error(
     if status == 404:
         if code == "bucket_not_exists" or (not key and not code):
             text = f"bucket {bucket!r} does not exist in zone {zone!r} at {endpoint}: create it or fix bucket/zone"
-        elif code == "upload_not_exists":
+            return BucketMissing(f"{where} failed: {text}{ref}", **kwargs)
+        if code == "upload_not_exists":
             text = "the multipart upload does not exist (completed, aborted or expired): start a new upload"
         else:
             text = f"{key!r} does not exist in bucket {bucket!r}"
@@ -99,6 +106,9 @@ def status_error(
                 if status == 401
                 else "access denied: check the key's permissions on the bucket and the system clock"
             )
+        # 401 carries no code on a HEAD (no body); any 401 means the credentials themselves
+        if status == 401 or code in CREDENTIAL_CODES:
+            return CredentialsRejected(f"{where} failed: {advice}{server}{ref}", **kwargs)
         return AuthError(f"{where} failed: {advice}{server}{ref}", **kwargs)
     if status in (408, 429):  # request timeout / rate limited: waiting helps, so retry later
         return TransientError(
@@ -146,7 +156,8 @@ def transport_error(exc: BaseException, *, operation: str, key: str, endpoint: s
 
     if has(NameResolutionError):
         return Unreachable(
-            f"{where} failed: cannot reach {endpoint}: the host name does not resolve; check endpoint/zone and DNS",
+            f"{where} failed: cannot reach {endpoint}: the host name does not resolve; check endpoint, zone and "
+            'DNS (an emulator or an endpoint that serves one zone needs zone = "")',
             code="name_resolution_error",
             **kwargs,
         )

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 
 from e2e_support import assert_remote_equals, op_counts
 from qsynctest import json_events
+
+from qsyncd.emulator import Fault
 
 
 def _populate(root, n: int = 6) -> dict[str, bytes]:
@@ -99,3 +102,63 @@ def test_second_daemon_on_same_state_dir_refuses(setup):
     assert d1.proc.poll() is None, "the first daemon must keep running"
     (setup.root / "still.txt").write_bytes(b"first daemon still works")
     setup.wait_uploaded(d1, ["still.txt"])
+
+
+def test_dry_run_beside_a_running_daemon_reads_only(setup):
+    """`qsyncd sync --dry-run` works while the service holds the state dir: it reads the ledger, sends
+    nothing and leaves the daemon's status and lock alone."""
+    d = setup.daemon()
+    (setup.root / "up.txt").write_bytes(b"uploaded by the daemon")
+    setup.wait_uploaded(d, ["up.txt"])
+    d.proc.send_signal(signal.SIGSTOP)  # frozen: a new file stays for the dry run to find, unsent
+    try:
+        (setup.root / "new.txt").write_bytes(b"not uploaded yet")
+        setup.emu.clear_requests()
+        res = setup.cli("sync", "--dry-run", "--no-progress", "--log-format", "json", timeout=60)
+        assert 0 == res.returncode, res.stderr + res.stdout
+        would = {e["key"] for e in json_events(res.stdout + res.stderr, "dry_run_upload")}
+        assert {"new.txt"} == would, res.stdout + res.stderr
+        assert [] == [r for r in setup.emu.requests if r.method in ("PUT", "POST", "DELETE")]
+        daemon = json.loads(setup.cli("status", "--json").stdout)["daemon"]
+        assert (d.pid, True) == (daemon["pid"], daemon["running"]), daemon
+    finally:
+        d.proc.send_signal(signal.SIGCONT)
+    setup.wait_uploaded(d, ["new.txt"])
+
+
+def test_counters_count_files_not_attempts(setup):
+    """A file that fails four times is one failed file; a file sent twice (it changed) is one uploaded file;
+    `status --json` and `daemon_stopped` say the same numbers as the ledger."""
+    setup.config(upload={"retry_initial_seconds": 0.1, "retry_max_seconds": 0.2})
+    d = setup.daemon()
+    setup.emu.inject(Fault(status=503, code="service_unavailable", operation="PutObject", key_prefix="bad", count=4))
+    (setup.root / "bad.txt").write_bytes(b"fails four times, then goes up")
+    setup.shared.wait_for(lambda: len(d.events("upload_failed")) >= 4, timeout=30, what="4 failed attempts")
+    (setup.root / "twice.txt").write_bytes(b"version 1")
+    setup.wait_uploaded(d, ["twice.txt", "bad.txt"])
+    (setup.root / "twice.txt").write_bytes(b"version 2, longer")
+    setup.shared.wait_for(lambda: len(d.events("upload_finished")) >= 3, timeout=30, what="the second version")
+    status = setup.shared.wait_for(
+        lambda: (s := json.loads(setup.cli("status", "--json").stdout))["daemon"]["reuploaded"] == 1 and s,
+        timeout=15,
+        what="status of 2 files and 1 re-upload",
+    )
+    assert (2, 2, 1, 0) == (
+        status["uploaded"],
+        status["daemon"]["uploaded"],
+        status["daemon"]["reuploaded"],
+        status["daemon"]["failed"],
+    ), status
+    assert 0 == d.stop()
+    stopped = d.events("daemon_stopped")[-1]
+    assert (2, 1, 0) == (stopped["uploaded"], stopped["reuploaded"], stopped["failed"]), stopped
+
+
+def test_sync_with_a_missing_watch_root_names_the_root_not_a_file(setup, tmp_path):
+    """A missing watch root is a problem of its own line, not "1 file(s) not uploaded"."""
+    gone = tmp_path / "not-there"
+    setup.config(watch=gone)
+    res = setup.cli("sync", "--no-progress", timeout=60)
+    assert 1 == res.returncode, res.stderr
+    assert f"qsyncd sync: watch root {gone} does not exist" in res.stderr, res.stderr
+    assert "file(s) not uploaded" not in res.stderr, res.stderr

@@ -11,7 +11,7 @@ import pytest
 from remote_support import Target, md5_b64, md5_hex, wait_records
 
 from qsyncd.emulator import Fault
-from qsyncd.errors import AuthError, BadRequest, NotFound, TransientError, Unreachable
+from qsyncd.errors import AuthError, BadRequest, BucketMissing, StoreRefused, TransientError, Unreachable
 from qsyncd.remote.base import PartInfo
 
 MiB = 1024 * 1024
@@ -136,15 +136,17 @@ def test_permission_denied_is_auth_error(target: Target, emu) -> None:  # type: 
     emu.inject(Fault(status=403, code="permission_denied", count=1, operation="InitiateMultipartUpload"))
     with pytest.raises(AuthError) as info:
         remote.initiate(target.key("k"))
+    assert not isinstance(info.value, StoreRefused)  # one request refused, not every request
     assert ("permission_denied", 403) == (info.value.code, info.value.status)
     assert "permission denied" in str(info.value)
 
 
-def test_404_bucket_on_put_is_not_found(target: Target, emu) -> None:  # type: ignore[no-untyped-def]
-    """A bucket that vanished (404 bucket_not_exists) makes put raise NotFound naming the bucket."""
+def test_404_bucket_on_put_is_bucket_missing(target: Target, emu) -> None:  # type: ignore[no-untyped-def]
+    """A bucket that vanished (404 bucket_not_exists) makes put raise BucketMissing naming the bucket
+    (not NotFound, which means this object or upload)."""
     remote = target.remote()
     emu.inject(Fault(status=404, code="bucket_not_exists", count=1, operation="PutObject"))
-    with pytest.raises(NotFound) as info:
+    with pytest.raises(BucketMissing) as info:
         remote.put(target.key("k"), io.BytesIO(b"x"), 1, md5_b64(b"x"))
     assert "bucket" in str(info.value) and target.bucket in str(info.value)
 

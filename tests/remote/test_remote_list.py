@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from remote_support import Target, md5_b64, md5_hex
 
-from qsyncd.errors import NotFound
+from qsyncd.errors import BucketMissing
 from qsyncd.remote.base import ObjectInfo
 
 
@@ -73,9 +73,9 @@ def test_list_empty_prefix_lists_the_bucket(target: Target) -> None:
     assert {"top.bin", target.key("deeper.bin")} == {o.key for o in remote.list_objects("")}
 
 
-def test_list_missing_bucket_is_not_found(target: Target) -> None:
-    """list_objects() on a bucket that does not exist raises NotFound (ListObjects, 404)."""
+def test_list_missing_bucket_is_bucket_missing(target: Target) -> None:
+    """list_objects() on a bucket that does not exist raises BucketMissing (ListObjects, 404)."""
     remote = target.remote(bucket="qsyncd-no-such-bucket-" + target.prefix[-13:-1])
-    with pytest.raises(NotFound) as info:
+    with pytest.raises(BucketMissing) as info:
         remote.list_objects(target.key("x/"), "/")
     assert (404, "ListObjects") == (info.value.status, info.value.operation)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from remote_support import Target, md5_b64, md5_hex, wait_records
 
-from qsyncd.errors import AuthError, BadRequest, NotFound, Unreachable
+from qsyncd.errors import BadRequest, BucketMissing, CredentialsRejected, Unreachable
 from qsyncd.remote.base import ObjectInfo
 
 
@@ -23,10 +23,10 @@ def test_probe_succeeds_on_existing_bucket(target: Target) -> None:
     assert None is target.remote().probe()
 
 
-def test_probe_missing_bucket_is_not_found(target: Target) -> None:
-    """probe() of a bucket that does not exist raises NotFound naming bucket, zone and endpoint."""
+def test_probe_missing_bucket_is_bucket_missing(target: Target) -> None:
+    """probe() of a bucket that does not exist raises BucketMissing naming bucket, zone and endpoint."""
     remote = target.remote(bucket="qsyncd-no-such-bucket-" + target.prefix[-13:-1])
-    with pytest.raises(NotFound) as info:
+    with pytest.raises(BucketMissing) as info:
         remote.probe()
     err = info.value
     assert (404, "HeadBucket") == (err.status, err.operation)
@@ -165,12 +165,12 @@ def test_short_body_is_an_error_and_stores_nothing(target: Target) -> None:
     assert md5_hex(b"ok") == _put(remote, key, b"ok")
 
 
-def test_wrong_secret_is_auth_error(target: Target) -> None:
-    """A wrong secret gives AuthError signature_not_matched telling to check secret_access_key."""
+def test_wrong_secret_is_credentials_rejected(target: Target) -> None:
+    """A wrong secret gives CredentialsRejected signature_not_matched telling to check secret_access_key."""
     wrong = "WRONG-" + target.secret_access_key[::-1]
     remote = target.remote(secret_access_key=wrong)
     for call in (remote.probe, lambda: _put(remote, target.key("x"), b"x")):
-        with pytest.raises(AuthError) as info:
+        with pytest.raises(CredentialsRejected) as info:
             call()
         err = info.value
         assert "signature_not_matched" == err.code
@@ -180,23 +180,23 @@ def test_wrong_secret_is_auth_error(target: Target) -> None:
     assert wrong not in repr(remote)
 
 
-def test_unknown_access_key_is_auth_error(target: Target) -> None:
-    """An unknown access key id gives AuthError invalid_access_key_id telling to check it."""
+def test_unknown_access_key_is_credentials_rejected(target: Target) -> None:
+    """An unknown access key id gives CredentialsRejected invalid_access_key_id telling to check it."""
     remote = target.remote(access_key_id="QSYNCDNOSUCHKEY00000")
     for call in (remote.probe, lambda: remote.head(target.key("x"))):
-        with pytest.raises(AuthError) as info:
+        with pytest.raises(CredentialsRejected) as info:
             call()
         assert "invalid_access_key_id" == info.value.code
         assert "check access_key_id" in str(info.value)
         assert info.value.status in (401, 403)
 
 
-def test_skewed_clock_is_auth_error_mentioning_ntp(target: Target, emu) -> None:  # type: ignore[no-untyped-def]
-    """A server clock an hour away gives AuthError request_expired telling to check NTP."""
+def test_skewed_clock_is_credentials_rejected_mentioning_ntp(target: Target, emu) -> None:  # type: ignore[no-untyped-def]
+    """A server clock an hour away gives CredentialsRejected request_expired telling to check NTP."""
     remote = target.remote()
     emu.clock_skew = 3600
     for call in (remote.probe, lambda: _put(remote, target.key("x"), b"x")):
-        with pytest.raises(AuthError) as info:
+        with pytest.raises(CredentialsRejected) as info:
             call()
         assert ("request_expired", 403) == (info.value.code, info.value.status)
         assert "NTP" in str(info.value)
@@ -228,6 +228,16 @@ def test_unresolvable_host_is_unreachable(target: Target) -> None:
     with pytest.raises(Unreachable) as info:
         remote.head("k")
     assert "cannot reach http://qsyncd-test.invalid:9000" in str(info.value)
+
+
+def test_unresolvable_zone_host_names_the_host_that_was_tried(target: Target) -> None:
+    """With a zone, the message names the host actually contacted (zone + endpoint host) and how they combine."""
+    remote = target.remote(endpoint="http://qsyncd-test.invalid:9000", zone="pek3a")
+    with pytest.raises(Unreachable) as info:
+        remote.probe()
+    msg = str(info.value)
+    assert "cannot reach http://pek3a.qsyncd-test.invalid:9000 (zone 'pek3a' put in front of the host" in msg, msg
+    assert 'zone = ""' in msg, msg
 
 
 def test_validation_errors_send_nothing(target: Target, emu) -> None:  # type: ignore[no-untyped-def]

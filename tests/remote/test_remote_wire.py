@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pytest
 from remote_support import md5_b64, md5_hex
 
-from qsyncd.errors import NotFound, TransientError, Unreachable
+from qsyncd.errors import BucketMissing, TransientError, Unreachable
 from qsyncd.remote.base import PartInfo
 from qsyncd.remote.qingstor import QingStorRemote
 
@@ -199,7 +199,7 @@ def test_abort_of_missing_upload_is_success_but_missing_bucket_is_not(raw: RawSe
     ]
     with _remote(raw) as remote:
         remote.abort("k", "up-1")
-        with pytest.raises(NotFound) as info:
+        with pytest.raises(BucketMissing) as info:
             remote.abort("k", "up-1")
     assert "bucket_not_exists" == info.value.code
     assert "DELETE /wire-bucket/k?upload_id=up-1 HTTP/1.1" == raw.requests[0][0]
