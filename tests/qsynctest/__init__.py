@@ -1,4 +1,4 @@
-"""Shared test support: a real emulator on 127.0.0.1, config files, and the daemon as a real subprocess.
+"""Shared test support (one package: import from ``qsynctest``): a real emulator on 127.0.0.1, config files,
 
 Import from here (``from qsynctest import ...``), never from ``conftest``: every test folder has a
 conftest.py, and they all share that module name. ``tests/conftest.py`` re-exports the fixtures.
@@ -23,7 +23,7 @@ ACCESS_KEY = "QSYNCDTESTKEY"
 # One secret per test session; tests grep every captured output for it.
 SECRET = os.environ.setdefault("QSYNCD_TEST_SECRET", "sk-" + secrets.token_hex(16))
 BUCKET = "qsyncd-test"
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def require_in_ci(reason: str) -> None:
