@@ -1,4 +1,4 @@
-"""Shared test support (one package: import from ``qsynctest``): a real emulator on 127.0.0.1, config files,
+"""Shared test support: a real emulator on 127.0.0.1, config files, the daemon as a real subprocess.
 
 Import from here (``from qsynctest import ...``), never from ``conftest``: every test folder has a
 conftest.py, and they all share that module name. ``tests/conftest.py`` re-exports the fixtures.
