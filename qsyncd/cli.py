@@ -38,24 +38,31 @@ def _setup_logging(cfg: Any, args: argparse.Namespace) -> None:
     configure_logging(fmt, cfg.log.level)
 
 
+def _stall_seconds() -> float | None:
+    """TEMPORARY until [watchdog] stall_seconds lands in the config (issue 18)."""
+    value = os.environ.get("QSYNCD_STALL_SECONDS")
+    return float(value) if value else None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from qsyncd.daemon import Daemon
+    from qsyncd.service import Daemon
 
     cfg = _load(args)
     _setup_logging(cfg, args)
-    daemon = Daemon(cfg, config_path=_config_path(args))
+    daemon = Daemon(cfg, config_path=_config_path(args), stall_seconds=_stall_seconds())
     return daemon.run()
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from qsyncd.daemon import Daemon
     from qsyncd.progress import Progress
+    from qsyncd.service import DRY_RUN, SYNC, Daemon
 
     cfg = _load(args)
     _setup_logging(cfg, args)
     progress = Progress.for_stream(sys.stderr, enabled=not args.no_progress)
-    daemon = Daemon(cfg, config_path=_config_path(args), on_outcome=progress.on_outcome, dry_run=args.dry_run)
-    progress.attach(daemon)
+    mode = DRY_RUN if args.dry_run else SYNC
+    daemon = Daemon(cfg, mode=mode, config_path=_config_path(args), on_outcome=progress.on_outcome)
+    progress.attach(lambda: daemon.status().waiting)
     report = daemon.run_once(timeout=args.timeout)
     progress.finish()
     for problem in report.problems:
@@ -80,7 +87,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from qsyncd.daemon import make_remote
+    from qsyncd.service import make_remote
 
     path = _config_path(args)
     cfg = _load(args)

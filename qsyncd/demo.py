@@ -18,9 +18,9 @@ SUMMARY_LINES = 50  # objects listed by name at the end; the rest are counted
 
 def run_demo(*, seconds: float | None = None, directory: Path | None = None) -> int:
     from qsyncd.config import load_config
-    from qsyncd.daemon import Daemon
     from qsyncd.emulator import Emulator
     from qsyncd.events import configure_logging, register_secret
+    from qsyncd.service import Daemon
 
     base = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="qsyncd-demo-"))
     drop, store, state = base / "drop", base / "bucket-data", base / "state"

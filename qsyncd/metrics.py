@@ -1,52 +1,59 @@
-"""Optional Prometheus endpoint (``[metrics] listen = "127.0.0.1:9464"``), read from the daemon's counters."""
+"""Optional Prometheus endpoint (``[metrics] listen = "127.0.0.1:9464"``): the daemon's counts and status.
+
+The collector reads a ``Status`` snapshot and the ``Counters`` (both ``qsyncd.stats``) at each scrape;
+it never sees the daemon itself. The counts mean what README ("What the counts mean") says.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from qsyncd.stats import Counters, Status
 
 
 class _Collector:
-    def __init__(self, daemon: Any) -> None:
-        self.d = daemon
+    def __init__(self, status: Callable[[], Status], counters: Counters) -> None:
+        self.status = status
+        self.counters = counters
 
-    def collect(self) -> Any:
-        c = self.d.counters
-        snap = self.d.status_snapshot()
+    def collect(self) -> Iterator[Metric]:
+        c, snap = self.counters, self.status()
         yield CounterMetricFamily(
-            "qsyncd_files_uploaded", "Files uploaded (a file sent again after it changed counts once)", value=c.uploaded
+            "qsyncd_files_uploaded",
+            "Files uploaded (a file sent again after it changed counts once)",
+            value=snap.uploaded,
         )
         yield CounterMetricFamily(
             "qsyncd_files_reuploaded",
             "Further uploads of files already uploaded, after they changed",
-            value=c.reuploaded,
+            value=snap.reuploaded,
         )
-        yield CounterMetricFamily("qsyncd_bytes_uploaded", "Bytes uploaded", value=c.uploaded_bytes)
+        yield CounterMetricFamily("qsyncd_bytes_uploaded", "Bytes uploaded", value=snap.uploaded_bytes)
         yield CounterMetricFamily(
-            "qsyncd_files_skipped", "Files skipped (already present or not uploadable)", value=c.skipped
+            "qsyncd_files_skipped", "Files skipped (already present or not uploadable)", value=snap.skipped
         )
-        yield GaugeMetricFamily("qsyncd_files_failed", "Files whose last upload attempt failed", value=c.failed)
-        yield CounterMetricFamily("qsyncd_retries", "Failed upload attempts scheduled again", value=c.retries)
+        yield GaugeMetricFamily("qsyncd_files_failed", "Files whose last upload attempt failed", value=snap.failed)
+        yield CounterMetricFamily("qsyncd_retries", "Failed upload attempts scheduled again", value=snap.retries)
         yield CounterMetricFamily("qsyncd_part_retries", "Multipart part retries", value=c.part_retries)
         yield GaugeMetricFamily(
-            "qsyncd_queue_depth", "Files waiting (settling + queued)", value=snap["queued"] + snap["settling"]
+            "qsyncd_queue_depth", "Files waiting (settling + queued)", value=snap.queued + snap.settling
         )
-        yield GaugeMetricFamily("qsyncd_uploads_in_flight", "Files being uploaded", value=snap["uploading"])
+        yield GaugeMetricFamily("qsyncd_uploads_in_flight", "Files being uploaded", value=snap.uploading)
+        yield GaugeMetricFamily("qsyncd_in_flight_bytes", "Bytes of files being uploaded", value=snap.in_flight_bytes)
         yield GaugeMetricFamily(
-            "qsyncd_in_flight_bytes", "Bytes of files being uploaded", value=snap["in_flight_bytes"]
-        )
-        yield GaugeMetricFamily(
-            "qsyncd_last_success_timestamp_seconds", "Time of the last finished upload", value=c.last_upload_wall or 0
+            "qsyncd_last_success_timestamp_seconds", "Time of the last finished upload", value=snap.last_upload_at or 0
         )
         yield GaugeMetricFamily(
             "qsyncd_remote_up",
             "1 unless the remote is unreachable or refusing us",
-            value=0 if snap["remote_down_since"] else 1,
+            value=0 if snap.remote_down_since else 1,
         )
         errs = CounterMetricFamily("qsyncd_remote_errors", "Remote errors by code", labels=["code"])
-        for code, n in sorted(c.remote_errors.items()):
+        for code, n in sorted(dict(c.remote_errors).items()):
             errs.add_metric([code], n)
         yield errs
 
@@ -61,10 +68,11 @@ class MetricsServer:
         self.server.server_close()
 
 
-def start_metrics(listen: str, daemon: Any) -> MetricsServer:
+def start_metrics(listen: str, status: Callable[[], Status], counters: Counters, log: Any) -> MetricsServer:
+    """Serve the metrics on ``listen`` ("host:port") in a background thread."""
     host, _, port = listen.rpartition(":")
     registry = CollectorRegistry()
-    registry.register(_Collector(daemon))  # type: ignore[arg-type]
+    registry.register(_Collector(status, counters))  # type: ignore[arg-type]
     server, thread = start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1", registry=registry)
-    daemon.log.info("metrics_listening", listen=listen)
+    log.info("metrics_listening", listen=listen)
     return MetricsServer(server, thread)

@@ -50,6 +50,7 @@ class Gate:
         self.until = 0.0
         self.since: float | None = None  # wall time the trouble started
         self.reason = ""
+        self.problem = ""  # "unreachable" or "refused" (credentials, bucket) while closed
         self.failures = 0
 
 
@@ -101,7 +102,7 @@ class Pipeline:
             self._items.pop(path, None)
 
     # -- the remote gate
-    def close_gate(self, delay: float, reason: str, wall: float) -> bool:
+    def close_gate(self, delay: float, reason: str, wall: float, *, problem: str = "unreachable") -> bool:
         """Pause all workers for ``delay`` seconds; True when this starts a new outage."""
         with self._cv:
             new = self.gate.since is None
@@ -109,6 +110,7 @@ class Pipeline:
                 self.gate.since = wall
             self.gate.failures += 1
             self.gate.reason = reason
+            self.gate.problem = problem
             self.gate.until = self.clock() + delay
             return new
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 
@@ -25,7 +26,7 @@ class Progress:
         self.skipped = 0
         self.bytes = 0
         self.t0 = time.monotonic()
-        self._daemon: Any = None
+        self._waiting: Callable[[], int] = lambda: 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -40,8 +41,9 @@ class Progress:
         else:
             self.skipped += 1
 
-    def attach(self, daemon: Any) -> None:
-        self._daemon = daemon
+    def attach(self, waiting: Callable[[], int]) -> None:
+        """Start drawing; ``waiting()`` says how many files are settling, queued or uploading."""
+        self._waiting = waiting
         if self.stream is None:
             return
         self._thread = threading.Thread(target=self._draw_loop, name="progress", daemon=True)
@@ -49,9 +51,7 @@ class Progress:
 
     def line(self) -> str:
         secs = max(1e-6, time.monotonic() - self.t0)
-        waiting = 0
-        if self._daemon is not None:
-            waiting = self._daemon.pipeline.queued() + len(self._daemon.settler) + self._daemon.pipeline.inflight()
+        waiting = self._waiting()
         return (
             f"uploaded {self.files} files, {_human(self.bytes)} ({_human(self.bytes / secs)}/s)"
             f" · skipped {self.skipped} · waiting {waiting}"

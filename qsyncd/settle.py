@@ -4,7 +4,7 @@ No I/O, no threads, no clock of its own: the caller feeds events (``event``), as
 due for a look (``due``), stats them and reports what it saw (``check``). Time is whatever
 monotonic seconds the caller passes as ``now``, so tests drive it with a fake clock.
 
-A file is READY when its signature (size, mtime, inode, ctime) was the same at two checks at least
+A file is READY when its identity (``FileIdentity``: size, mtime, inode, ctime) was the same at two checks at least
 ``quiet_seconds`` apart (a scan may vouch for time it was already unchanged), no event arrived in the
 last ``quiet_seconds``, and it is not open for writing. A file opened for writing and never closed
 (a log) is READY once ``max_wait_seconds`` have passed since it was first seen and it then held
@@ -26,27 +26,12 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import os
-from dataclasses import dataclass
 from typing import Literal
+
+from qsyncd.identity import FileIdentity
 
 EventKind = Literal["write", "closed", "scan"]
 CheckResult = Literal["ready", "wait", "gone"]
-
-
-@dataclass(frozen=True)
-class FileSig:
-    """What a stat says about a file's content; any change means it was written to."""
-
-    size: int
-    mtime_ns: int
-    ino: int
-    ctime_ns: int
-
-    @classmethod
-    def from_stat(cls, st: os.stat_result) -> FileSig:
-        """Build a signature from ``os.stat``/``os.lstat``/``os.fstat`` output."""
-        return cls(size=st.st_size, mtime_ns=st.st_mtime_ns, ino=st.st_ino, ctime_ns=st.st_ctime_ns)
 
 
 class _Entry:
@@ -68,7 +53,7 @@ class _Entry:
         self.first_seen = now
         self.last_event: float | None = None  # time of the last write/closed event
         self.open = False  # a write event arrived and no closed event since
-        self.sig: FileSig | None = None  # sig at the last check
+        self.sig: FileIdentity | None = None  # sig at the last check
         self.sig_since = 0.0  # time since which ``sig`` is known unchanged
         self.stable_hint: float | None = None  # from a scan: unchanged since this time (voided by events)
         self.sched: float | None = None  # when the caller should check next (None: not scheduled)
@@ -142,7 +127,7 @@ class Settler:
             out.append(path)
         return out
 
-    def check(self, path: str, now: float, sig: FileSig | None) -> CheckResult:
+    def check(self, path: str, now: float, sig: FileIdentity | None) -> CheckResult:
         """Judge ``path`` from its current signature (``None``: it no longer exists).
 
         "ready" and "gone" drop the entry; "wait" reschedules it at the earliest time it could be

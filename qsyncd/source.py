@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from qsyncd import md5pair
+from qsyncd.errors import FileChanged
+from qsyncd.identity import FileIdentity
 
 BLOCK = 1 << 20  # 1 MiB: large enough to keep syscalls and hash calls cheap, small enough to stay bounded
 
@@ -150,6 +152,23 @@ def part_and_whole(fd: int, offset: int, length: int, whole: Any) -> str:
     for data in _blocks(fd, offset, length):
         md5pair.update_both(part, whole, data)
     return part.hexdigest()
+
+
+def hash_file(fd: int, size: int, part_size: int | None) -> tuple[str, list[str]]:
+    """The file's MD5 (hex) and, with a ``part_size`` (a multipart upload), each part's MD5, in one pass."""
+    part_md5s: list[str] = []
+    if part_size is None:
+        return md5_section(fd, 0, size).hexdigest(), part_md5s
+    whole = md5pair.new()
+    for _, off, length in plan_parts(size, part_size):
+        part_md5s.append(part_and_whole(fd, off, length, whole))
+    return whole.hexdigest(), part_md5s
+
+
+def check_unchanged(fd: int, ident: FileIdentity) -> None:
+    """Raise ``FileChanged`` unless the open file is still the version ``ident`` (size, mtime, inode, ctime)."""
+    if FileIdentity.of(os.fstat(fd)) != ident:
+        raise FileChanged("the file changed while it was being read")
 
 
 def b64(digest: bytes) -> str:

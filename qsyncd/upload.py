@@ -2,19 +2,18 @@
 
 ``Uploader.upload()`` is the whole life of one file:
 
-1. The ledger already holds this path with the same size, mtime and inode: nothing to do, no request.
-2. Otherwise HEAD the key (or, when given a ``RemoteIndex``, use a fresh listing of the key's
-   directory instead). Same size and ETag == MD5 of the file: record it and skip.
-3. Small files: one PUT with Content-MD5. Large files: multipart with parts sent in parallel,
-   each with Content-MD5; the uploading thread hashes the whole file in part order (together with
-   each part's MD5 in one pass, ``md5pair``), and that MD5 is sent as the ETag on Complete, so
-   the remote ETag is always the MD5 of the bytes.
-4. The upload id is in the ledger before the first part is sent. After a crash the upload
-   resumes: ListMultipart says which parts are stored, and a stored part whose size and ETag
-   match the MD5 of the local bytes is not sent again.
-5. Content-MD5 on every request means the server never stores bytes that differ from what was
-   hashed. If the file changes while it is read, the upload is aborted and the file goes back
-   to settle (``FileChanged``); it is uploaded again once it holds still.
+1. ``qsyncd.decide`` says whether it needs sending: the ledger holds this version (no request), or a
+   HEAD (or a fresh listing of the key's directory, ``RemoteIndex``) finds an object of the same size
+   whose ETag is the file's MD5 (recorded, skipped).
+2. Small files: one PUT with Content-MD5. Large files: a resumable multipart upload (``qsyncd.multipart``);
+   a multipart upload the ledger holds for this version of the file is resumed instead.
+3. Content-MD5 on every request means the server never stores bytes that differ from what was hashed.
+   If the file changes while it is read, the upload is aborted and the file goes back to settle
+   (``FileChanged``); it is uploaded again once it holds still.
+4. With ``after_upload = "delete"`` the file is removed only after the bucket confirmed it, and only if
+   it is still exactly the version that was sent.
+
+``Uploader.examine()`` answers the same question without sending anything (``qsyncd sync --dry-run``).
 """
 
 from __future__ import annotations
@@ -22,49 +21,30 @@ from __future__ import annotations
 import os
 import socket
 import stat as statmod
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
 from qsyncd import md5pair
-from qsyncd.errors import BadRequest, FileChanged, NotFound, PermanentError, RemoteError, TransientError
+from qsyncd.config import UploadConfig
+from qsyncd.decide import UNKNOWN, Decision, decide
+from qsyncd.errors import BadRequest, FileChanged, RemoteError, TransientError
+from qsyncd.identity import FileIdentity
 from qsyncd.keys import content_type as guess_content_type
-from qsyncd.remote.base import ObjectInfo, PartInfo, Remote
+from qsyncd.multipart import Interrupted, PartSender, complete_and_verify, stored_parts
+from qsyncd.policy import RetryRules
+from qsyncd.remote.base import ObjectInfo, Remote
 from qsyncd.remoteindex import RemoteIndex
-from qsyncd.retry import backoff_delay
-from qsyncd.settle import FileSig
-from qsyncd.source import (
-    RateLimiter,
-    Section,
-    b64,
-    feed_section,
-    md5_section,
-    part_and_whole,
-    part_size_for,
-    plan_parts,
-)
-from qsyncd.state import FileRecord, Ledger, MultipartRecord, PartRecord
+from qsyncd.source import RateLimiter, Section, b64, check_unchanged, hash_file, md5_section, part_size_for, plan_parts
+from qsyncd.state import FileRecord, Ledger, MultipartRecord
 
+__all__ = ["Interrupted", "Outcome", "Uploader"]
 
-class Interrupted(Exception):
-    """The daemon is stopping; the multipart upload stays recorded and resumes at the next start."""
+_BODY_CHANGED = ("bad_digest", "incomplete_body")  # the body did not match its Content-MD5 / length
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
-
-@dataclass(frozen=True)
-class UploadSettings:
-    """What the uploader needs from ``[upload]``."""
-
-    multipart_threshold: int = 64 << 20
-    part_size: int = 16 << 20
-    part_concurrency: int = 4
-    storage_class: str | None = None
-    part_retries: int = 4
-    retry_initial_seconds: float = 1.0
-    retry_max_seconds: float = 30.0
-    store_metadata: bool = True
+Known = tuple[FileRecord | None, MultipartRecord | None]  # what the ledger holds of a path (Ledger.lookup)
 
 
 @dataclass
@@ -85,14 +65,6 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def sig_of(st: os.stat_result) -> FileSig:
-    return FileSig.from_stat(st)
-
-
-def _same_identity(rec: FileRecord | MultipartRecord, key: str, st: os.stat_result) -> bool:
-    return rec.key == key and rec.size == st.st_size and rec.mtime_ns == st.st_mtime_ns and rec.ino == st.st_ino
-
-
 class Uploader:
     """Uploads files through a ``Remote`` and keeps the ledger true. Safe to call from many threads."""
 
@@ -100,7 +72,7 @@ class Uploader:
         self,
         remote: Remote,
         ledger: Ledger,
-        settings: UploadSettings,
+        settings: UploadConfig,
         *,
         log: Any,
         limiter: RateLimiter | None = None,
@@ -124,94 +96,132 @@ class Uploader:
         self.wall = wall
         self.sleep = sleep
         self.on_progress = on_progress
-        self.on_part_retry = on_part_retry
-        self.should_stop = should_stop
-        self._progress: dict[int, Callable[[int], None] | None] = {}
-        self._parts_pool = ThreadPoolExecutor(
-            max_workers=max(1, settings.part_concurrency * 2), thread_name_prefix="part"
+        self.rules = RetryRules(
+            initial=settings.retry_initial_seconds,
+            maximum=settings.retry_max_seconds,
+            permanent=settings.permanent_retry_seconds,
+            part_retries=settings.part_retries,
         )
-        self._sem = threading.BoundedSemaphore(max(1, settings.part_concurrency))
+        self.parts = PartSender(
+            remote,
+            ledger,
+            self.rules,
+            part_concurrency=settings.part_concurrency,
+            limiter=limiter,
+            log=log,
+            sleep=sleep,
+            on_part_retry=on_part_retry,
+            should_stop=should_stop,
+        )
+        self._progress: dict[int, Callable[[int], None] | None] = {}
 
     def close(self) -> None:
-        self._parts_pool.shutdown(wait=True, cancel_futures=True)
+        self.parts.close()
 
-    # ------------------------------------------------------------------ entry point
-    def already_uploaded(self, path: str, key: str, st: os.stat_result) -> bool:
-        rec = self.ledger.get(path)
-        return rec is not None and _same_identity(rec, key, st)
-
+    # ------------------------------------------------------------------ entry points
     def upload(
         self,
         path: str,
         key: str,
         *,
         delete_after: bool = False,
-        check_remote: bool = True,
         source: str | None = None,
         progress: Callable[[int], None] | None = None,
-        ledger_checked: bool = False,
+        known: Known | None = None,
     ) -> Outcome:
-        """Upload ``path`` as ``key``. Raises ``FileChanged``, ``RemoteError`` or ``OSError``.
+        """Upload ``path`` as ``key``. Raises ``FileChanged``, ``Interrupted``, ``RemoteError`` or ``OSError``.
 
         ``source``: the file to read instead of ``path`` when ``path`` is a symlink the caller has
-        resolved and vetted (follow_symlinks); ``path`` stays the ledger's name for it.
-        ``ledger_checked``: the caller has just seen ``already_uploaded()`` say no for this file.
+        resolved and vetted (follow_symlinks); ``path`` stays the ledger's name for it. ``known``: what
+        the caller has just read from the ledger for ``path`` (``Ledger.lookup``), so it is not read again.
         """
         t0 = self.clock()
-        try:
-            fd = os.open(source or path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-        except FileNotFoundError:
-            raise
+        fd = os.open(source or path, _OPEN_FLAGS)
         self._progress[fd] = progress or self.on_progress  # called with every block read for this file
         try:
-            st = os.fstat(fd)
-            if not statmod.S_ISREG(st.st_mode):
-                raise FileChanged(f"{path} is no longer a regular file")
-            if not ledger_checked and self.already_uploaded(path, key, st):
-                out = Outcome("skipped", key, path, bytes=st.st_size, reason="ledger_match")
-                if delete_after:  # e.g. a crash between upload and unlink: verify again, then delete
-                    rec = self.ledger.get(path)
-                    info = self.remote.head(key)
-                    if rec is not None and info is not None and (info.size, info.etag) == (rec.size, rec.md5):
-                        out.deleted = self._delete_if_unchanged(path, st, key)
-                return out
-            mp = self.ledger.get_multipart(path)
-            if mp is not None and not _same_identity(mp, key, st):
+            st = _regular(fd, path)
+            record, mp = known if known is not None else self.ledger.lookup(path)
+            if mp is not None and not (mp.key == key and FileIdentity.of(st).same_version(mp.identity)):
                 self._abort(mp.key, mp.upload_id, reason="file_changed_since_upload_started")
                 mp = None
             try:
                 if mp is not None:
                     out = self._multipart(fd, path, key, st, resume=mp, t0=t0)
                 else:
-                    out = self._fresh(fd, path, key, st, check_remote=check_remote, t0=t0)
+                    out = self._fresh(fd, path, key, st, record=record, delete_after=delete_after, t0=t0)
             finally:
                 if self.index is not None:  # the object may have changed: no earlier listing speaks for it
                     self.index.forget(key)
             if delete_after:
-                out.deleted = self._delete_if_unchanged(path, st, key)
+                out.deleted = delete_if_unchanged(path, st, key, self.ledger, self.log)
             return out
         finally:
             self._progress.pop(fd, None)
             os.close(fd)
 
+    def examine(self, path: str, key: str, *, source: str | None = None, known: Known | None = None) -> Decision:
+        """What ``upload()`` would do with ``path``: reads the file and HEADs the key, sends nothing, writes nothing."""
+        fd = os.open(source or path, _OPEN_FLAGS)
+        try:
+            st = _regular(fd, path)
+            record = (known if known is not None else self.ledger.lookup(path))[0]
+            ident = FileIdentity.of(st)
+            remote: ObjectInfo | object | None = UNKNOWN
+            md5: str | None = None
+            while True:
+                d = decide(key=key, local=ident, record=record, remote=remote, md5=md5)  # type: ignore[arg-type]
+                if d.action == "ask_remote":
+                    remote = self.remote.head(key)
+                elif d.action == "hash":
+                    md5 = md5_section(fd, 0, st.st_size).hexdigest()
+                else:
+                    return d
+        finally:
+            os.close(fd)
+
+    # ------------------------------------------------------------------ deciding
     def _fresh(
-        self, fd: int, path: str, key: str, st: os.stat_result, *, check_remote: bool, t0: float, use_index: bool = True
+        self,
+        fd: int,
+        path: str,
+        key: str,
+        st: os.stat_result,
+        *,
+        record: FileRecord | None,
+        delete_after: bool,
+        t0: float,
+        use_index: bool = True,
     ) -> Outcome:
         size = st.st_size
         multipart = size >= self.s.multipart_threshold and size > 0
+        ident = FileIdentity.of(st)
+        remote: ObjectInfo | object | None = UNKNOWN
         pre: tuple[str, list[str]] | None = None
-        if check_remote:
-            info = self._remote_info(key, use_index)
-            if info is not None and info.size == size:
-                pre = self._hash_all(fd, st, multipart)
-                if info.etag == pre[0]:
-                    self._record(path, key, st, pre[0])
-                    return Outcome(
-                        "skipped", key, path, bytes=size, reason="remote_match", md5=pre[0], seconds=self.clock() - t0
-                    )
+        while True:
+            d = decide(
+                key=key,
+                local=ident,
+                record=record,
+                delete_after=delete_after,
+                remote=remote,  # type: ignore[arg-type]
+                md5=pre[0] if pre else None,
+            )
+            if d.action == "ask_remote":
+                remote = self._remote_info(key, use_index)
+            elif d.action == "hash":
+                pre = hash_file(fd, size, part_size_for(size, self.s.part_size) if multipart else None)
+                check_unchanged(fd, ident)
+            else:
+                break
+        if d.action == "skip":
+            if d.reason == "remote_match" and pre is not None:
+                self._record(path, key, st, pre[0])
+            return Outcome(
+                "skipped", key, path, bytes=size, reason=d.reason, md5=pre[0] if pre else "", seconds=self.clock() - t0
+            )
         if multipart:
             return self._multipart(fd, path, key, st, resume=None, t0=t0, prehashed=pre)
-        return self._put(fd, path, key, st, t0=t0, prehashed=pre)
+        return self._put(fd, path, key, st, t0=t0, md5_hex=pre[0] if pre else None)
 
     def _remote_info(self, key: str, use_index: bool) -> ObjectInfo | None:
         """What is stored under ``key``: from a fresh listing of its directory if one covers it, else HEAD."""
@@ -221,49 +231,25 @@ class Uploader:
                 return info
         return self.remote.head(key)
 
-    # ------------------------------------------------------------------ hashing
-    def _hash_all(self, fd: int, st: os.stat_result, multipart: bool) -> tuple[str, list[str]]:
-        part_md5s: list[str] = []
-        if multipart:
-            whole = md5pair.new()
-            psize = part_size_for(st.st_size, self.s.part_size)
-            for _, off, length in plan_parts(st.st_size, psize):
-                part_md5s.append(part_and_whole(fd, off, length, whole))
-        else:
-            whole = md5_section(fd, 0, st.st_size)
-        self._check_unchanged(fd, st)
-        return whole.hexdigest(), part_md5s
-
-    def _check_unchanged(self, fd: int, st: os.stat_result) -> None:
-        now = os.fstat(fd)
-        if sig_of(now) != sig_of(st):
-            raise FileChanged("the file changed while it was being read")
-
     # ------------------------------------------------------------------ single PUT
-    def _put(
-        self, fd: int, path: str, key: str, st: os.stat_result, *, t0: float, prehashed: tuple[str, list[str]] | None
-    ) -> Outcome:
+    def _put(self, fd: int, path: str, key: str, st: os.stat_result, *, t0: float, md5_hex: str | None) -> Outcome:
         size = st.st_size
-        if prehashed is None:
-            digest = md5_section(fd, 0, size)
-            self._check_unchanged(fd, st)
-            md5_hex, md5_b64 = digest.hexdigest(), b64(digest.digest())
-        else:
-            md5_hex = prehashed[0]
-            md5_b64 = b64(bytes.fromhex(md5_hex))
+        if md5_hex is None:
+            md5_hex = md5_section(fd, 0, size).hexdigest()
+            check_unchanged(fd, FileIdentity.of(st))
         body = Section(fd, 0, size, limiter=self.limiter, on_read=self._progress.get(fd))
         try:
             etag = self.remote.put(
                 key,
                 body,
                 size,
-                md5_b64,
+                b64(bytes.fromhex(md5_hex)),
                 content_type=guess_content_type(key),
                 metadata=self._metadata(st),
                 storage_class=self.s.storage_class,
             )
         except BadRequest as err:
-            if err.code in ("bad_digest", "incomplete_body"):  # incomplete_body: the file shrank while read
+            if err.code in _BODY_CHANGED:  # incomplete_body: the file shrank while read
                 raise FileChanged(
                     f"the file changed while it was being uploaded ({err.code}); it will be sent again"
                 ) from err
@@ -293,19 +279,18 @@ class Uploader:
         prehashed: tuple[str, list[str]] | None = None,
     ) -> Outcome:
         size = st.st_size
-        stored: dict[int, PartInfo] = {}
         if resume is not None:
-            psize = resume.part_size
-            upload_id = resume.upload_id
-            try:
-                stored = {p.part_number: p for p in self.remote.list_parts(key, upload_id)}
-            except NotFound:
+            psize, upload_id = resume.part_size, resume.upload_id
+            stored = stored_parts(self.remote, resume)
+            if stored is None:
                 self.log.info("multipart_restarted", key=key, path=path, upload_id=upload_id, reason="upload_gone")
                 self.ledger.finish_multipart(upload_id)
                 # The upload may be gone because its Complete succeeded just before a crash: HEAD the key
                 # (and skip on ETag == MD5) before sending every part again.
-                return self._fresh(fd, path, key, st, check_remote=True, t0=t0, use_index=False)
-        if resume is None:
+                return self._fresh(fd, path, key, st, record=None, delete_after=False, t0=t0, use_index=False)
+            self.log.info("multipart_resumed", key=key, path=path, upload_id=upload_id, parts_stored=len(stored))
+        else:
+            stored = {}
             psize = part_size_for(size, self.s.part_size)
             upload_id = self.remote.initiate(
                 key,
@@ -313,73 +298,32 @@ class Uploader:
                 metadata=self._metadata(st),
                 storage_class=self.s.storage_class,
             )
-            self.ledger.start_multipart(
-                MultipartRecord(
-                    path=path,
-                    key=key,
-                    upload_id=upload_id,
-                    size=size,
-                    mtime_ns=st.st_mtime_ns,
-                    ino=st.st_ino,
-                    md5="",
-                    part_size=psize,
-                    created_at=self.wall(),
-                    parts={},
-                )
-            )
+            self.ledger.start_multipart(MultipartRecord.of(path, key, upload_id, st, psize, self.wall()))
             self.log.info("multipart_started", key=key, path=path, upload_id=upload_id, bytes=size, part_size=psize)
-        else:
-            self.log.info("multipart_resumed", key=key, path=path, upload_id=upload_id, parts_stored=len(stored))
 
         plan = plan_parts(size, psize)
-        # Every byte goes into two MD5s: its part's (the Content-MD5) and the whole file's, in part
-        # order (the ETag sent with Complete). With the native pair hasher this thread computes both
-        # in one pass and hands each part's MD5 to its worker; with hashlib the two run side by side
-        # instead, this thread hashing the whole file and each worker its own part just before
-        # sending it. A write in between changes ctime, which the final _check_unchanged() catches
-        # before Complete, and Content-MD5 pins what the server stores.
         whole = md5pair.new()
-        known: list[str | None] = list(prehashed[1]) if prehashed is not None and prehashed[1] else [None] * len(plan)
-        futures: list[Future[tuple[PartInfo, bool]]] = []
+        part_md5s: list[str | None] = list(prehashed[1]) if prehashed and prehashed[1] else [None] * len(plan)
         try:
-            for n, off, length in plan:
-                if prehashed is None and md5pair.NATIVE:
-                    known[n] = part_and_whole(fd, off, length, whole)
-                elif prehashed is None:
-                    feed_section(fd, off, length, whole)
-                self._raise_first_error(futures)
-                if self.should_stop():
-                    raise Interrupted(f"stopping: {key} resumes from part {n} at the next start")
-                self._sem.acquire()
-                if self.should_stop():  # the wait for a free slot may have spanned the SIGTERM
-                    self._sem.release()
-                    raise Interrupted(f"stopping: {key} resumes from part {n} at the next start")
-                fut = self._parts_pool.submit(self._part, fd, key, upload_id, n, off, length, known[n], stored.get(n))
-                fut.add_done_callback(lambda _f: self._sem.release())  # runs on cancel too
-                futures.append(fut)
-            wait(futures, return_when=FIRST_EXCEPTION)
-            self._raise_first_error(futures)
-            wait(futures)
-            self._raise_first_error(futures)
+            done = self.parts.send_all(
+                fd,
+                key,
+                upload_id,
+                plan,
+                stored=stored,
+                part_md5s=part_md5s,
+                whole=whole,
+                on_read=self._progress.get(fd),
+            )
             md5_hex = prehashed[0] if prehashed is not None else whole.hexdigest()
-            self._check_unchanged(fd, st)
+            check_unchanged(fd, FileIdentity.of(st))
         except FileChanged:
-            for f in futures:
-                f.cancel()
-            wait(futures)
             self._abort(key, upload_id, reason="file_changed_during_upload")
             raise
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            wait(futures)
-            raise
-
-        done = [f.result() for f in futures]
         parts = [info for info, _ in done]
         resumed = sum(1 for _, was_sent in done if not was_sent)
         sent = sum(info.size for info, was_sent in done if was_sent)
-        self._complete(key, upload_id, parts, md5_hex, size)
+        complete_and_verify(self.remote, key, upload_id, parts, md5_hex, size, self.rules, self.sleep)
         self.ledger.finish_multipart(upload_id)
         self._record(path, key, st, md5_hex)
         return Outcome(
@@ -394,104 +338,6 @@ class Uploader:
             seconds=self.clock() - t0,
             extra={"upload_id": upload_id},
         )
-
-    @staticmethod
-    def _raise_first_error(futures: list[Future[Any]]) -> None:
-        for f in futures:
-            if f.done() and not f.cancelled():
-                exc = f.exception()
-                if exc is not None:
-                    raise exc
-
-    def _part(
-        self,
-        fd: int,
-        key: str,
-        upload_id: str,
-        n: int,
-        off: int,
-        length: int,
-        part_hex: str | None,
-        have: PartInfo | None,
-    ) -> tuple[PartInfo, bool]:
-        """Hash one part (unless known) and send it unless the server holds it already; returns
-        (the part, whether it was sent)."""
-        if part_hex is None:
-            part_hex = md5_section(fd, off, length).hexdigest()
-        info = PartInfo(n, length, part_hex)
-        if have is not None and have.size == length and have.etag == part_hex:
-            return info, False
-        self._send_part(fd, key, upload_id, n, off, length, part_hex)
-        return info, True
-
-    def _send_part(self, fd: int, key: str, upload_id: str, n: int, off: int, length: int, part_hex: str) -> None:
-        attempt = 0
-        while True:
-            attempt += 1
-            body = Section(fd, off, length, limiter=self.limiter, on_read=self._progress.get(fd))
-            try:
-                etag = self.remote.upload_part(key, upload_id, n, body, length, b64(bytes.fromhex(part_hex)))
-            except BadRequest as err:
-                if err.code in ("bad_digest", "incomplete_body"):  # incomplete_body: the file shrank
-                    raise FileChanged("the file changed while a part was being uploaded") from err
-                raise
-            except TransientError as err:
-                if attempt > self.s.part_retries:
-                    raise
-                delay = backoff_delay(attempt, self.s.retry_initial_seconds, self.s.retry_max_seconds)
-                self.log.warning(
-                    "part_retried",
-                    key=key,
-                    part=n,
-                    attempt=attempt,
-                    error=str(err),
-                    code=err.code,
-                    retry_in=round(delay, 2),
-                )
-                if self.on_part_retry is not None:
-                    self.on_part_retry()
-                self.sleep(delay)
-                continue
-            if etag and etag != part_hex:
-                raise TransientError(
-                    f"part {n} of {key} stored with ETag {etag}, expected {part_hex}",
-                    code="etag_mismatch",
-                    operation="UploadMultipart",
-                    key=key,
-                )
-            self.ledger.record_part(upload_id, PartRecord(n, length, part_hex))
-            return
-
-    def _complete(self, key: str, upload_id: str, parts: list[PartInfo], md5_hex: str, size: int) -> None:
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                self.remote.complete(key, upload_id, parts, md5_hex)
-                break
-            except (TransientError, NotFound) as err:
-                # The Complete may have been applied even though its answer was lost.
-                info = self._head_quiet(key)
-                if info is not None and info.size == size and info.etag == md5_hex:
-                    break
-                if isinstance(err, NotFound) or attempt > self.s.part_retries:
-                    raise
-                self.sleep(backoff_delay(attempt, self.s.retry_initial_seconds, self.s.retry_max_seconds))
-        info = self.remote.head(key)
-        if info is None or info.size != size or info.etag != md5_hex:
-            raise PermanentError(
-                f"after Complete, {key} has size {getattr(info, 'size', None)} and ETag "
-                f"{getattr(info, 'etag', None)}; expected {size} bytes with MD5 {md5_hex}",
-                code="verify_failed",
-                operation="CompleteMultipartUpload",
-                key=key,
-            )
-
-    def _head_quiet(self, key: str) -> Any:
-        try:
-            return self.remote.head(key)
-        except RemoteError:
-            return None
 
     def _abort(self, key: str, upload_id: str, *, reason: str) -> None:
         try:
@@ -525,15 +371,23 @@ class Uploader:
             )
         )
 
-    def _delete_if_unchanged(self, path: str, st: os.stat_result, key: str) -> bool:
-        """Remove the local file only if it is still exactly what was uploaded and verified."""
-        try:
-            now = os.lstat(path)
-        except FileNotFoundError:
-            return False
-        if sig_of(now) != sig_of(st):
-            self.log.info("delete_skipped", path=path, key=key, reason="file_changed_after_upload")
-            return False
-        os.unlink(path)
-        self.ledger.forget(path)
-        return True
+
+def delete_if_unchanged(path: str, st: os.stat_result, key: str, ledger: Ledger, log: Any) -> bool:
+    """Remove the local file only if it is still exactly the version that was uploaded and verified."""
+    try:
+        now = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if FileIdentity.of(now) != FileIdentity.of(st):
+        log.info("delete_skipped", path=path, key=key, reason="file_changed_after_upload")
+        return False
+    os.unlink(path)
+    ledger.forget(path)
+    return True
+
+
+def _regular(fd: int, path: str) -> os.stat_result:
+    st = os.fstat(fd)
+    if not statmod.S_ISREG(st.st_mode):
+        raise FileChanged(f"{path} is no longer a regular file")
+    return st

@@ -1,4 +1,4 @@
-"""When `qsyncd sync` may stop: ``Daemon._drained()`` against each stage and each hand-over.
+"""When `qsyncd sync` may stop: ``Daemon.drained()`` against each stage and each hand-over.
 
 A real daemon object (config file, ledger, a real emulator behind its remote) whose threads are
 not started: the test moves work through the stages by hand, as the threads would, and asks at
@@ -16,8 +16,8 @@ import pytest
 from qsynctest import write_config
 
 from qsyncd.config import load_config
-from qsyncd.daemon import Daemon
 from qsyncd.pipeline import PRIORITY_EVENT
+from qsyncd.service import SYNC, Daemon
 from qsyncd.watch import Hint
 
 
@@ -26,8 +26,7 @@ def daemon(tmp_path: Path, emulator: Any) -> Iterator[Daemon]:
     drop = tmp_path / "drop"
     drop.mkdir()
     cfg = load_config(write_config(tmp_path / "q.toml", endpoint=emulator.url, watch=drop, state=tmp_path / "state"))
-    d = Daemon(cfg)
-    d.once = True
+    d = Daemon(cfg, mode=SYNC)
     try:
         yield d
     finally:
@@ -35,44 +34,44 @@ def daemon(tmp_path: Path, emulator: Any) -> Iterator[Daemon]:
 
 
 def _hint(d: Daemon, name: str = "a.txt") -> Hint:
-    root = next(iter(d.roots))
+    root = d.roots.paths()[0]
     return Hint("closed", f"{root}/{name}", root, "test")
 
 
 def test_nothing_anywhere_is_drained(daemon: Daemon) -> None:
     """A daemon with no work is drained (sync of an empty tree stops at once)."""
-    assert daemon._drained()
+    assert daemon.drained()
 
 
 def test_a_hint_counts_while_queued_and_while_in_hand(daemon: Daemon) -> None:
     """A hint is work from put() until the settle loop has handed it to the settler (task_done)."""
     daemon.hints.put(_hint(daemon))
-    assert not daemon._drained()
+    assert not daemon.drained()
     hint = daemon.hints.get_nowait()  # the settle loop has it, the settler not yet
-    assert not daemon._drained()
-    daemon._take_hint(hint)  # into the settler, then task_done()
-    assert len(daemon.settler) == 1
-    assert not daemon._drained()
+    assert not daemon.drained()
+    daemon.stages.settle.take(hint)  # into the settler, then task_done()
+    assert len(daemon.stages.settler) == 1
+    assert not daemon.drained()
 
 
 def test_the_settle_hand_over_counts(daemon: Daemon) -> None:
     """While the settle loop hands due files to the pipeline, nothing is drained."""
-    daemon._settling = True
-    assert not daemon._drained()
-    daemon._settling = False
-    assert daemon._drained()
+    daemon.stages.settle.handing_over = True
+    assert not daemon.drained()
+    daemon.stages.settle.handing_over = False
+    assert daemon.drained()
 
 
 def test_queued_and_uploading_files_count(daemon: Daemon) -> None:
     """A file queued or taken by a worker is work until the worker is done with it."""
     path = _hint(daemon).path
     daemon.pipeline.submit(path, PRIORITY_EVENT)
-    assert not daemon._drained()
+    assert not daemon.drained()
     item = daemon.pipeline.take(0)
     assert item is not None
-    assert not daemon._drained()
-    daemon.pipeline.done(item, on_dirty=daemon._resettle)
-    assert daemon._drained()
+    assert not daemon.drained()
+    daemon.pipeline.done(item, on_dirty=daemon.stages.worker.resettle)
+    assert daemon.drained()
 
 
 def test_a_file_changed_while_uploading_goes_back_to_settle_before_it_leaves(daemon: Daemon) -> None:
@@ -85,12 +84,12 @@ def test_a_file_changed_while_uploading_goes_back_to_settle_before_it_leaves(dae
     seen: list[bool] = []
 
     def resettle(p: str) -> None:
-        seen.append(daemon._drained())  # at this moment the file is still in flight
-        daemon._resettle(p)
+        seen.append(daemon.drained())  # at this moment the file is still in flight
+        daemon.stages.worker.resettle(p)
 
     assert daemon.pipeline.done(item, on_dirty=resettle) is True
     assert seen == [False]
-    assert not daemon._drained()  # now it is a hint again
+    assert not daemon.drained()  # now it is a hint again
     assert daemon.hints.get_nowait().path == path
 
 
@@ -105,4 +104,4 @@ def test_work_that_moves_upstream_while_the_stages_are_looked_at_is_seen(daemon:
         return real_idle()
 
     monkeypatch.setattr(daemon.pipeline, "idle", idle_after_requeue)
-    assert not daemon._drained()
+    assert not daemon.drained()

@@ -15,12 +15,13 @@ from typing import Any
 import structlog
 from qsynctest import BUCKET, REPO, json_events, write_config
 
+from qsyncd.config import UploadConfig
 from qsyncd.remote.base import ObjectInfo
 from qsyncd.remote.qingstor import QingStorRemote
 from qsyncd.remoteindex import RemoteIndex, parent_prefix
 from qsyncd.source import b64
 from qsyncd.state import Ledger
-from qsyncd.upload import Uploader, UploadSettings
+from qsyncd.upload import Uploader
 
 
 class FakeClock:
@@ -152,7 +153,7 @@ def test_uploader_uses_a_covering_listing_and_heads_otherwise(
     """Covered keys cost no HEAD (absent: PUT; same content: skipped; same size other bytes: PUT); uncovered: HEAD."""
     clock = FakeClock()
     idx = RemoteIndex(clock=clock)
-    up = Uploader(remote, ledger, UploadSettings(), log=structlog.get_logger(), index=idx)
+    up = Uploader(remote, ledger, UploadConfig(), log=structlog.get_logger(), index=idx)
     try:
         same, other = b"same bytes", b"old content"
         for key, data in (("d/same.bin", same), ("d/other.bin", other)):

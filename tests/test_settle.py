@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
-from qsyncd.settle import FileSig, Settler
+from qsyncd.identity import FileIdentity
+from qsyncd.settle import Settler
 
 STEP = 0.25  # fake clock tick; a power of two so sums of ticks are exact floats
 P = "/w/file"
@@ -27,11 +26,11 @@ class FakeFile:
         self.size += 1
         self.mtime_ns = int(now * 1e9)
 
-    def sig(self) -> FileSig | None:
+    def sig(self) -> FileIdentity | None:
         """Current signature, None once deleted."""
         if not self.exists:
             return None
-        return FileSig(size=self.size, mtime_ns=self.mtime_ns, ino=42, ctime_ns=self.mtime_ns)
+        return FileIdentity(size=self.size, mtime_ns=self.mtime_ns, ino=42, ctime_ns=self.mtime_ns)
 
 
 @dataclass
@@ -172,7 +171,7 @@ def test_first_check_of_event_entry_waits() -> None:
     """A path seen only through events answers "wait" on its first check and records the sig."""
     s = Settler(2.0, 30.0)
     s.event(P, 0.0, "closed")
-    sig = FileSig(1, 1, 1, 1)
+    sig = FileIdentity(1, 1, 1, 1)
     assert [P] == s.due(0.0)
     assert "wait" == s.check(P, 0.0, sig)
     assert 2.0 == s.next_deadline()
@@ -187,9 +186,9 @@ def test_wait_reschedules_at_earliest_ready_time() -> None:
     s = Settler(2.0, 30.0)
     s.event(P, 0.0, "closed")
     s.due(0.0)
-    s.check(P, 0.0, FileSig(1, 1, 1, 1))
+    s.check(P, 0.0, FileIdentity(1, 1, 1, 1))
     s.due(2.0)
-    assert "wait" == s.check(P, 2.0, FileSig(2, 2, 1, 2))
+    assert "wait" == s.check(P, 2.0, FileIdentity(2, 2, 1, 2))
     assert 4.0 == s.next_deadline()
 
 
@@ -198,9 +197,9 @@ def test_inode_change_counts_as_change() -> None:
     s = Settler(2.0, 30.0)
     s.event(P, 0.0, "closed")
     s.due(0.0)
-    s.check(P, 0.0, FileSig(10, 5, 1, 5))
+    s.check(P, 0.0, FileIdentity(10, 5, 1, 5))
     s.due(2.0)
-    assert "wait" == s.check(P, 2.0, FileSig(10, 5, 2, 5))
+    assert "wait" == s.check(P, 2.0, FileIdentity(10, 5, 2, 5))
 
 
 def test_forget_drops_pending_path() -> None:
@@ -211,7 +210,7 @@ def test_forget_drops_pending_path() -> None:
     s.forget(P)
     assert P not in s and 1 == len(s)
     assert ["/w/other"] == s.due(100.0)
-    assert "gone" == s.check(P, 100.0, FileSig(1, 1, 1, 1))
+    assert "gone" == s.check(P, 100.0, FileIdentity(1, 1, 1, 1))
 
 
 def test_due_pops_schedule_but_keeps_table() -> None:
@@ -245,15 +244,7 @@ def test_zero_quiet_is_ready_at_once_after_baseline() -> None:
     s = Settler(0.0, 10.0)
     s.event(P, 0.0, "closed")
     assert [P] == s.due(0.0)
-    assert "ready" == s.check(P, 0.0, FileSig(1, 1, 1, 1))
-
-
-def test_file_sig_from_stat(tmp_path: Path) -> None:
-    """FileSig.from_stat copies size, mtime_ns, inode and ctime_ns."""
-    p = tmp_path / "f"
-    p.write_bytes(b"abc")
-    st = os.stat(p)
-    assert FileSig(3, st.st_mtime_ns, st.st_ino, st.st_ctime_ns) == FileSig.from_stat(st)
+    assert "ready" == s.check(P, 0.0, FileIdentity(1, 1, 1, 1))
 
 
 def test_many_pending_due_returns_only_due_ones() -> None:

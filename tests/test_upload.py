@@ -11,13 +11,14 @@ import pytest
 import structlog
 from qsynctest import BUCKET, require_in_ci
 
+from qsyncd.config import UploadConfig
 from qsyncd.errors import FileChanged
 from qsyncd.remote.qingstor import QingStorRemote
 from qsyncd.state import Ledger
-from qsyncd.upload import Uploader, UploadSettings
+from qsyncd.upload import Uploader
 
 MiB = 1 << 20
-SETTINGS = UploadSettings(
+SETTINGS = UploadConfig(
     multipart_threshold=8 * MiB,
     part_size=4 * MiB,
     part_concurrency=3,
@@ -122,7 +123,7 @@ def test_crash_midway_resumes_without_resending_stored_parts(
             raise Crash()
 
     led = Ledger(tmp_path / "state")
-    settings = UploadSettings(multipart_threshold=8 * MiB, part_size=4 * MiB, part_concurrency=1)
+    settings = UploadConfig(multipart_threshold=8 * MiB, part_size=4 * MiB, part_concurrency=1)
     up = Uploader(Hooked(remote, crash_at_5), led, settings, log=structlog.get_logger())
     with pytest.raises(Crash):
         up.upload(str(f), "big.bin")
@@ -153,7 +154,7 @@ def test_file_changed_midway_aborts_and_stores_nothing(
                 fh.seek(MiB)
                 fh.write(b"changed!" * 1000)
 
-    settings = UploadSettings(multipart_threshold=8 * MiB, part_size=4 * MiB, part_concurrency=1)
+    settings = UploadConfig(multipart_threshold=8 * MiB, part_size=4 * MiB, part_concurrency=1)
     up = Uploader(Hooked(remote, rewrite), ledger, settings, log=structlog.get_logger())
     with pytest.raises(FileChanged):
         up.upload(str(f), "big.bin")

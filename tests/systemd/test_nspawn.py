@@ -70,7 +70,8 @@ def _start(ct: Container) -> None:
 
 
 def _watchdog_restart(ct: Container, wedged_event: str, trigger: Callable[[], None] | None = None) -> None:
-    """Create the wedge file (then ``trigger`` work); the watchdog must restart the service (NRestarts=1)."""
+    """Create the wedge file (the stub's hook; then ``trigger`` work); the watchdog must restart the
+    service (NRestarts=1)."""
     first_pid = ct.show(UNIT, "MainPID")["MainPID"]
     wedge = ct.path(WEDGE)
     wedge.write_text("")
@@ -191,17 +192,14 @@ def test_daemon_under_shipped_unit(nspawn: Any, tmp_path: Path):
                     'zone = ""',
                     f'bucket = "{bucket}"',
                     f'access_key_id = "{access_key}"',
+                    # a hung request wedges the worker that sends it: the read timeout must not end it first
+                    "read_timeout_seconds = 120",
                     "",
                     "[[watch]]",
                     'path = "/srv/qsyncd"',
                     "",
                     "[settle]",
                     "quiet_seconds = 0.5",
-                    "",
-                    # one upload worker: the wedge hook blocks the worker that takes the next file, and
-                    # workers share one Liveness name, so with several the others would keep it fresh
-                    "[upload]",
-                    "concurrency = 1",
                     "",
                 ]
             )
@@ -220,8 +218,20 @@ def test_daemon_under_shipped_unit(nspawn: Any, tmp_path: Path):
         [finished] = [e for e in _events(ct, "upload_finished") if e.get("QSYNCD_KEY") == "report.txt"]
         assert finished["_SYSTEMD_UNIT"] == UNIT and finished["PRIORITY"] == "6"
 
-        # the daemon's hook wedges the upload thread when it takes the next file
-        _watchdog_restart(ct, "pipeline_wedged", lambda: (drop / "wedge-me.txt").write_bytes(b"x"))
+        # a real wedge: the emulator holds the next PUT without answering (a hung network call); the worker
+        # sending it stops beating, qsyncd withholds the watchdog ping and systemd restarts it
+        def hang_next_put() -> None:
+            fault = {"operation": "PutObject", "key_prefix": "wedge-me", "stall": 90, "count": 1}
+            urllib.request.urlopen(
+                urllib.request.Request(
+                    f"http://127.0.0.1:{port}/_emulator/faults", data=json.dumps(fault).encode(), method="POST"
+                ),
+                timeout=10,
+            ).close()
+            (drop / "wedge-me.txt").write_bytes(b"x")
+
+        _watchdog_restart(ct, "watchdog_withheld", hang_next_put)
+        ct.wait_for(lambda: _uploaded(port, "wedge-me.txt"), 30, "wedge-me.txt uploaded by the restarted daemon")
         assert ct.exec(["systemctl", "stop", UNIT]).returncode == 0
         assert ct.show(UNIT, "Result")["Result"] == "success"
         assert secret not in json.dumps(ct.journal())
