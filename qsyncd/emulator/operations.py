@@ -217,7 +217,7 @@ class Operations:
             return None
         raw = decode_md5(value)
         if raw is None:
-            raise self._err(400, "bad_digest", "Content-MD5 is not the Base64 of 16 bytes")
+            raise self._err(400, "bad_digest", "Content-MD5 is neither the Base64 of 16 bytes nor 32 hex digits")
         return raw
 
     def _stream_into(self, writer: st.BodyWriter, maximum: int) -> str:

@@ -10,7 +10,17 @@ Protocol choices where the reference says "NOT confirmed" (documented guesses):
   A chunked body is accepted and decoded.
 - Body shorter than ``Content-Length`` (client closed early): **400 ``incomplete_body``** if the
   socket still takes it; nothing is stored.
-- Malformed ``Content-MD5`` (not Base64 of 16 bytes): **400 ``bad_digest``**.
+- ``Content-MD5`` is accepted as the Base64 of the 16-byte digest (RFC 1864; what both SDKs compute
+  for ``?delete``: Python ``build.py``, Go v3.2.0 ``request/builder/builder.go``; and qsyncd) **or as
+  32 hex digits** (either case), and checked against the body in both forms: a mismatch is
+  **400 ``bad_digest``**, nothing stored. Evidence for hex: the Go SDK's scenario steps
+  (qingstor-sdk-go ``test/object.go``, ``test/object_test.go``: ``ContentMD5:
+  hex.EncodeToString(md5)`` on PutObject, expecting 201 from the real service) and its PutObject
+  example (``docs/example/put_object.md``); qsctl 2.0 sent ``hex.EncodeToString`` on UploadMultipart
+  (``storage/qingstor.go``, 2019). The docs (``object/basic_opt/put.md``, ``common_header.md``) say
+  only "the MD5 of the body, to check integrity", and ``bad_digest`` is "Content-MD5 does not match
+  the MD5 the server computed": that the service checks the hex form is inferred from that, not
+  seen. Neither form (e.g. 31 hex digits, bad Base64): **400 ``bad_digest``**.
 - An error answered before the body was read: the body is drained (up to 5 GiB) so the
   client sees the response; bigger bodies, or ``Expect: 100-continue`` with no 100 sent, get
   ``Connection: close`` and the connection is closed after the response.

@@ -83,9 +83,18 @@ def valid_key(key: str) -> bool:
 
 
 def decode_md5(value: str) -> bytes | None:
-    """Decode a Content-MD5 header (Base64 of 16 bytes); None if malformed."""
+    """Decode a Content-MD5 header: the Base64 of 16 bytes (RFC 1864) or 32 hex digits (either case,
+    as QingStor's Go SDK and qsctl send it); None if it is neither. The two forms cannot be confused:
+    the Base64 of 16 bytes is 24 characters long."""
+    value = value.strip()
+    if len(value) == 32:
+        try:
+            raw = bytes.fromhex(value)
+        except ValueError:
+            return None
+        return raw if len(raw) == 16 else None  # fromhex skips spaces: "ab  cd..." is fewer bytes
     try:
-        raw = base64.b64decode(value.strip(), validate=True)
+        raw = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         return None
     return raw if len(raw) == 16 else None

@@ -222,6 +222,49 @@ def test_bad_digest_stores_nothing(emu: Emulator) -> None:
     assert [] == [p for p in emu.root.rglob("*") if p.is_file() and p.suffix == ".data"]
 
 
+def test_hex_content_md5_is_accepted_and_checked(emu: Emulator) -> None:
+    """Content-MD5 as 32 hex digits (what the Go SDK's scenario suite and qsctl send) is checked like
+    the Base64 form: a match stores the object (201), a mismatch is 400 bad_digest and stores nothing."""
+    data = b"\0" * 1024
+    hex_md5 = hashlib.md5(data).hexdigest()
+    for name, value in (("hex", hex_md5), ("HEX", hex_md5.upper())):
+        reply = request(emu, "PUT", f"{B}/{name}", headers={"Content-MD5": value}, body=data)
+        assert 201 == reply.status
+        assert f'"{hex_md5}"' == reply.header("ETag")
+        assert data == emu.object_bytes("test-bucket", name)
+    wrong = hashlib.md5(b"other").hexdigest()
+    assert_error(request(emu, "PUT", f"{B}/wrong", headers={"Content-MD5": wrong}, body=data), 400, "bad_digest")
+    assert 404 == request(emu, "HEAD", f"{B}/wrong").status
+
+
+def test_hex_content_md5_on_upload_part_and_delete_multiple(emu: Emulator) -> None:
+    """The hex form is accepted (and checked) wherever Content-MD5 is read: UploadMultipart, ?delete."""
+    init = request(emu, "POST", f"{B}/mp", "uploads")
+    upload_id = json.loads(init.body)["upload_id"]
+    part = b"p" * 100
+    query = f"part_number=0&upload_id={upload_id}"
+    ok = request(emu, "PUT", f"{B}/mp", query, {"Content-MD5": hashlib.md5(part).hexdigest()}, part)
+    assert 201 == ok.status
+    bad = request(emu, "PUT", f"{B}/mp", query, {"Content-MD5": hashlib.md5(b"x").hexdigest()}, part)
+    assert_error(bad, 400, "bad_digest")
+    put(emu, "gone", b"1")
+    doc = json.dumps({"objects": [{"key": "gone"}], "quiet": False}).encode()
+    reply = request(emu, "POST", B, "delete", {"Content-MD5": hashlib.md5(doc).hexdigest()}, doc)
+    assert 200 == reply.status
+    assert [{"key": "gone"}] == json.loads(reply.body)["deleted"]
+
+
+def test_malformed_content_md5_is_bad_digest(emu: Emulator) -> None:
+    """A Content-MD5 that is neither the Base64 of 16 bytes nor 32 hex digits is 400 bad_digest."""
+    data = b"payload"
+    hex_md5 = hashlib.md5(data).hexdigest()
+    spaced = hex_md5[:14] + "  " + hex_md5[14:30]  # 32 characters, 15 bytes
+    for value in ("not-a-digest", hex_md5[:31], hex_md5 + "0", "g" * 32, spaced, md5_b64(data)[:-2], ""):
+        reply = request(emu, "PUT", f"{B}/m", headers={"Content-MD5": value}, body=data)
+        assert_error(reply, 400, "bad_digest")
+    assert 404 == request(emu, "HEAD", f"{B}/m").status
+
+
 def test_short_body_is_incomplete_body(emu: Emulator) -> None:
     """A body shorter than Content-Length (client shuts its side) is 400 incomplete_body; nothing stored."""
     payload = raw_request_bytes("PUT", f"{B}/short", f"{B}/short", {"Content-Length": "100"}, b"only ten!!")
