@@ -2,7 +2,11 @@
 
 Protocol choices where the reference says "NOT confirmed" (documented guesses):
 
-- Missing ``Authorization`` (and no query signature): **401 ``permission_denied``** (buckets are private).
+- Missing ``Authorization`` (and no query signature): **403 ``permission_denied``**, for every
+  request (the emulator has no public buckets). The error table (docs ``error_code.md``) gives
+  ``permission_denied`` 403 and 401 only to ``invalid_access_key_id`` / ``signature_not_matched``;
+  ``access_control.md`` says unsigned requests are anonymous users, refused unless a bucket's ACL or
+  policy opens it. Until issue 17 the emulator answered 401 here.
 - ``Date``/``x-qs-date`` missing or unparseable: **403 ``request_expired``**, like a skewed one.
 - Expired query signature (``expires`` in the past): **403 ``request_expired``**.
 - Signature checked before the clock; both before any bucket/key lookup.
@@ -351,7 +355,7 @@ class Handler(Operations, BaseHTTPRequestHandler):
                 raise HTTPError(403, "request_expired", "the query signature has expired")
             return
         if auth is None:
-            raise HTTPError(401, "permission_denied", "anonymous access to a private bucket is denied")
+            raise HTTPError(403, "permission_denied", "anonymous access to a private bucket is denied")
         scheme, _, rest = auth.strip().partition(" ")
         akid, sep, given = rest.strip().partition(":")
         if scheme != "QS" or not sep:

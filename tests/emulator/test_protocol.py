@@ -85,11 +85,31 @@ def test_unknown_access_key_id(emu: Emulator) -> None:
     assert_error(request(emu, "GET", B, akid="NOSUCHKEY"), 401, "invalid_access_key_id")
 
 
-def test_missing_authorization_is_401(emu: Emulator) -> None:
-    """Without Authorization the private bucket answers 401."""
-    reply = request(emu, "GET", B, headers={"Date": http_now()}, sign=False)
-    assert 401 == reply.status
-    assert "permission_denied" == json.loads(reply.body)["code"]
+def test_missing_authorization_is_403_permission_denied(emu: Emulator) -> None:
+    """An unsigned request to a private bucket is 403 permission_denied (QingStor's error table), for
+    bucket and object requests alike; qsyncd's client side calls it a permission problem."""
+    from qsyncd.remote.translate import status_error
+
+    put(emu, "anon", b"x")
+    for method, path in (("GET", B), ("GET", f"{B}/anon"), ("PUT", f"{B}/anon2"), ("GET", "/")):
+        reply = request(
+            emu, method, path, headers={"Date": http_now()}, body=b"" if method == "PUT" else None, sign=False
+        )
+        assert_error(reply, 403, "permission_denied")
+    assert 404 == request(emu, "HEAD", f"{B}/anon2").status
+    doc = json.loads(reply.body)
+    err = status_error(
+        status=reply.status,
+        code=doc["code"],
+        message=doc["message"],
+        request_id=doc["request_id"],
+        operation="ListBuckets",
+        key="",
+        endpoint=emu.url,
+        bucket="test-bucket",
+        zone="pek3a",
+    )
+    assert "permission denied" in str(err)
 
 
 def test_clock_skew_is_request_expired(emu: Emulator) -> None:
