@@ -9,7 +9,7 @@ import ipaddress
 import re
 import time
 from datetime import UTC, datetime
-from typing import BinaryIO
+from typing import Protocol
 
 MAX_KEY_BYTES = 1023
 MAX_META_NAME = 512
@@ -144,10 +144,18 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     return start, end
 
 
+class ByteSource(Protocol):
+    """Where a body comes from: a socket's buffered reader, or ``io.BytesIO`` in a test."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
 class BodyReader:
     """Reads a request body of known length, or a chunked one, counting bytes received."""
 
-    def __init__(self, rfile: BinaryIO, length: int | None, chunked: bool) -> None:
+    def __init__(self, rfile: ByteSource, length: int | None, chunked: bool) -> None:
         self._rfile = rfile
         self.length = length
         self.chunked = chunked
