@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from qsyncd.emulator.server import DEFAULT_CREDENTIALS, Emulator
+from qsyncd.emulator.emulator import DEFAULT_CREDENTIALS, Emulator
 
 
 def build_parser() -> argparse.ArgumentParser:

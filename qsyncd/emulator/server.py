@@ -1,8 +1,19 @@
-"""The emulator's HTTP server: request parsing, authentication, faults, the request log.
+"""The emulator's HTTP server: one HTTP/1.1 connection per thread, from the wire to an operation and back.
+
+:class:`Handler` parses a request into a :class:`~qsyncd.emulator.exchange.Request`, applies the
+fault that matches it, authenticates it (:mod:`qsyncd.emulator.auth`), runs its operation
+(:mod:`qsyncd.emulator.operations`) or an admin endpoint (:mod:`qsyncd.emulator.admin`), writes the
+:class:`~qsyncd.emulator.exchange.Response` and records the request. :class:`HTTPServer` keeps the
+open connections so that stopping closes them all. What the server needs of the emulator is the
+:class:`Backend` protocol (the ``Emulator`` class is in :mod:`qsyncd.emulator.emulator`).
 
 Protocol choices where the reference says "NOT confirmed" (documented guesses):
 
-- Missing ``Authorization`` (and no query signature): **401 ``permission_denied``** (buckets are private).
+- Missing ``Authorization`` (and no query signature): **403 ``permission_denied``**, for every
+  request (the emulator has no public buckets). The error table (docs ``error_code.md``) gives
+  ``permission_denied`` 403 and 401 only to ``invalid_access_key_id`` / ``signature_not_matched``;
+  ``access_control.md`` says unsigned requests are anonymous users, refused unless a bucket's ACL or
+  policy opens it. Until issue 17 the emulator answered 401 here.
 - ``Date``/``x-qs-date`` missing or unparseable: **403 ``request_expired``**, like a skewed one.
 - Expired query signature (``expires`` in the past): **403 ``request_expired``**.
 - Signature checked before the clock; both before any bucket/key lookup.
@@ -10,7 +21,17 @@ Protocol choices where the reference says "NOT confirmed" (documented guesses):
   A chunked body is accepted and decoded.
 - Body shorter than ``Content-Length`` (client closed early): **400 ``incomplete_body``** if the
   socket still takes it; nothing is stored.
-- Malformed ``Content-MD5`` (not Base64 of 16 bytes): **400 ``bad_digest``**.
+- ``Content-MD5`` is accepted as the Base64 of the 16-byte digest (RFC 1864; what both SDKs compute
+  for ``?delete``: Python ``build.py``, Go v3.2.0 ``request/builder/builder.go``; and qsyncd) **or as
+  32 hex digits** (either case), and checked against the body in both forms: a mismatch is
+  **400 ``bad_digest``**, nothing stored. Evidence for hex: the Go SDK's scenario steps
+  (qingstor-sdk-go ``test/object.go``, ``test/object_test.go``: ``ContentMD5:
+  hex.EncodeToString(md5)`` on PutObject, expecting 201 from the real service) and its PutObject
+  example (``docs/example/put_object.md``); qsctl 2.0 sent ``hex.EncodeToString`` on UploadMultipart
+  (``storage/qingstor.go``, 2019). The docs (``object/basic_opt/put.md``, ``common_header.md``) say
+  only "the MD5 of the body, to check integrity", and ``bad_digest`` is "Content-MD5 does not match
+  the MD5 the server computed": that the service checks the hex form is inferred from that, not
+  seen. Neither form (e.g. 31 hex digits, bad Base64): **400 ``bad_digest``**.
 - An error answered before the body was read: the body is drained (up to 5 GiB) so the
   client sees the response; bigger bodies, or ``Expect: 100-continue`` with no 100 sent, get
   ``Connection: close`` and the connection is closed after the response.
@@ -20,61 +41,69 @@ Protocol choices where the reference says "NOT confirmed" (documented guesses):
 - ``request_id`` (body and ``x-qs-request-id``) is 32 lower-case hex characters; ``message`` texts
   are the emulator's own; ``url`` points at the error-code page with ``#<code>``.
 
-The operations themselves (and their guesses) live in :mod:`qsyncd.emulator.operations`.
+The operations themselves (and their guesses) are listed in :mod:`qsyncd.emulator.operations`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import random
 import socket
 import struct
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Protocol
 
 from qsyncd.emulator import signing
+from qsyncd.emulator.admin import Controls, handle_admin
+from qsyncd.emulator.auth import authenticate
+from qsyncd.emulator.errors import EmulatorError
+from qsyncd.emulator.exchange import Context, Request, Response
 from qsyncd.emulator.faults import Fault, FaultBook, RequestRecord
-from qsyncd.emulator.operations import Operations, classify
-from qsyncd.emulator.store import Store, StoreError
-from qsyncd.emulator.wire import BodyReader, parse_date, valid_bucket_name
+from qsyncd.emulator.operations.dispatch import classify, run
+from qsyncd.emulator.store import Store
+from qsyncd.emulator.wire import BodyReader, ByteSource
 
 log = logging.getLogger("qsyncd.emulator")
 
-DEFAULT_CREDENTIALS: dict[str, str] = {
-    "QSYNCDEMULATORKEY000": "qsyncd-emulator-secret-not-for-production",
-}
-MAX_SKEW_SECONDS = 15 * 60
 DRAIN_LIMIT = 5 * 1024 * 1024 * 1024
+WRITE_CHUNK = 1024 * 1024
 ERROR_DOC_URL = "https://docs.qingcloud.com/qingstor/api/common/error_code.html"
 
 
-class HTTPError(Exception):
-    """Raised by handlers to answer with a QingStor JSON error."""
+class Backend(Controls, Protocol):
+    """What the server uses of the emulator: its state, its clock and the admin controls."""
 
-    def __init__(self, status: int, code: str, message: str = "") -> None:
-        super().__init__(message or code)
-        self.status = status
-        self.code = code
-        self.message = message or code
+    store: Store
+    book: FaultBook
+    credentials: dict[str, str]
+    zone: str
+    clock: Callable[[], float]
+    stopping: threading.Event  # set while stopping: cuts injected latencies and stalls short
+
+    @property
+    def url(self) -> str: ...
+
+    def now(self) -> float: ...
 
 
 class AbortConnection(Exception):
     """The connection was reset or dropped on purpose (faults); nothing more to send."""
 
 
-class _Server(ThreadingHTTPServer):
+class HTTPServer(ThreadingHTTPServer):
+    """A threading server that knows its open connections (to close them all on stop)."""
+
     daemon_threads = False
     block_on_close = True
     allow_reuse_address = True
 
-    def __init__(self, addr: tuple[str, int], emulator: Emulator) -> None:
-        self.emulator = emulator
+    def __init__(self, addr: tuple[str, int], backend: Backend) -> None:
+        self.backend = backend
         self.connections: set[socket.socket] = set()
         self.conn_lock = threading.Lock()
         super().__init__(addr, Handler)
@@ -93,6 +122,7 @@ class _Server(ThreadingHTTPServer):
         log.debug("connection_failed client=%s", client_address, exc_info=True)
 
     def close_all_connections(self) -> None:
+        """Shut every open connection down (their threads then end)."""
         with self.conn_lock:
             conns = list(self.connections)
         for conn in conns:
@@ -102,7 +132,80 @@ class _Server(ThreadingHTTPServer):
                 pass
 
 
-class Handler(Operations, BaseHTTPRequestHandler):
+def split_path(raw_path: str) -> tuple[str, str]:
+    """``/b/k...`` -> (bucket, raw key); ``/`` -> ("", "")."""
+    stripped = raw_path.lstrip("/")
+    bucket, _, raw_key = stripped.partition("/")
+    return bucket, raw_key
+
+
+def request_target(target: str) -> tuple[str, str]:
+    """(raw path, raw query) of a request line's target, also in absolute form (a proxy request)."""
+    if target[:8].lower().startswith(("http://", "https://")):
+        rest = target.split("://", 1)[1]
+        slash = rest.find("/")
+        target = rest[slash:] if slash >= 0 else "/"
+    raw_path, _, raw_query = target.partition("?")
+    return raw_path or "/", raw_query
+
+
+def body_reader(headers: Message, rfile: ByteSource) -> tuple[BodyReader, bool, bool]:
+    """(the body's reader, whether a length was given (Content-Length or chunked), whether it is well-formed).
+
+    A malformed or negative Content-Length reads as an empty body; the connection must then close."""
+    chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
+    length: int | None = None
+    well_formed = True
+    cl = headers.get("Content-Length")
+    if cl is not None and not chunked:
+        try:
+            length = int(cl.strip())
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            well_formed = False
+            length = 0
+    elif not chunked:
+        length = 0
+    return BodyReader(rfile, length, chunked), cl is not None or chunked, well_formed
+
+
+def drop_connection(conn: socket.socket, files: Iterable[Any], *, rst: bool) -> None:
+    """Close a connection without an answer: a reset (SO_LINGER 0) or an orderly shutdown."""
+    try:
+        if rst:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        else:
+            conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    for f in files:
+        try:
+            f.close()
+        except (OSError, ValueError):
+            pass
+    try:
+        conn.close()
+    except OSError:
+        pass
+
+
+def log_record(rec: RequestRecord) -> None:
+    """One log line per request (never a header: no signature or secret reaches the log)."""
+    log.info(
+        "request_handled method=%s operation=%s bucket=%s key=%r status=%d bytes_in=%d bytes_out=%d fault=%s",
+        rec.method,
+        rec.operation,
+        rec.bucket,
+        rec.key,
+        rec.status,
+        rec.bytes_in,
+        rec.bytes_out,
+        rec.fault,
+    )
+
+
+class Handler(BaseHTTPRequestHandler):
     """One connection; ``handle_one_request`` dispatches every method to :meth:`dispatch`."""
 
     protocol_version = "HTTP/1.1"
@@ -112,7 +215,7 @@ class Handler(Operations, BaseHTTPRequestHandler):
     server_version = "QingStor"
     sys_version = ""
     timeout = 600
-    server: _Server
+    server: HTTPServer
 
     def version_string(self) -> str:
         return "QingStor"
@@ -121,7 +224,7 @@ class Handler(Operations, BaseHTTPRequestHandler):
         return
 
     def handle_expect_100(self) -> bool:
-        # 100 Continue is sent only once the request passed auth and validation (see read_body).
+        # 100 Continue is sent only once the request passed auth and validation (Request.begin_body).
         return True
 
     def finish(self) -> None:
@@ -135,8 +238,8 @@ class Handler(Operations, BaseHTTPRequestHandler):
     # ---- per-request state ----------------------------------------------------------------------
 
     @property
-    def emu(self) -> Emulator:
-        return self.server.emulator
+    def emu(self) -> Backend:
+        return self.server.backend
 
     def _reset_state(self) -> None:
         self.request_id = uuid.uuid4().hex
@@ -149,33 +252,29 @@ class Handler(Operations, BaseHTTPRequestHandler):
         self.bucket = ""
         self.key = ""
         self.operation = ""
+        self.query: dict[str, str] = {}
+        self.req: Request | None = None
 
     # ---- entry ----------------------------------------------------------------------------------
 
     def dispatch(self) -> None:
+        """Handle one request: admin endpoint, or fault, authentication and operation; then record it."""
         self._reset_state()
-        target = self.path
-        if target[:8].lower().startswith(("http://", "https://")):  # absolute-form (a proxy request)
-            rest = target.split("://", 1)[1]
-            slash = rest.find("/")
-            target = rest[slash:] if slash >= 0 else "/"
-        raw_path, _, raw_query = target.partition("?")
-        raw_path = raw_path or "/"
-        self.raw_path, self.raw_query = raw_path, raw_query
+        raw_path, raw_query = request_target(self.path)
         if raw_path == "/_emulator" or raw_path.startswith("/_emulator/"):
             self._admin(raw_path)
             return
         self.expect_pending = (
             self.headers.get("Expect", "").strip().lower() == "100-continue" and self.request_version == "HTTP/1.1"
         )
-        self._setup_body()
+        self.body = self._make_body()
         self._seq = self.emu.book.next_seq()
         self._arrived = self.emu.clock()
         self._fault: Fault | None = None
         self._recorded: RequestRecord | None = None
         try:
             self.query = signing.parse_query(raw_query)
-            self.bucket, raw_key = _split_path(raw_path)
+            self.bucket, raw_key = split_path(raw_path)
             bad_key = False
             try:
                 self.key = signing.unquote_path(raw_key) if raw_key else ""
@@ -183,15 +282,29 @@ class Handler(Operations, BaseHTTPRequestHandler):
                 self.key, bad_key = raw_key, True
             self.operation = classify(self.command, self.bucket, self.key, self.query)
             self._note_params()
+            self.req = Request(
+                method=self.command,
+                raw_path=raw_path,
+                raw_query=raw_query,
+                bucket=self.bucket,
+                key=self.key,
+                query=self.query,
+                headers=self.headers,
+                body=self.body,
+                has_length=self.has_length,
+                operation=self.operation,
+                begin_body=self.send_continue,
+            )
             self._fault = self.emu.book.take(self.command, self.operation, self.key)
             self._apply_fault(self._fault)
             self.authenticate()
             if bad_key:
-                raise HTTPError(400, "invalid_object_name", "the key is not valid UTF-8")
-            self.run_operation()
-        except HTTPError as err:
-            self.send_error_json(err.status, err.code, err.message)
-        except StoreError as err:
+                raise EmulatorError(400, "invalid_object_name", "the key is not valid UTF-8")
+            context = Context(store=self.emu.store, now=self.emu.now, zone=self.emu.zone, url=self.emu.url)
+            self.send(run(self.req, context))
+        except EmulatorError as err:
+            if err.close_connection:
+                self.close_connection = True
             self.send_error_json(err.status, err.code, err.message)
         except AbortConnection:
             self.close_connection = True
@@ -205,17 +318,12 @@ class Handler(Operations, BaseHTTPRequestHandler):
             rec = self._make_record(self.status_sent, self.bytes_out)
             if rec != self._recorded:
                 self.emu.book.record(self._seq, rec)
-            log.info(
-                "request_handled method=%s operation=%s bucket=%s key=%r status=%d bytes_in=%d bytes_out=%d fault=%s",
-                rec.method,
-                rec.operation,
-                rec.bucket,
-                rec.key,
-                rec.status,
-                rec.bytes_in,
-                rec.bytes_out,
-                rec.fault,
-            )
+            log_record(rec)
+
+    def authenticate(self) -> None:
+        """Check the request's signature and date (:func:`qsyncd.emulator.auth.authenticate`)."""
+        assert self.req is not None
+        authenticate(self.req, self.emu.credentials, self.emu.now())
 
     def _make_record(self, status: int, bytes_out: int) -> RequestRecord:
         return RequestRecord(
@@ -241,30 +349,18 @@ class Handler(Operations, BaseHTTPRequestHandler):
             except ValueError:
                 self.part_number = None
 
-    def _setup_body(self) -> None:
-        te = self.headers.get("Transfer-Encoding", "").lower()
-        chunked = "chunked" in te
-        length: int | None = None
-        cl = self.headers.get("Content-Length")
-        if cl is not None and not chunked:
-            try:
-                length = int(cl.strip())
-                if length < 0:
-                    raise ValueError
-            except ValueError:
-                self.close_connection = True
-                length = 0
-        elif not chunked:
-            length = 0
-        self.has_length = cl is not None or chunked
-        self.body = BodyReader(self.rfile, length, chunked)
+    def _make_body(self) -> BodyReader:
+        body, self.has_length, well_formed = body_reader(self.headers, self.rfile)
+        if not well_formed:
+            self.close_connection = True
+        return body
 
     # ---- faults ---------------------------------------------------------------------------------
 
     def _apply_fault(self, fault: Fault | None) -> None:
         if fault is None:
             return
-        stop = self.emu._stopping
+        stop = self.emu.stopping
         if fault.latency:
             stop.wait(fault.latency)
         if fault.stall:
@@ -284,86 +380,11 @@ class Handler(Operations, BaseHTTPRequestHandler):
                 pass
             self._drop_connection(rst=True)
         if fault.status is not None:
-            raise HTTPError(int(fault.status), fault.error_code(), "injected fault")
+            raise EmulatorError(int(fault.status), fault.error_code(), "injected fault")
 
     def _drop_connection(self, rst: bool) -> None:
-        conn = self.connection
-        try:
-            if rst:
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            else:
-                conn.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        for f in (self.rfile, self.wfile):
-            try:
-                f.close()
-            except (OSError, ValueError):
-                pass
-        try:
-            conn.close()
-        except OSError:
-            pass
+        drop_connection(self.connection, (self.rfile, self.wfile), rst=rst)
         raise AbortConnection()
-
-    # ---- authentication -------------------------------------------------------------------------
-
-    def authenticate(self) -> None:
-        """Check the header or query signature and the clock; raise ``HTTPError`` on failure."""
-        headers = list(self.headers.items())
-        auth = self.headers.get("Authorization")
-        now = self.emu.now()
-        if auth is None and "signature" in self.query and "access_key_id" in self.query:
-            akid = self.query["access_key_id"]
-            secret = self.emu.credentials.get(akid)
-            if secret is None:
-                raise HTTPError(401, "invalid_access_key_id", "the access key id does not exist")
-            try:
-                expires = int(self.query.get("expires", ""))
-            except ValueError:
-                raise HTTPError(401, "signature_not_matched", "expires is not an integer") from None
-            given = self.query["signature"]
-            query = signing.strip_query_auth(self.raw_query)
-            ctypes = {"", self.headers.get("Content-Type", "")}
-            ok = any(
-                signing.verify(
-                    signing.query_signature(
-                        secret, self.command, self.raw_path, query, headers, expires, content_type=ct, decode_values=dec
-                    ),
-                    given,
-                )
-                for ct in ctypes
-                for dec in (False, True)
-            )
-            if not ok:
-                raise HTTPError(401, "signature_not_matched", "the query signature does not match")
-            if expires < now:
-                raise HTTPError(403, "request_expired", "the query signature has expired")
-            return
-        if auth is None:
-            raise HTTPError(401, "permission_denied", "anonymous access to a private bucket is denied")
-        scheme, _, rest = auth.strip().partition(" ")
-        akid, sep, given = rest.strip().partition(":")
-        if scheme != "QS" or not sep:
-            raise HTTPError(401, "signature_not_matched", "the Authorization header is malformed")
-        secret = self.emu.credentials.get(akid)
-        if secret is None:
-            raise HTTPError(401, "invalid_access_key_id", "the access key id does not exist")
-        ok = any(
-            signing.verify(
-                signing.header_signature(
-                    secret, self.command, self.raw_path, self.raw_query, headers, decode_values=dec
-                ),
-                given.strip(),
-            )
-            for dec in (False, True)
-        )
-        if not ok:
-            raise HTTPError(401, "signature_not_matched", "the signature does not match")
-        date_value = self.headers.get("x-qs-date") or self.headers.get("Date") or ""
-        when = parse_date(date_value)
-        if when is None or abs(when - now) > MAX_SKEW_SECONDS:
-            raise HTTPError(403, "request_expired", "the request date is more than 15 minutes from server time")
 
     # ---- bodies ---------------------------------------------------------------------------------
 
@@ -389,6 +410,30 @@ class Handler(Operations, BaseHTTPRequestHandler):
             self.close_connection = True
 
     # ---- responses ------------------------------------------------------------------------------
+
+    def send(self, response: Response) -> None:
+        """Write an operation's answer (its stream, if any, is closed afterwards)."""
+        try:
+            if response.upload_id:
+                self.upload_id = response.upload_id
+            self.start_response(response.status, response.headers, response.length)
+            if response.body:
+                self.write_body(response.body)
+            elif response.stream is not None and response.length:
+                self._write_stream(response.stream, response.length)
+        finally:
+            if response.stream is not None:
+                response.stream.close()
+
+    def _write_stream(self, stream: BinaryIO, length: int) -> None:
+        left = length
+        while left > 0:
+            chunk = stream.read(min(WRITE_CHUNK, left))
+            if not chunk:  # the data file is shorter than recorded: the client must not wait for more
+                self.close_connection = True
+                break
+            self.write_body(chunk)
+            left -= len(chunk)
 
     def start_response(self, status: int, headers: Iterable[tuple[str, str]] = (), length: int | None = 0) -> None:
         """Send status and headers (``length`` None: no Content-Length, for 204/304)."""
@@ -416,16 +461,6 @@ class Handler(Operations, BaseHTTPRequestHandler):
         self.wfile.write(data)
         self.bytes_out += len(data)
 
-    def send_json(self, status: int, obj: Any) -> None:
-        """Answer with a JSON body and ``Content-Type: application/json`` exactly."""
-        data = json.dumps(obj, ensure_ascii=False).encode("utf-8")
-        self.start_response(status, [("Content-Type", "application/json")], len(data))
-        self.write_body(data)
-
-    def send_empty(self, status: int, headers: Iterable[tuple[str, str]] = ()) -> None:
-        """Answer without a body."""
-        self.start_response(status, headers, None if status in (204, 304) else 0)
-
     def send_error_json(self, status: int, code: str, message: str) -> None:
         """A QingStor error: JSON body, except for HEAD (no body)."""
         if self.status_sent:
@@ -447,178 +482,29 @@ class Handler(Operations, BaseHTTPRequestHandler):
 
     def _admin(self, raw_path: str) -> None:
         self.operation = "Admin"
-        self._setup_body()
+        self.body = self._make_body()
         try:
-            path = raw_path.rstrip("/")
             body = b""
-            assert self.body is not None
             if self.body.length or self.body.chunked:
                 self.send_continue()
                 parts = []
                 while chunk := self.body.read(1024 * 1024):
                     parts.append(chunk)
                 body = b"".join(parts)
-            if path == "/_emulator/health" and self.command == "GET":
-                self.send_json(200, {"ok": True})
-            elif path == "/_emulator/faults" and self.command == "POST":
-                try:
-                    fault = self.emu.inject(Fault.from_json(json.loads(body or b"{}")))
-                except (ValueError, TypeError) as exc:
-                    raise HTTPError(400, "invalid_argument", str(exc)) from None
-                self.send_json(201, fault.to_json())
-            elif path == "/_emulator/faults" and self.command == "GET":
-                self.send_json(200, [f.to_json() for f in self.emu.book.faults()])
-            elif path == "/_emulator/faults" and self.command == "DELETE":
-                self.emu.clear_faults()
-                self.send_empty(204)
-            elif path == "/_emulator/requests" and self.command == "GET":
-                self.send_json(200, [r.to_json() for r in self.emu.requests])
-            elif path == "/_emulator/requests" and self.command == "DELETE":
-                self.emu.clear_requests()
-                self.send_empty(204)
-            elif path == "/_emulator/clock_skew" and self.command == "PUT":
-                try:
-                    seconds = float(json.loads(body)["seconds"])
-                except (ValueError, TypeError, KeyError) as exc:
-                    raise HTTPError(400, "invalid_argument", f'expected {{"seconds": N}}: {exc}') from None
-                self.emu.clock_skew = seconds
-                self.send_json(200, {"seconds": seconds})
-            elif path == "/_emulator/clock_skew" and self.command == "GET":
-                self.send_json(200, {"seconds": self.emu.clock_skew})
-            else:
-                raise HTTPError(404, "not_found", "unknown emulator admin endpoint")
-        except HTTPError as err:
+            self.send(handle_admin(self.emu, self.command, raw_path.rstrip("/"), body))
+        except EmulatorError as err:
             self.send_error_json(err.status, err.code, err.message)
         except OSError:
             self.close_connection = True
 
 
-def _split_path(raw_path: str) -> tuple[str, str]:
-    """``/b/k...`` -> (bucket, raw key); ``/`` -> ("", "")."""
-    stripped = raw_path.lstrip("/")
-    bucket, _, raw_key = stripped.partition("/")
-    return bucket, raw_key
-
-
-class Emulator:
-    """A QingStor-compatible server on a local port, storing under ``root``."""
-
-    def __init__(
-        self,
-        root: Path,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        credentials: dict[str, str] | None = None,
-        buckets: Iterable[str] = (),
-        clock: Callable[[], float] = time.time,
-        *,
-        seed: int | None = None,
-        zone: str = "pek3a",
-        fsync: bool = True,
-    ) -> None:
-        self.root = Path(root)
-        self.host = host
-        self._requested_port = port
-        self.credentials = dict(DEFAULT_CREDENTIALS if credentials is None else credentials)
-        self.clock = clock
-        self.clock_skew = 0.0
-        self.zone = zone
-        self.random = random.Random(seed)
-        self.book = FaultBook(self.random)
-        self.store = Store(self.root, self.now, fsync=fsync)
-        for name in buckets:
-            if not valid_bucket_name(name):
-                raise ValueError(f"invalid bucket name: {name!r}")
-            self.store.ensure_bucket(name)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self.port = port
-
-    def now(self) -> float:
-        """The server's notion of now: ``clock() + clock_skew``."""
-        return self.clock() + self.clock_skew
-
-    @property
-    def url(self) -> str:
-        """``http://host:port``."""
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> Emulator:
-        """Bind and serve in background threads."""
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        self._server = _Server((self.host, self._requested_port), self)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"emulator-{self.port}", daemon=True
-        )
-        self._thread.start()
-        log.info("emulator_started url=%s root=%s", self.url, self.root)
-        return self
-
-    def stop(self) -> None:
-        """Close the listening socket and every connection; join all threads."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.close_all_connections()
-        server.server_close()
-        if thread is not None:
-            thread.join()
-        self._server = None
-        self._thread = None
-        log.info("emulator_stopped url=%s", self.url)
-
-    def __enter__(self) -> Emulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def inject(self, fault: Fault) -> Fault:
-        """Add a fault; faults match in insertion order."""
-        return self.book.add(fault)
-
-    def clear_faults(self) -> None:
-        """Remove all faults."""
-        self.book.clear()
-
-    @property
-    def requests(self) -> list[RequestRecord]:
-        """A snapshot of the request log in arrival order."""
-        return self.book.records()
-
-    def clear_requests(self) -> None:
-        """Forget the request log."""
-        self.book.clear_records()
-
-    def object_path(self, bucket: str, key: str) -> Path:
-        """Where a single-file object's bytes are stored (``KeyError`` if there is no such object).
-
-        A completed multipart object is several files: this raises ``ValueError`` for it; use
-        :meth:`object_bytes` or :meth:`object_files`."""
-        try:
-            return self.store.object_path(bucket, key)
-        except StoreError as err:
-            raise KeyError(f"{bucket}/{key}: {err.code}") from None
-
-    def object_files(self, bucket: str, key: str) -> list[Path]:
-        """The object's data files in the order of its bytes (``KeyError`` if there is no such object)."""
-        try:
-            return self.store.object_files(bucket, key)
-        except StoreError as err:
-            raise KeyError(f"{bucket}/{key}: {err.code}") from None
-
-    def object_bytes(self, bucket: str, key: str) -> bytes:
-        """The object's whole content, also for multipart objects (``KeyError`` if there is no such object)."""
-        try:
-            return self.store.read_object(bucket, key)
-        except StoreError as err:
-            raise KeyError(f"{bucket}/{key}: {err.code}") from None
-
-
-__all__ = ["DEFAULT_CREDENTIALS", "Emulator", "HTTPError"]
+__all__ = [
+    "AbortConnection",
+    "Backend",
+    "HTTPServer",
+    "Handler",
+    "body_reader",
+    "drop_connection",
+    "request_target",
+    "split_path",
+]

@@ -9,7 +9,7 @@ import ipaddress
 import re
 import time
 from datetime import UTC, datetime
-from typing import BinaryIO
+from typing import Protocol
 
 MAX_KEY_BYTES = 1023
 MAX_META_NAME = 512
@@ -83,9 +83,18 @@ def valid_key(key: str) -> bool:
 
 
 def decode_md5(value: str) -> bytes | None:
-    """Decode a Content-MD5 header (Base64 of 16 bytes); None if malformed."""
+    """Decode a Content-MD5 header: the Base64 of 16 bytes (RFC 1864) or 32 hex digits (either case,
+    as QingStor's Go SDK and qsctl send it); None if it is neither. The two forms cannot be confused:
+    the Base64 of 16 bytes is 24 characters long."""
+    value = value.strip()
+    if len(value) == 32:
+        try:
+            raw = bytes.fromhex(value)
+        except ValueError:
+            return None
+        return raw if len(raw) == 16 else None  # fromhex skips spaces: "ab  cd..." is fewer bytes
     try:
-        raw = base64.b64decode(value.strip(), validate=True)
+        raw = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         return None
     return raw if len(raw) == 16 else None
@@ -135,10 +144,18 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     return start, end
 
 
+class ByteSource(Protocol):
+    """Where a body comes from: a socket's buffered reader, or ``io.BytesIO`` in a test."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
 class BodyReader:
     """Reads a request body of known length, or a chunked one, counting bytes received."""
 
-    def __init__(self, rfile: BinaryIO, length: int | None, chunked: bool) -> None:
+    def __init__(self, rfile: ByteSource, length: int | None, chunked: bool) -> None:
         self._rfile = rfile
         self.length = length
         self.chunked = chunked

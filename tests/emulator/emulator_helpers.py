@@ -1,14 +1,18 @@
-"""Helpers shared by the emulator tests: SDK clients, Content-MD5, signed raw requests."""
+"""Helpers shared by the emulator tests: SDK clients, Content-MD5, signed raw requests, in-memory requests."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import http.client
+import io
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from qsyncd.emulator import DEFAULT_CREDENTIALS, Emulator, signing
+from qsyncd.emulator.exchange import Request
+from qsyncd.emulator.server import body_reader, split_path
 
 AKID, SECRET = next(iter(DEFAULT_CREDENTIALS.items()))
 BUCKET = "test-bucket"
@@ -106,3 +110,38 @@ def request(
     finally:
         if own:
             c.close()
+
+
+def make_request(
+    method: str,
+    path: str,
+    query: str = "",
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+    *,
+    begin_body: Callable[[], None] | None = None,
+) -> Request:
+    """A Request as the server would build it from the wire, in memory (no socket).
+
+    The body is given with a Content-Length; ``path`` is the raw (percent-encoded) path."""
+    msg = http.client.HTTPMessage()
+    for name, value in (headers or {}).items():
+        msg[name] = value
+    if method in ("PUT", "POST") and "Content-Length" not in msg and "Transfer-Encoding" not in msg:
+        msg["Content-Length"] = str(len(body))
+    reader, has_length, _ = body_reader(msg, io.BytesIO(body))
+    bucket, raw_key = split_path(path)
+    req = Request(
+        method=method,
+        raw_path=path,
+        raw_query=query,
+        bucket=bucket,
+        key=signing.unquote_path(raw_key) if raw_key else "",
+        query=signing.parse_query(query),
+        headers=msg,
+        body=reader,
+        has_length=has_length,
+    )
+    if begin_body is not None:
+        req.begin_body = begin_body
+    return req

@@ -13,7 +13,8 @@ import pytest
 from emulator_helpers import BUCKET, md5_b64, request, sdk_bucket
 
 from qsyncd.emulator import Emulator
-from qsyncd.emulator.store import ConcatReader, StoreError
+from qsyncd.emulator.errors import EmulatorError
+from qsyncd.emulator.store import ConcatReader, datafiles
 
 MiB = 1 << 20
 
@@ -47,7 +48,7 @@ def complete(emu: Emulator, key: str, upload_id: str, count: int, etag: str | No
 def part_inodes(emu: Emulator, key: str, upload_id: str) -> list[int]:
     """Inode numbers of the stored parts' data files, in part order."""
     udir = emu.root / "buckets" / BUCKET / "uploads" / upload_id
-    return [(udir / p.data_file).stat().st_ino for p in emu.store.list_parts(BUCKET, upload_id, key)]
+    return [(udir / p.data_file).stat().st_ino for p in emu.store.uploads.parts(BUCKET, upload_id, key)]
 
 
 def object_data_files(emu: Emulator) -> list[Path]:
@@ -170,10 +171,10 @@ def test_crash_after_linking_before_commit(tmp_path: Path) -> None:
     parts = make_parts()
     with Emulator(root, buckets=[BUCKET]) as first:
         upload_id = upload_parts(first, "crashy", parts)
-        store = first.store
-        chosen = store.list_parts(BUCKET, upload_id, "crashy")
-        with store._lock:
-            names = store._link_parts(BUCKET, upload_id, "crashy", chosen)  # the steps of complete() up to the commit
+        uploads = first.store.uploads
+        chosen = uploads.parts(BUCKET, upload_id, "crashy")
+        with uploads.lock:
+            names = uploads._link_parts(BUCKET, upload_id, "crashy", chosen)  # the steps of complete() up to the commit
         assert names is not None and 3 == len(names)
         linked = [root / "buckets" / BUCKET / "objects" / n[:2] / n for n in names]
         assert all(p.exists() for p in linked)
@@ -194,32 +195,30 @@ def test_failed_commit_removes_links_and_keeps_upload(emu: Emulator, monkeypatch
     """If writing the object JSON fails, Complete raises, leaves no object and no links, and can be retried."""
     parts = make_parts()
     upload_id = upload_parts(emu, "retry", parts)
-    real_write = emu.store._write_json
+    real_write = datafiles.write_json
 
-    def failing_write(path: Path, data: dict) -> None:  # type: ignore[type-arg]
+    def failing_write(path: Path, data: dict, *, fsync: bool) -> None:  # type: ignore[type-arg]
         if "objects" in path.parts:
             raise OSError(errno.ENOSPC, "No space left on device")
-        real_write(path, data)
+        real_write(path, data, fsync=fsync)
 
-    monkeypatch.setattr(emu.store, "_write_json", failing_write)
+    monkeypatch.setattr(datafiles, "write_json", failing_write)
     listed = [{"part_number": n} for n in range(len(parts))]
     with pytest.raises(OSError):
-        emu.store.complete(BUCKET, upload_id, "retry", listed, None)
-    with pytest.raises(StoreError):
-        emu.store.head_object(BUCKET, "retry")
+        emu.store.uploads.complete(BUCKET, upload_id, "retry", listed, None)
+    with pytest.raises(EmulatorError):
+        emu.store.objects.head(BUCKET, "retry")
     assert [] == object_data_files(emu)
-    monkeypatch.setattr(emu.store, "_write_json", real_write)
+    monkeypatch.setattr(datafiles, "write_json", real_write)
     complete(emu, "retry", upload_id, len(parts))
     assert b"".join(parts) == emu.object_bytes(BUCKET, "retry")
 
 
 def test_failure_after_json_rename_keeps_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """If the object dir fsync fails after the JSON rename, the links it names stay; a reopen serves the object."""
-    from qsyncd.emulator import store as store_module
-
     root = tmp_path / "root"
     parts = make_parts()
-    real_fsync_dir = store_module._fsync_dir
+    real_fsync_dir = datafiles.fsync_dir
 
     def failing_fsync_dir(path: Path) -> None:
         if "objects" in Path(path).parts:
@@ -228,9 +227,11 @@ def test_failure_after_json_rename_keeps_links(tmp_path: Path, monkeypatch: pyte
 
     with Emulator(root, buckets=[BUCKET]) as first:
         upload_id = upload_parts(first, "half", parts)
-        monkeypatch.setattr(store_module, "_fsync_dir", failing_fsync_dir)
+        monkeypatch.setattr(datafiles, "fsync_dir", failing_fsync_dir)
         with pytest.raises(OSError):
-            first.store.complete(BUCKET, upload_id, "half", [{"part_number": n} for n in range(len(parts))], None)
+            first.store.uploads.complete(
+                BUCKET, upload_id, "half", [{"part_number": n} for n in range(len(parts))], None
+            )
         monkeypatch.undo()
         assert 3 == len(object_data_files(first))
     with Emulator(root) as second:
@@ -260,7 +261,7 @@ def test_open_reader_survives_delete(emu: Emulator) -> None:
     complete(emu, "held", upload_parts(emu, "held", parts), len(parts))
     files = emu.object_files(BUCKET, "held")
     meta, reader = emu.store.open_object(BUCKET, "held")
-    assert emu.store.delete_object(BUCKET, "held")
+    assert emu.store.objects.delete(BUCKET, "held")
     assert all(f.exists() for f in files)  # still needed by the reader
     with reader:
         assert b"".join(parts) == reader.read()

@@ -85,11 +85,31 @@ def test_unknown_access_key_id(emu: Emulator) -> None:
     assert_error(request(emu, "GET", B, akid="NOSUCHKEY"), 401, "invalid_access_key_id")
 
 
-def test_missing_authorization_is_401(emu: Emulator) -> None:
-    """Without Authorization the private bucket answers 401."""
-    reply = request(emu, "GET", B, headers={"Date": http_now()}, sign=False)
-    assert 401 == reply.status
-    assert "permission_denied" == json.loads(reply.body)["code"]
+def test_missing_authorization_is_403_permission_denied(emu: Emulator) -> None:
+    """An unsigned request to a private bucket is 403 permission_denied (QingStor's error table), for
+    bucket and object requests alike; qsyncd's client side calls it a permission problem."""
+    from qsyncd.remote.translate import status_error
+
+    put(emu, "anon", b"x")
+    for method, path in (("GET", B), ("GET", f"{B}/anon"), ("PUT", f"{B}/anon2"), ("GET", "/")):
+        reply = request(
+            emu, method, path, headers={"Date": http_now()}, body=b"" if method == "PUT" else None, sign=False
+        )
+        assert_error(reply, 403, "permission_denied")
+    assert 404 == request(emu, "HEAD", f"{B}/anon2").status
+    doc = json.loads(reply.body)
+    err = status_error(
+        status=reply.status,
+        code=doc["code"],
+        message=doc["message"],
+        request_id=doc["request_id"],
+        operation="ListBuckets",
+        key="",
+        endpoint=emu.url,
+        bucket="test-bucket",
+        zone="pek3a",
+    )
+    assert "permission denied" in str(err)
 
 
 def test_clock_skew_is_request_expired(emu: Emulator) -> None:
@@ -220,6 +240,49 @@ def test_bad_digest_stores_nothing(emu: Emulator) -> None:
     assert_error(reply, 400, "bad_digest")
     assert 404 == request(emu, "HEAD", f"{B}/bd").status
     assert [] == [p for p in emu.root.rglob("*") if p.is_file() and p.suffix == ".data"]
+
+
+def test_hex_content_md5_is_accepted_and_checked(emu: Emulator) -> None:
+    """Content-MD5 as 32 hex digits (what the Go SDK's scenario suite and qsctl send) is checked like
+    the Base64 form: a match stores the object (201), a mismatch is 400 bad_digest and stores nothing."""
+    data = b"\0" * 1024
+    hex_md5 = hashlib.md5(data).hexdigest()
+    for name, value in (("hex", hex_md5), ("HEX", hex_md5.upper())):
+        reply = request(emu, "PUT", f"{B}/{name}", headers={"Content-MD5": value}, body=data)
+        assert 201 == reply.status
+        assert f'"{hex_md5}"' == reply.header("ETag")
+        assert data == emu.object_bytes("test-bucket", name)
+    wrong = hashlib.md5(b"other").hexdigest()
+    assert_error(request(emu, "PUT", f"{B}/wrong", headers={"Content-MD5": wrong}, body=data), 400, "bad_digest")
+    assert 404 == request(emu, "HEAD", f"{B}/wrong").status
+
+
+def test_hex_content_md5_on_upload_part_and_delete_multiple(emu: Emulator) -> None:
+    """The hex form is accepted (and checked) wherever Content-MD5 is read: UploadMultipart, ?delete."""
+    init = request(emu, "POST", f"{B}/mp", "uploads")
+    upload_id = json.loads(init.body)["upload_id"]
+    part = b"p" * 100
+    query = f"part_number=0&upload_id={upload_id}"
+    ok = request(emu, "PUT", f"{B}/mp", query, {"Content-MD5": hashlib.md5(part).hexdigest()}, part)
+    assert 201 == ok.status
+    bad = request(emu, "PUT", f"{B}/mp", query, {"Content-MD5": hashlib.md5(b"x").hexdigest()}, part)
+    assert_error(bad, 400, "bad_digest")
+    put(emu, "gone", b"1")
+    doc = json.dumps({"objects": [{"key": "gone"}], "quiet": False}).encode()
+    reply = request(emu, "POST", B, "delete", {"Content-MD5": hashlib.md5(doc).hexdigest()}, doc)
+    assert 200 == reply.status
+    assert [{"key": "gone"}] == json.loads(reply.body)["deleted"]
+
+
+def test_malformed_content_md5_is_bad_digest(emu: Emulator) -> None:
+    """A Content-MD5 that is neither the Base64 of 16 bytes nor 32 hex digits is 400 bad_digest."""
+    data = b"payload"
+    hex_md5 = hashlib.md5(data).hexdigest()
+    spaced = hex_md5[:14] + "  " + hex_md5[14:30]  # 32 characters, 15 bytes
+    for value in ("not-a-digest", hex_md5[:31], hex_md5 + "0", "g" * 32, spaced, md5_b64(data)[:-2], ""):
+        reply = request(emu, "PUT", f"{B}/m", headers={"Content-MD5": value}, body=data)
+        assert_error(reply, 400, "bad_digest")
+    assert 404 == request(emu, "HEAD", f"{B}/m").status
 
 
 def test_short_body_is_incomplete_body(emu: Emulator) -> None:

@@ -1,0 +1,177 @@
+"""Object operations: PutObject (also copy and move), HeadObject, GetObject, DeleteObject."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from qsyncd.emulator.errors import EmulatorError
+from qsyncd.emulator.exchange import Context, Request, Response
+from qsyncd.emulator.operations.inputs import (
+    metadata,
+    mime_type,
+    require_length,
+    storage_class,
+    stored_headers,
+    stream_into,
+)
+from qsyncd.emulator.store import ObjectMeta
+from qsyncd.emulator.wire import http_date, parse_date, parse_range
+
+MAX_OBJECT_SIZE = 5 * 1024 * 1024 * 1024
+RESPONSE_OVERRIDES = {  # GetObject query parameter -> the response header it replaces
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+
+
+def object_headers(meta: ObjectMeta) -> list[tuple[str, str]]:
+    """The headers HEAD and GET answer with for an object."""
+    headers = [
+        ("Content-Type", meta.mime_type),
+        ("Last-Modified", http_date(meta.modified)),
+        ("ETag", f'"{meta.etag}"'),
+        ("x-qs-storage-class", meta.storage_class),
+    ]
+    for name, value in meta.headers.items():
+        headers.append((name.title(), value))
+    for name, value in sorted(meta.metadata.items()):
+        headers.append((name, value))
+    return headers
+
+
+def not_modified(req: Request, meta: ObjectMeta) -> Response | None:
+    """Evaluate the If-* headers: a 304 answer, None to go on, or raise 412."""
+    etag = f'"{meta.etag}"'
+    if_match = req.headers.get("If-Match")
+    if if_match is not None:
+        tags = [t.strip() for t in if_match.split(",")]
+        if "*" not in tags and etag not in tags and meta.etag not in tags:
+            raise EmulatorError(412, "precondition_failed", "If-Match failed")
+    ius = req.headers.get("If-Unmodified-Since")
+    if ius is not None and if_match is None:
+        when = parse_date(ius)
+        if when is not None and int(meta.modified) > when:
+            raise EmulatorError(412, "precondition_failed", "If-Unmodified-Since failed")
+    inm = req.headers.get("If-None-Match")
+    if inm is not None:
+        tags = [t.strip() for t in inm.split(",")]
+        if "*" in tags or etag in tags or meta.etag in tags:
+            return Response.empty(304, [("ETag", etag)])
+    ims = req.headers.get("If-Modified-Since")
+    if ims is not None and inm is None:
+        when = parse_date(ims)
+        if when is not None and int(meta.modified) <= when:
+            return Response.empty(304, [("ETag", etag)])
+    return None
+
+
+def put_object(req: Request, ctx: Context) -> Response:
+    """PUT /<bucket>/<key>: store the body, or copy/move with ``x-qs-copy-source`` / ``x-qs-move-source``."""
+    if req.headers.get("x-qs-fetch-source"):
+        raise EmulatorError(501, "not_implemented", "x-qs-fetch-source is not implemented by the emulator")
+    sclass = storage_class(req)
+    meta_headers = metadata(req)
+    source = req.headers.get("x-qs-copy-source") or req.headers.get("x-qs-move-source")
+    if source:
+        return _copy_or_move(req, ctx, source, sclass, meta_headers)
+    require_length(req, MAX_OBJECT_SIZE)
+    writer = ctx.store.objects.writer(req.bucket, req.key)
+    md5 = stream_into(req, writer, MAX_OBJECT_SIZE)
+    now = ctx.now()
+    meta = ObjectMeta(
+        key=req.key,
+        size=writer.size,
+        etag=md5,
+        mime_type=mime_type(req),
+        created=now,
+        modified=now,
+        storage_class=sclass,
+        metadata=meta_headers,
+        headers=stored_headers(req),
+    )
+    try:
+        ctx.store.objects.commit(req.bucket, writer.path, meta)
+    except BaseException:
+        writer.discard()
+        raise
+    return Response.empty(201, [("ETag", f'"{md5}"')])
+
+
+def _copy_or_move(req: Request, ctx: Context, source: str, sclass: str, meta_headers: dict[str, str]) -> Response:
+    move = bool(req.headers.get("x-qs-move-source"))
+    sbucket, _, skey = unquote(source).lstrip("/").partition("/")
+    if not skey:
+        raise EmulatorError(400, "invalid_argument", "the copy source must be /<bucket>/<key>")
+    try:
+        src_meta = ctx.store.objects.head(sbucket, skey)
+    except EmulatorError:
+        raise EmulatorError(404, "object_not_exists", "the source object does not exist") from None
+    etag = f'"{src_meta.etag}"'
+    cond = req.headers.get("x-qs-copy-source-if-match")
+    if cond is not None and cond.strip() not in (etag, src_meta.etag):
+        raise EmulatorError(412, "precondition_failed", "copy source If-Match failed")
+    cond = req.headers.get("x-qs-copy-source-if-none-match")
+    if cond is not None and cond.strip() in (etag, src_meta.etag):
+        raise EmulatorError(412, "precondition_failed", "copy source If-None-Match failed")
+    replace = (req.headers.get("x-qs-metadata-directive") or "COPY").upper() == "REPLACE"
+    now = ctx.now()
+    meta = ObjectMeta(
+        key=req.key,
+        size=0,
+        etag="",
+        mime_type=mime_type(req) if replace else src_meta.mime_type,
+        created=now,
+        modified=now,
+        storage_class=sclass if req.headers.get("x-qs-storage-class") else src_meta.storage_class,
+        metadata=meta_headers if replace else dict(src_meta.metadata),
+        headers=stored_headers(req) if replace else dict(src_meta.headers),
+    )
+    ctx.store.objects.copy(sbucket, skey, req.bucket, meta)
+    if move and (sbucket, skey) != (req.bucket, req.key):
+        ctx.store.objects.delete(sbucket, skey)
+    return Response.empty(201)
+
+
+def head_object(req: Request, ctx: Context) -> Response:
+    """HEAD /<bucket>/<key>: the object's headers and length, no body."""
+    meta = ctx.store.objects.head(req.bucket, req.key)
+    return not_modified(req, meta) or Response(200, object_headers(meta), meta.size)
+
+
+def get_object(req: Request, ctx: Context) -> Response:
+    """GET /<bucket>/<key>: the data (or a ``Range`` of it), streamed from the open data file."""
+    meta, fh = ctx.store.objects.open(req.bucket, req.key)
+    try:
+        early = not_modified(req, meta)
+        if early is not None:
+            fh.close()
+            return early
+        headers = object_headers(meta)
+        for param, header in RESPONSE_OVERRIDES.items():
+            if param in req.query:
+                headers = [(n, v) for n, v in headers if n.lower() != header.lower()]
+                headers.append((header, req.query[param]))
+        start, end, status = 0, meta.size - 1, 200
+        range_header = req.headers.get("Range")
+        if range_header is not None:
+            parsed = parse_range(range_header, meta.size)
+            if parsed is None:
+                raise EmulatorError(416, "invalid_range", "the requested range cannot be satisfied")
+            start, end = parsed
+            status = 206
+            headers.append(("Content-Range", f"bytes {start}-{end}/{meta.size}"))
+        fh.seek(start)
+    except BaseException:
+        fh.close()
+        raise
+    return Response(status, headers, end - start + 1 if meta.size else 0, stream=fh)
+
+
+def delete_object(req: Request, ctx: Context) -> Response:
+    """DELETE /<bucket>/<key>: 204 whether or not it existed."""
+    ctx.store.objects.delete(req.bucket, req.key)
+    return Response.empty(204)
