@@ -380,4 +380,5 @@ structlog.configure(
 
 def get_logger(**bind: Any) -> structlog.typing.FilteringBoundLogger:
     """A logger with ``bind`` as context; works before configure_logging() and follows re-configuration."""
-    return structlog.get_logger(**bind)
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(**bind)
+    return logger

@@ -14,8 +14,10 @@ hashes made by ``new()``.
 from __future__ import annotations
 
 import hashlib
+from types import ModuleType
 from typing import Any
 
+_md5pair: ModuleType | None
 try:
     from qsyncd import _md5pair
 except ImportError:  # not built (no C compiler at install time): hashlib does the work
@@ -53,17 +55,18 @@ def _agrees_with_hashlib(mod: Any) -> bool:
 
 BUILT = _md5pair is not None
 NATIVE = BUILT and _agrees_with_hashlib(_md5pair)
+_ext: Any = _md5pair  # used only when NATIVE (so never None there)
 
 
 def new() -> Any:
     """A fresh MD5 with ``update``/``digest``/``hexdigest`` (the extension's when ``NATIVE``)."""
-    return _md5pair.MD5() if NATIVE else hashlib.md5()
+    return _ext.MD5() if NATIVE else hashlib.md5()
 
 
 def update_both(a: Any, b: Any, data: bytes) -> None:
     """``a.update(data); b.update(data)``, in one interleaved pass when ``NATIVE``."""
     if NATIVE:
-        _md5pair.update_both(a, b, data)
+        _ext.update_both(a, b, data)
     else:
         a.update(data)
         b.update(data)

@@ -72,7 +72,7 @@ def start_metrics(listen: str, status: Callable[[], Status], counters: Counters,
     """Serve the metrics on ``listen`` ("host:port") in a background thread."""
     host, _, port = listen.rpartition(":")
     registry = CollectorRegistry()
-    registry.register(_Collector(status, counters))  # type: ignore[arg-type]
+    registry.register(_Collector(status, counters))
     server, thread = start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1", registry=registry)
     log.info("metrics_listening", listen=listen)
     return MetricsServer(server, thread)

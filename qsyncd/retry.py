@@ -21,5 +21,5 @@ def backoff_delay(
     """
     if attempt < 1:
         attempt = 1
-    base = min(maximum, initial * (2 ** min(attempt - 1, 62)))
+    base = min(maximum, initial * float(2 ** min(attempt - 1, 62)))
     return base / 2 + (base / 2) * rand()

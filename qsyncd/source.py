@@ -151,7 +151,7 @@ def part_and_whole(fd: int, offset: int, length: int, whole: Any) -> str:
     part = md5pair.new()
     for data in _blocks(fd, offset, length):
         md5pair.update_both(part, whole, data)
-    return part.hexdigest()
+    return str(part.hexdigest())
 
 
 def hash_file(fd: int, size: int, part_size: int | None) -> tuple[str, list[str]]:

@@ -245,8 +245,7 @@ class Daemon:
         specs: list[tuple[str, Callable[[], None]]] = [("settle", self.stages.settle.loop), ("scan", self.scanner.loop)]
         for i in range(max(1, self.cfg.upload.concurrency)):
             # one liveness name per worker: a single wedged worker must stop the watchdog pings
-            name = f"upload-{i}"
-            specs.append((name, lambda n=name: self.stages.worker.loop(lambda *_: self.liveness.beat(n))))
+            specs.append((f"upload-{i}", self._upload_thread(f"upload-{i}")))
         for name, _ in specs:
             self.liveness.register(name, self.stall_seconds)
         if self.mode.runs_maintenance:
@@ -259,6 +258,12 @@ class Daemon:
             from qsyncd.metrics import start_metrics
 
             self.metrics = start_metrics(self.cfg.metrics.listen, self.status, self.stages.counters, self.log)
+
+    def _upload_thread(self, name: str) -> Callable[[], None]:
+        def beat(_n: int = 0) -> None:
+            self.liveness.beat(name)
+
+        return lambda: self.stages.worker.loop(beat)
 
     def _guard(self, name: str, target: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:

@@ -109,7 +109,7 @@ class SettleStage:
                 self._from_scan.add(hint.path)
         else:
             self._from_scan.discard(hint.path)
-        self.settler.event(hint.path, now, hint.kind, idle_for=hint.idle_for)  # type: ignore[arg-type]
+        self.settler.event(hint.path, now, hint.kind, idle_for=hint.idle_for)
 
     def _on_rescan(self, hint: Hint, now: float) -> None:
         root = self.roots.get(hint.root)
