@@ -357,6 +357,11 @@ class S3Remote:
 
     # ---- Remote -------------------------------------------------------------------------------
 
+    def create_bucket(self) -> None:
+        """Create the bucket (not part of ``Remote``: the daemon never creates one; the demo and tests do)."""
+        self._call("CreateBucket", "")
+
+
     def probe(self) -> None:
         """Check that the bucket exists and the credentials work (HeadBucket)."""
         self._call("HeadBucket", "")
