@@ -361,7 +361,6 @@ class S3Remote:
         """Create the bucket (not part of ``Remote``: the daemon never creates one; the demo and tests do)."""
         self._call("CreateBucket", "")
 
-
     def probe(self) -> None:
         """Check that the bucket exists and the credentials work (HeadBucket)."""
         self._call("HeadBucket", "")
