@@ -73,7 +73,7 @@ from urllib3.connection import HTTPConnection
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from qsyncd import __version__
-from qsyncd.errors import BadRequest, RemoteError, TransientError
+from qsyncd.errors import BadRequest, BodyMismatch, RemoteError, TransientError
 from qsyncd.remote.base import ObjectInfo, PartInfo, UploadInfo
 from qsyncd.remote.body import ShortBodyError, SizedBody, SpliceHTTPConnection
 from qsyncd.remote.signature import Signer, bucket_path, canonical_resource, object_path, query_string
@@ -162,8 +162,8 @@ def _unpack(response: requests.Response) -> _Reply:
     return _Reply(response.status_code, data, response.headers)
 
 
-def _shrank(operation: str, key: str, exc: ShortBodyError) -> BadRequest:
-    return BadRequest(
+def _shrank(operation: str, key: str, exc: ShortBodyError) -> BodyMismatch:
+    return BodyMismatch(
         f"{operation} {key!r} failed: the body ended after {exc.sent} of {exc.size} bytes: "
         "the file shrank while it was read; nothing was stored",
         code="incomplete_body",
