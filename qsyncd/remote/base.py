@@ -97,8 +97,8 @@ class Remote(Protocol):
         """The object's info, or ``None`` when no object has this key.
 
         ``etag`` is what ``put`` returned or the ``etag`` given to ``complete``; ``size`` the stored
-        length; ``metadata`` the names given to ``put``/``initiate``, lower-cased. A missing bucket
-        raises ``BucketMissing`` (not ``None``).
+        length; ``metadata`` the names given to ``put``/``initiate``, lower-cased. A HEAD answer has
+        no body, so a missing bucket may also be ``None``: ``probe`` (run at start) is what tells.
         """
 
     def put(
