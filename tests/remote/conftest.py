@@ -6,14 +6,12 @@ from __future__ import annotations
 import inspect
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from remote_support import EMU_AKID, EMU_BUCKET, EMU_SECRET, Target, live_settings
+from remote_support import EMU_AKID, EMU_BUCKET, EMU_SECRET, Store, Target, live_settings
 
-from qsyncd.remote.base import Remote
 from qsyncd.remote.qingstor import QingStorRemote
 
 
@@ -108,26 +106,6 @@ def remote(target: Target) -> QingStorRemote:
 
 
 # ---- the stores of the contract suite (test_contract.py) ----------------------------------------
-
-
-@dataclass
-class Store:
-    """One object store under the contract suite: a ``Remote`` on it and what the suite needs besides.
-
-    A new store is one builder below (``(request) -> Store``, fixtures via ``request.getfixturevalue``)
-    and one entry in ``STORES``.
-    """
-
-    name: str
-    remote: Remote
-    prefix: str  # every key of the test starts with it (unique per test)
-    min_part_size: int  # the smallest part other than the last that Complete accepts
-    wrong_secret: Callable[[], Remote]  # a Remote with the right key id and a wrong secret
-    missing_bucket: Callable[[], Remote]  # a Remote for a bucket that does not exist
-
-    def key(self, name: str) -> str:
-        """A key unique to this test."""
-        return self.prefix + name
 
 
 def _emulator_store(request: pytest.FixtureRequest) -> Store:

@@ -14,7 +14,7 @@ import hashlib
 import io
 
 import pytest
-from conftest import Store
+from remote_support import Store
 
 from qsyncd.errors import (
     BadRequest,
