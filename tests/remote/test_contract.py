@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+from typing import Any
 
 import pytest
 from remote_support import Store
@@ -36,8 +37,8 @@ def hexmd5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
 
-def put(remote: Remote, key: str, data: bytes, **kw: object) -> str:
-    return remote.put(key, io.BytesIO(data), len(data), b64(data), **kw)  # type: ignore[arg-type]
+def put(remote: Remote, key: str, data: bytes, **kw: Any) -> str:
+    return remote.put(key, io.BytesIO(data), len(data), b64(data), **kw)
 
 
 def test_is_a_remote(store: Store) -> None:
@@ -80,13 +81,13 @@ def test_put_with_a_wrong_md5_is_body_mismatch_and_keeps_the_old_object(store: S
     put(store.remote, key, old)
     data = b"bytes that are not what was hashed"
     with pytest.raises(BodyMismatch) as info:
-        store.remote.put(key, io.BytesIO(data), len(data), b64(b"something else"))  # type: ignore[arg-type]
+        store.remote.put(key, io.BytesIO(data), len(data), b64(b"something else"))
     assert isinstance(info.value, BadRequest) and "bad_digest" == info.value.code
     head = store.remote.head(key)
     assert head is not None and (len(old), hexmd5(old)) == (head.size, head.etag)
     fresh = store.key("never-stored")
     with pytest.raises(BodyMismatch):
-        store.remote.put(fresh, io.BytesIO(data), len(data), b64(b"x"))  # type: ignore[arg-type]
+        store.remote.put(fresh, io.BytesIO(data), len(data), b64(b"x"))
     assert store.remote.head(fresh) is None
 
 
@@ -94,7 +95,7 @@ def test_put_of_a_body_shorter_than_size_is_body_mismatch(store: Store) -> None:
     """A body that ends before ``size`` bytes (the file shrank) raises BodyMismatch; nothing stored."""
     key, data = store.key("shrank"), b"0123456789" * 1000
     with pytest.raises(BodyMismatch) as info:
-        store.remote.put(key, io.BytesIO(data[:5000]), len(data), b64(data))  # type: ignore[arg-type]
+        store.remote.put(key, io.BytesIO(data[:5000]), len(data), b64(data))
     assert "incomplete_body" == info.value.code
     assert store.remote.head(key) is None
 
@@ -128,7 +129,7 @@ def _parts(store: Store) -> list[bytes]:
 def _send_parts(store: Store, key: str, upload_id: str, parts: list[bytes]) -> list[PartInfo]:
     infos = []
     for number, data in enumerate(parts):
-        etag = store.remote.upload_part(key, upload_id, number, io.BytesIO(data), len(data), b64(data))  # type: ignore[arg-type]
+        etag = store.remote.upload_part(key, upload_id, number, io.BytesIO(data), len(data), b64(data))
         assert hexmd5(data) == etag
         infos.append(PartInfo(number, len(data), etag))
     return infos
@@ -160,11 +161,11 @@ def test_a_part_sent_again_replaces_it_and_a_bad_part_stores_nothing(store: Stor
     """upload_part of the same number replaces the part; a part with a wrong MD5 is BodyMismatch."""
     key = store.key("parts.bin")
     upload_id = store.remote.initiate(key)
-    store.remote.upload_part(key, upload_id, 3, io.BytesIO(b"old"), 3, b64(b"old"))  # type: ignore[arg-type]
+    store.remote.upload_part(key, upload_id, 3, io.BytesIO(b"old"), 3, b64(b"old"))
     new = b"new bytes"
-    store.remote.upload_part(key, upload_id, 3, io.BytesIO(new), len(new), b64(new))  # type: ignore[arg-type]
+    store.remote.upload_part(key, upload_id, 3, io.BytesIO(new), len(new), b64(new))
     with pytest.raises(BodyMismatch) as info:
-        store.remote.upload_part(key, upload_id, 4, io.BytesIO(new), len(new), b64(b"other"))  # type: ignore[arg-type]
+        store.remote.upload_part(key, upload_id, 4, io.BytesIO(new), len(new), b64(b"other"))
     assert "bad_digest" == info.value.code
     assert [PartInfo(3, len(new), hexmd5(new))] == store.remote.list_parts(key, upload_id)
     store.remote.abort(key, upload_id)
@@ -175,7 +176,7 @@ def test_unknown_uploads_are_not_found(store: Store) -> None:
     key, data = store.key("ghost"), b"data"
     ghost = "0123456789abcdef0123456789abcdef"
     with pytest.raises(NotFound) as info:
-        store.remote.upload_part(key, ghost, 0, io.BytesIO(data), len(data), b64(data))  # type: ignore[arg-type]
+        store.remote.upload_part(key, ghost, 0, io.BytesIO(data), len(data), b64(data))
     assert "upload_not_exists" == info.value.code
     with pytest.raises(NotFound):
         store.remote.list_parts(key, ghost)
@@ -187,13 +188,13 @@ def test_abort_discards_the_upload_and_is_idempotent(store: Store) -> None:
     """abort: the upload is no longer listed, its parts are NotFound, a second abort succeeds."""
     key, data = store.key("aborted"), b"part"
     upload_id = store.remote.initiate(key)
-    store.remote.upload_part(key, upload_id, 0, io.BytesIO(data), len(data), b64(data))  # type: ignore[arg-type]
+    store.remote.upload_part(key, upload_id, 0, io.BytesIO(data), len(data), b64(data))
     store.remote.abort(key, upload_id)
     assert [] == store.remote.list_uploads(store.prefix)
     with pytest.raises(NotFound):
         store.remote.list_parts(key, upload_id)
     with pytest.raises(NotFound):
-        store.remote.upload_part(key, upload_id, 1, io.BytesIO(data), len(data), b64(data))  # type: ignore[arg-type]
+        store.remote.upload_part(key, upload_id, 1, io.BytesIO(data), len(data), b64(data))
     store.remote.abort(key, upload_id)
     assert store.remote.head(key) is None
 
@@ -240,7 +241,7 @@ def test_a_wrong_secret_is_credentials_rejected(store: Store) -> None:
     for call in (
         wrong.probe,
         lambda: wrong.head(store.key("k")),
-        lambda: wrong.put(store.key("k"), io.BytesIO(data), 1, b64(data)),  # type: ignore[arg-type]
+        lambda: wrong.put(store.key("k"), io.BytesIO(data), 1, b64(data)),
         lambda: wrong.list_objects(store.prefix),
     ):
         with pytest.raises(CredentialsRejected) as info:
@@ -257,7 +258,7 @@ def test_a_missing_bucket_is_bucket_missing(store: Store) -> None:
     assert missing.head(store.key("k")) is None
     for call in (
         missing.probe,
-        lambda: missing.put(store.key("k"), io.BytesIO(data), 1, b64(data)),  # type: ignore[arg-type]
+        lambda: missing.put(store.key("k"), io.BytesIO(data), 1, b64(data)),
         lambda: missing.list_objects(""),
     ):
         with pytest.raises(BucketMissing) as info:
