@@ -91,6 +91,17 @@ class BadRequest(PermanentError):
     """The server rejected the request as malformed (bad digest, short body, part too small...)."""
 
 
+class BodyMismatch(BadRequest):
+    """The server refused a body that did not match its Content-MD5 (``bad_digest``) or its length
+    (``incomplete_body``): nothing was stored. Raised by a ``Remote`` for exactly these two cases.
+
+    It is a ``BadRequest`` (so a ``PermanentError`` and a ``RemoteError``) because that is what it is
+    on the wire — a 400 for this request, and resending the same bytes with the same MD5 fails again —
+    and so every caller that does not single it out keeps treating it as before. The uploader catches
+    it first, by type: the local file changed (or shrank) while it was read, so the file goes back to
+    settle (``FileChanged``) instead of being failed."""
+
+
 class TransientError(RemoteError):
     """A failure that may go away: 5xx, connection reset, timeout, endpoint unreachable."""
 

@@ -21,13 +21,11 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from qsyncd import md5pair
-from qsyncd.errors import BadRequest, FileChanged, NotFound, PermanentError, RemoteError, TransientError
+from qsyncd.errors import BodyMismatch, FileChanged, NotFound, PermanentError, RemoteError, TransientError
 from qsyncd.policy import RetryRules, part_retry_delay
 from qsyncd.remote.base import PartInfo, Remote
 from qsyncd.source import RateLimiter, Section, b64, feed_section, md5_section, part_and_whole
 from qsyncd.state import Ledger, MultipartRecord, PartRecord
-
-_BODY_CHANGED = ("bad_digest", "incomplete_body")  # a part's body did not match its Content-MD5 / length
 
 
 class Interrupted(Exception):
@@ -138,10 +136,8 @@ class PartSender:
             body = Section(fd, off, length, limiter=self.limiter, on_read=on_read)
             try:
                 etag = self.remote.upload_part(key, upload_id, n, body, length, b64(bytes.fromhex(part_hex)))
-            except BadRequest as err:
-                if err.code in _BODY_CHANGED:  # the file changed (or shrank) under the read
-                    raise FileChanged("the file changed while a part was being uploaded") from err
-                raise
+            except BodyMismatch as err:  # the file changed (or shrank) under the read
+                raise FileChanged("the file changed while a part was being uploaded") from err
             except TransientError as err:
                 delay = part_retry_delay(attempt, self.rules)
                 if delay is None:

@@ -29,7 +29,7 @@ from typing import Any
 from qsyncd import md5pair
 from qsyncd.config import UploadConfig
 from qsyncd.decide import UNKNOWN, Decision, decide
-from qsyncd.errors import BadRequest, FileChanged, RemoteError, TransientError
+from qsyncd.errors import BodyMismatch, FileChanged, RemoteError, TransientError
 from qsyncd.identity import FileIdentity
 from qsyncd.keys import content_type as guess_content_type
 from qsyncd.multipart import Interrupted, PartSender, complete_and_verify, stored_parts
@@ -41,7 +41,6 @@ from qsyncd.state import FileRecord, Ledger, MultipartRecord
 
 __all__ = ["Interrupted", "Outcome", "Uploader"]
 
-_BODY_CHANGED = ("bad_digest", "incomplete_body")  # the body did not match its Content-MD5 / length
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
 Known = tuple[FileRecord | None, MultipartRecord | None]  # what the ledger holds of a path (Ledger.lookup)
@@ -248,12 +247,10 @@ class Uploader:
                 metadata=self._metadata(st),
                 storage_class=self.s.storage_class,
             )
-        except BadRequest as err:
-            if err.code in _BODY_CHANGED:  # incomplete_body: the file shrank while read
-                raise FileChanged(
-                    f"the file changed while it was being uploaded ({err.code}); it will be sent again"
-                ) from err
-            raise
+        except BodyMismatch as err:  # the file changed (bad_digest) or shrank (incomplete_body) while read
+            raise FileChanged(
+                f"the file changed while it was being uploaded ({err.code}); it will be sent again"
+            ) from err
         if etag and etag != md5_hex:
             raise TransientError(
                 f"the server stored {key} with ETag {etag}, expected {md5_hex}",

@@ -1,31 +1,60 @@
-"""The contract every object store behind qsyncd fulfils.
+"""The contract every object store behind qsyncd fulfils: ``Remote``, the ``Body`` it reads, and what it returns.
 
 Keys are ``str`` (valid UTF-8, 1..1023 bytes when encoded). ETags and MD5s are lower-case hex
-without quotes. Bodies are binary file-like objects that yield exactly ``size`` bytes from
-``read()``; the remote streams them and never holds a whole object in memory.
+without quotes. Part numbers are 0-based. Bodies are ``Body`` objects (a file, a ``qsyncd.source.Section``)
+that yield exactly ``size`` bytes from ``read()``; the remote streams them and never holds a whole
+object in memory.
 
-Errors are ``qsyncd.errors`` types only, classified by consequence: ``NotFound`` (this object or upload
-does not exist), ``StoreRefused`` (every request will fail: ``CredentialsRejected`` for a wrong key, a
-bad signature or a skewed clock, ``BucketMissing``), ``AuthError``/``BadRequest`` (permanent for this
-request), ``TransientError``/``Unreachable`` (retry later). No SDK exception escapes an implementation.
+Errors are ``qsyncd.errors`` types only, classified by consequence:
+
+* ``NotFound`` — this object or upload does not exist (``head`` returns ``None`` instead);
+* ``StoreRefused`` — every request will fail: ``CredentialsRejected`` (a wrong key, a bad signature,
+  a skewed clock) or ``BucketMissing``; the caller pauses all uploads;
+* ``BodyMismatch`` — the body did not match its Content-MD5 or its size; nothing was stored; the
+  caller re-reads the file (it changed while it was read);
+* ``AuthError``/``BadRequest`` — permanent for this request (one key refused, a malformed request);
+* ``TransientError``/``Unreachable`` — retry later (5xx, a timeout, a broken connection, no route).
+
+Every error carries ``operation`` (e.g. ``PutObject``), ``key`` and, when a response arrived, ``status``
+and the store's ``code``; its message says what to do and never holds a credential. No SDK or HTTP
+library exception escapes an implementation. Arguments that break the contract (an empty key, a
+malformed MD5, a part number out of range) raise ``ValueError`` before anything is sent.
+
+The contract is proved for every store by ``tests/remote/test_contract.py`` (one suite, one fixture
+param per store); ``tests/qsynctest/memremote.py`` is an in-memory implementation for unit tests.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
+
+
+class Body(Protocol):
+    """A request body: a binary file object positioned at the first byte to send.
+
+    The remote reads ``size`` bytes from the current position with ``read(n)`` (a short read is not
+    the end; an empty one is) and may ``tell()`` the start and ``seek()`` back to it to send the body
+    again. Optional extras it uses when present: ``seekable()``; ``region(n)``/``advance(n)`` for
+    zero-copy sends (``qsyncd.source.Section``, see ``qsyncd.remote.body``)."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+    def seek(self, pos: int, whence: int = 0, /) -> int: ...
+
+    def tell(self) -> int: ...
 
 
 @dataclass(frozen=True)
 class ObjectInfo:
-    """What HEAD says about an object."""
+    """What HEAD (or a listing) says about an object."""
 
     key: str
     size: int
-    etag: str  # unquoted lower-case hex; for multipart objects whatever Complete sent
+    etag: str  # unquoted lower-case hex; for a single PUT the MD5, for multipart objects what Complete sent
     content_type: str = ""
-    metadata: Mapping[str, str] = field(default_factory=dict)  # x-qs-meta-* without the prefix
+    metadata: Mapping[str, str] = field(default_factory=dict)  # x-qs-meta-* without the prefix, names lower-case
 
 
 @dataclass(frozen=True)
@@ -43,27 +72,39 @@ class UploadInfo:
 
     key: str
     upload_id: str
-    created: str  # RFC 3339 as the server sent it
+    created: str  # RFC 3339 as the server sent it ("" when it sent none)
 
 
 @runtime_checkable
 class Remote(Protocol):
     """One bucket of an object store.
 
-    Every method is safe to call from several threads at once. Every method is idempotent
-    except ``initiate`` (each call creates a new upload).
+    Every method is safe to call from several threads at once. Every method is idempotent except
+    ``initiate`` (each call creates a new upload). A method that returns has done what it says: the
+    caller may assume the object, part or abort is durable on the store. A method that raises may or
+    may not have had its effect (an answer can be lost); ``RemoteError`` subclasses say what the caller
+    should do next (see the module docstring). ``close()`` (where offered) releases connections.
     """
 
     def probe(self) -> None:
-        """Check that the bucket exists and the credentials work (HEAD bucket)."""
+        """Check that the bucket exists and the credentials work (HEAD bucket); returns nothing.
+
+        Raises ``BucketMissing`` or ``CredentialsRejected`` (both ``StoreRefused``), ``AuthError``
+        when the key may not read the bucket, ``TransientError``/``Unreachable`` when it cannot tell.
+        """
 
     def head(self, key: str) -> ObjectInfo | None:
-        """Return the object's info, or ``None`` when it does not exist."""
+        """The object's info, or ``None`` when no object has this key.
+
+        ``etag`` is what ``put`` returned or the ``etag`` given to ``complete``; ``size`` the stored
+        length; ``metadata`` the names given to ``put``/``initiate``, lower-cased. A HEAD answer has
+        no body, so a missing bucket may also be ``None``: ``probe`` (run at start) is what tells.
+        """
 
     def put(
         self,
         key: str,
-        body: BinaryIO,
+        body: Body,
         size: int,
         md5_b64: str,
         *,
@@ -71,10 +112,14 @@ class Remote(Protocol):
         metadata: Mapping[str, str] | None = None,
         storage_class: str | None = None,
     ) -> str:
-        """Store ``size`` bytes from ``body`` under ``key`` with ``Content-MD5: md5_b64``.
+        """Store ``size`` bytes read from ``body`` under ``key`` with ``Content-MD5: md5_b64``
+        (Base64 of the 16-byte digest), replacing any object with that key; returns its ETag.
 
-        Returns the ETag the server reports. A body that does not match the MD5 raises
-        ``BadRequest`` (code ``bad_digest``) and stores nothing.
+        The returned ETag is the hex MD5 of the bytes stored (the caller compares it with its own).
+        A body whose bytes do not match ``md5_b64``, or that ends before ``size`` bytes, raises
+        ``BodyMismatch`` (code ``bad_digest`` / ``incomplete_body``) and stores nothing: the object
+        that was there stays. ``metadata`` names are ``[A-Za-z0-9._-]``, values printable ASCII;
+        ``storage_class`` is ``None`` (the bucket's default) or a class the store knows.
         """
 
     def initiate(
@@ -85,33 +130,49 @@ class Remote(Protocol):
         metadata: Mapping[str, str] | None = None,
         storage_class: str | None = None,
     ) -> str:
-        """Start a multipart upload; returns its upload id."""
+        """Start a multipart upload for ``key``; returns its upload id (a non-empty ``str``).
 
-    def upload_part(self, key: str, upload_id: str, part_number: int, body: BinaryIO, size: int, md5_b64: str) -> str:
-        """Store one part (0-based ``part_number``) with ``Content-MD5``; returns its ETag.
+        Nothing is visible under ``key`` until ``complete``; the upload is listed by
+        ``list_uploads`` until it is completed or aborted. Each call starts a new upload.
+        """
 
-        An unknown upload id raises ``NotFound`` (code ``upload_not_exists``).
+    def upload_part(self, key: str, upload_id: str, part_number: int, body: Body, size: int, md5_b64: str) -> str:
+        """Store one part (0-based ``part_number``, 0..10000) of ``size`` bytes with ``Content-MD5``;
+        returns its ETag (the hex MD5 of the part). Sending a part number again replaces that part.
+
+        An unknown (completed, aborted, expired) upload id raises ``NotFound`` (code
+        ``upload_not_exists``); a body that does not match raises ``BodyMismatch`` and stores nothing.
         """
 
     def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
-        """All stored parts of an upload, sorted by part number (pages through the listing)."""
+        """All stored parts of an upload, sorted by part number (pages through the listing).
+
+        An unknown upload id raises ``NotFound``; the caller treats that as "start again".
+        """
 
     def complete(self, key: str, upload_id: str, parts: Sequence[PartInfo], etag: str) -> None:
-        """Assemble ``parts`` (ascending) into the object; ``etag`` (hex MD5) becomes its ETag."""
+        """Assemble ``parts`` (strictly ascending, each as ``list_parts`` or ``upload_part`` reported
+        it) into the object ``key``; ``etag`` (the hex MD5 of the whole object) becomes the ETag that
+        ``head`` and ``list_objects`` report. Returns once the object is stored and the upload gone.
+
+        An unknown upload id raises ``NotFound`` (the object may exist if an earlier Complete's
+        answer was lost: ``head`` tells); a part that was never stored, whose size or ETag differs, or
+        a part other than the last smaller than the store's minimum raises ``BadRequest``.
+        """
 
     def abort(self, key: str, upload_id: str) -> None:
-        """Discard an upload and its parts. Succeeds if it is already gone."""
+        """Discard an upload and its parts. Succeeds (returns) if it is already gone."""
 
     def list_uploads(self, prefix: str = "") -> list[UploadInfo]:
-        """All unfinished multipart uploads whose key starts with ``prefix`` (pages through)."""
+        """All unfinished multipart uploads whose key starts with ``prefix``, sorted by key and
+        upload id (pages through the listing)."""
 
     def list_objects(self, prefix: str, delimiter: str = "") -> list[ObjectInfo]:
-        """Every object whose key starts with ``prefix``, sorted by key (pages through ListObjects).
+        """Every object whose key starts with ``prefix``, sorted by key (pages through the listing).
 
-        Pages with ``limit`` ``"1000"``, ``marker`` = the last name of the previous page, while
-        ``has_more`` is true. With a ``delimiter`` (e.g. ``"/"``) keys that contain it after
-        ``prefix`` are rolled up into common prefixes, which are not returned: the result is the
-        objects directly "in" ``prefix``. ``ObjectInfo`` has ``key``, ``size`` and ``etag``
-        (unquoted lower-case hex, the same value HEAD reports); ``content_type`` may be set and
-        ``metadata`` is empty (listings do not carry it). A missing bucket raises ``BucketMissing``.
+        With a ``delimiter`` (e.g. ``"/"``) keys that contain it after ``prefix`` are rolled up into
+        common prefixes, which are not returned: the result is the objects directly "in" ``prefix``.
+        ``ObjectInfo`` has ``key``, ``size`` and ``etag`` (the same value HEAD reports);
+        ``content_type`` may be set and ``metadata`` is empty (listings do not carry it). A missing
+        bucket raises ``BucketMissing``.
         """

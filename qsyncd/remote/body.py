@@ -31,9 +31,11 @@ import os
 import select
 import socket
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any
 
 from urllib3.connection import HTTPConnection
+
+from qsyncd.remote.base import Body
 
 BLOCK_SIZE = 1024 * 1024  # 1 MiB reads: 64 reads for a 64 MiB part, not 65,536 (SDK FileChunk)
 
@@ -53,7 +55,7 @@ class SizedBody:
     Re-iterating (a resend) seeks back to the starting position when the file is seekable.
     """
 
-    def __init__(self, fileobj: BinaryIO, size: int, block_size: int = BLOCK_SIZE) -> None:
+    def __init__(self, fileobj: Body, size: int, block_size: int = BLOCK_SIZE) -> None:
         self.splice = False  # yield Splice markers (see enable_splice)
         self._no_sendfile = False  # sendfile(2) refused this file: read and send instead
         if size < 0:
@@ -67,7 +69,8 @@ class SizedBody:
         self._iterations = 0
         self.sent = 0  # bytes handed to the transport by the latest iteration
         try:
-            if fileobj.seekable():
+            seekable = getattr(fileobj, "seekable", None)  # optional in a Body (a Section has none)
+            if seekable is not None and seekable():
                 self._start = fileobj.tell()
         except (AttributeError, OSError, io.UnsupportedOperation):
             self._start = None

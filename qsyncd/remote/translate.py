@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import ssl
 from collections.abc import Iterator
+from typing import Any
 
 import requests
 from urllib3.exceptions import (
@@ -24,6 +25,7 @@ from urllib3.exceptions import SSLError as Urllib3SSLError
 from qsyncd.errors import (
     AuthError,
     BadRequest,
+    BodyMismatch,
     BucketMissing,
     CredentialsRejected,
     NotFound,
@@ -46,6 +48,10 @@ _AUTH_ADVICE = {
         "check the key's bucket policy/ACL"
     ),
 }
+
+# Codes that say the body did not match its Content-MD5 or Content-Length: nothing was stored, and the
+# uploader sends the file again once it holds still (``BodyMismatch``).
+BODY_MISMATCH_CODES = frozenset({"bad_digest", "incomplete_body"})
 
 _BAD_REQUEST_ADVICE = {
     "bad_digest": (
@@ -82,7 +88,7 @@ def status_error(
     where = _where(operation, key)
     ref = f" (status {status}, code {code or 'none'}, request id {request_id or 'none'})"
     server = f": {message}" if message else ""
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "status": status,
         "code": code,
         "operation": operation,
@@ -117,6 +123,8 @@ def status_error(
         )
     if 400 <= status < 500:
         advice = _BAD_REQUEST_ADVICE.get(code, "the server rejected the request; retrying cannot help")
+        if code in BODY_MISMATCH_CODES:
+            return BodyMismatch(f"{where} failed: {advice}{server}{ref}", **kwargs)
         return BadRequest(f"{where} failed: {advice}{server}{ref}", **kwargs)
     if status >= 500:
         return TransientError(
@@ -149,7 +157,7 @@ def transport_error(exc: BaseException, *, operation: str, key: str, endpoint: s
     """Translate a requests/urllib3/socket exception raised while sending or receiving."""
     where = _where(operation, key)
     chain = list(_chain(exc))
-    kwargs = {"operation": operation, "key": key}
+    kwargs: dict[str, Any] = {"operation": operation, "key": key}
 
     def has(*types: type[BaseException]) -> bool:
         return any(isinstance(e, types) for e in chain)

@@ -1,15 +1,16 @@
-"""Fixtures for the QingStorRemote contract suite (see remote_support for how targets are chosen)."""
+"""Fixtures of tests/remote: ``target`` (the emulator or live QingStor, see remote_support) and ``store``
+(each store of the ``Remote`` contract suite, test_contract.py)."""
 
 from __future__ import annotations
 
 import inspect
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from remote_support import EMU_AKID, EMU_BUCKET, EMU_SECRET, Target, live_settings
+from remote_support import EMU_AKID, EMU_BUCKET, EMU_SECRET, Store, Target, live_settings
 
 from qsyncd.remote.qingstor import QingStorRemote
 
@@ -102,3 +103,46 @@ def emu(target: Target) -> Any:
 def remote(target: Target) -> QingStorRemote:
     """A QingStorRemote with the right credentials for ``target``."""
     return target.remote()
+
+
+# ---- the stores of the contract suite (test_contract.py) ----------------------------------------
+
+
+def _emulator_store(request: pytest.FixtureRequest) -> Store:
+    """The emulator over real HTTP on 127.0.0.1 (or live QingStor when configured, see remote_support)."""
+    target: Target = request.getfixturevalue("target")
+    return Store(
+        name="emulator",
+        remote=target.remote(),
+        prefix=target.prefix,
+        min_part_size=4 * 1024 * 1024,
+        wrong_secret=lambda: target.remote(secret_access_key=target.secret_access_key + "-wrong"),
+        missing_bucket=lambda: target.remote(bucket=f"qsyncd-missing-{uuid.uuid4().hex[:8]}"),
+    )
+
+
+def _memory_store(request: pytest.FixtureRequest) -> Store:
+    """The in-memory Remote of tests/qsynctest/memremote.py."""
+    from qsynctest.memremote import MIN_PART_SIZE, SECRET_ACCESS_KEY, MemRemote, MemStore
+
+    mem = MemStore()
+    return Store(
+        name="memory",
+        remote=MemRemote(mem),
+        prefix=f"qsyncd-test-{uuid.uuid4().hex[:12]}/",
+        min_part_size=MIN_PART_SIZE,
+        wrong_secret=lambda: MemRemote(mem, secret_access_key=SECRET_ACCESS_KEY + "-wrong"),
+        missing_bucket=lambda: MemRemote(mem, bucket="qsyncd-missing"),
+    )
+
+
+STORES: dict[str, Callable[[pytest.FixtureRequest], Store]] = {
+    "emulator": _emulator_store,
+    "memory": _memory_store,
+}
+
+
+@pytest.fixture(params=sorted(STORES))
+def store(request: pytest.FixtureRequest) -> Store:
+    """Each store of the contract suite in turn (the store's own fixtures clean up after it)."""
+    return STORES[request.param](request)

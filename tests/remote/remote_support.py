@@ -14,9 +14,11 @@ import base64
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from qsyncd.remote.base import Remote
 from qsyncd.remote.qingstor import QingStorRemote
 
 LIVE_VARS = ("ENDPOINT", "ZONE", "BUCKET", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY")
@@ -96,3 +98,23 @@ def wait_records(emu: Any, operation: str, count: int, timeout: float = 5.0) -> 
         if len(records) >= count or time.monotonic() > deadline:
             return records
         time.sleep(0.01)
+
+
+@dataclass
+class Store:
+    """One object store under the contract suite: a ``Remote`` on it and what the suite needs besides.
+
+    A new store is one builder in conftest.py (``(request) -> Store``, fixtures via ``request.getfixturevalue``)
+    and one entry in ``STORES``.
+    """
+
+    name: str
+    remote: Remote
+    prefix: str  # every key of the test starts with it (unique per test)
+    min_part_size: int  # the smallest part other than the last that Complete accepts
+    wrong_secret: Callable[[], Remote]  # a Remote with the right key id and a wrong secret
+    missing_bucket: Callable[[], Remote]  # a Remote for a bucket that does not exist
+
+    def key(self, name: str) -> str:
+        """A key unique to this test."""
+        return self.prefix + name

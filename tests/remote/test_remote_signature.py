@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from qsyncd.remote.qingstor import QingStorRemote, _object_headers
+from qsyncd.remote.qingstor import QingStorRemote
+from qsyncd.remote.qingstor_checks import object_headers
 from qsyncd.remote.signature import canonical_resource, string_to_sign
 
 DATE = "Wed, 25 Nov 2026 14:00:00 GMT"
@@ -49,7 +50,7 @@ def remote(request: pytest.FixtureRequest) -> QingStorRemote:
 
 def _sdk(remote: QingStorRemote, build) -> tuple[str, dict[str, str]]:  # type: ignore[no-untyped-def]
     """The SDK's prepared request for ``build(bucket)`` with the Date pinned: (target, headers)."""
-    request = build(remote._client().bucket)
+    request = build(remote._clients.get().bucket)
     request.req.headers["Date"] = DATE
     prepared = request.sign()
     parts = urlsplit(prepared.url)
@@ -72,9 +73,9 @@ def test_put_object_signed_like_the_sdk(remote: QingStorRemote, key: str) -> Non
             x_qs_storage_class="STANDARD_IA",
         ),
     )
-    headers = _object_headers("image/jpeg", meta, "STANDARD_IA")
+    headers = object_headers("image/jpeg", meta, "STANDARD_IA")
     headers.update({"content-length": "5", "content-md5": "XUFAKrxLKna5cZ2REBfFkg=="})
-    ours = remote._sign_fast("PUT", key, headers, (), date=DATE)
+    ours = remote._fast.sign("PUT", key, headers, (), date=DATE)
     assert target == ours
     assert sdk["host"] == headers["host"]
     assert sdk["authorization"] == headers["authorization"]
@@ -96,7 +97,7 @@ def test_upload_part_signed_like_the_sdk(remote: QingStorRemote, key: str, part:
         ),
     )
     headers = {"content-length": "5", "content-md5": "XUFAKrxLKna5cZ2REBfFkg==", "content-type": sdk["content-type"]}
-    ours = remote._sign_fast("PUT", key, headers, (("part_number", str(part)), ("upload_id", upload_id)), date=DATE)
+    ours = remote._fast.sign("PUT", key, headers, (("part_number", str(part)), ("upload_id", upload_id)), date=DATE)
     assert target == ours
     assert sdk["authorization"] == headers["authorization"]
 
@@ -106,7 +107,7 @@ def test_head_object_signed_like_the_sdk(remote: QingStorRemote, key: str) -> No
     """HeadObject: the SDK adds a guessed Content-Type; with the same one the signature matches."""
     target, sdk = _sdk(remote, lambda b: b.head_object_request(key))
     headers = {"content-type": sdk["content-type"]}
-    assert target == remote._sign_fast("HEAD", key, headers, (), date=DATE)
+    assert target == remote._fast.sign("HEAD", key, headers, (), date=DATE)
     assert sdk["authorization"] == headers["authorization"]
 
 
@@ -131,5 +132,5 @@ def test_list_objects_signed_like_the_sdk(remote: QingStorRemote, prefix: str, m
     )
     params = [("prefix", prefix), ("delimiter", "/"), ("limit", "1000"), ("marker", marker or "")]
     headers = {"content-type": sdk["content-type"]}
-    assert target == remote._sign_fast("GET", None, headers, [(k, v) for k, v in params if v], date=DATE)
+    assert target == remote._fast.sign("GET", None, headers, [(k, v) for k, v in params if v], date=DATE)
     assert sdk["authorization"] == headers["authorization"]

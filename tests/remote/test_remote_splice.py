@@ -214,7 +214,7 @@ def test_plain_http_puts_and_parts_go_out_with_sendfile(
         remote.complete("s/parts.bin", upload_id, parts, hex_all)
         assert sum(spliced) == len(data)
         assert emulator.object_bytes(BUCKET, "s/parts.bin") == data
-        assert remote._client().pool.ConnectionCls is SpliceHTTPConnection
+        assert remote._clients.get().pool.ConnectionCls is SpliceHTTPConnection
     finally:
         remote.close()
 
@@ -272,7 +272,7 @@ def test_https_endpoints_keep_read_and_send() -> None:
     """TLS needs the bytes in user space: the HTTPS pool keeps urllib3's own connection class."""
     remote = _remote("https://127.0.0.1:9")
     try:
-        client = remote._client()  # builds the pool; connects to nothing
+        client = remote._clients.get()  # builds the pool; connects to nothing
         assert not client.splice
         assert client.pool.ConnectionCls is not SpliceHTTPConnection
     finally:
