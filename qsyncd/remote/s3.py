@@ -19,6 +19,8 @@ How it sends:
   the signature. Messages are built in ``s3_translate.py`` from status, code and request id only.
 
 qsyncd's part numbers are 0-based, S3's are 1-based: part ``n`` is S3 part ``n + 1`` (0..9999).
+A part number sent twice is listed twice by SeaweedFS (newest first; Complete uses the newest):
+``list_parts`` keeps the first entry of each number.
 
 "Same bytes, skip" stays honest: the whole-file MD5 in the object's metadata.
 An S3 object's ETag is the MD5 of its bytes only for a single PutObject (and not even then with SSE-KMS
@@ -60,17 +62,18 @@ import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, BinaryIO
+from typing import Any
 
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from qsyncd import __version__
-from qsyncd.errors import BadRequest, NotFound, PermanentError, RemoteError, TransientError
-from qsyncd.remote.base import ObjectInfo, PartInfo, UploadInfo
+from qsyncd.errors import BodyMismatch, NotFound, PermanentError, RemoteError, TransientError
+from qsyncd.remote.base import Body, ObjectInfo, PartInfo, UploadInfo
 from qsyncd.remote.body import ShortBodyError
-from qsyncd.remote.qingstor import normalise_etag, parse_endpoint
+from qsyncd.remote.endpoint import parse_endpoint
+from qsyncd.remote.qingstor_checks import normalise_etag
 from qsyncd.remote.s3_translate import status_error, transport_error
 
 LIST_LIMIT = 1000
@@ -98,7 +101,7 @@ class _ExactBody(io.RawIOBase):
     """Exactly ``size`` bytes of ``fileobj`` from its current position, as botocore wants a body:
     ``read``, ``tell``/``seek`` relative to the start (botocore rewinds with ``seek(0)``) and ``len``."""
 
-    def __init__(self, fileobj: BinaryIO, size: int) -> None:
+    def __init__(self, fileobj: Body, size: int) -> None:
         super().__init__()
         self._file = fileobj
         self._size = size
@@ -144,10 +147,12 @@ class _ExactBody(io.RawIOBase):
         return self._pos
 
 
-def _seekable(fileobj: BinaryIO) -> bool:
+def _seekable(fileobj: Body) -> bool:
+    """A ``Body`` can ``tell``/``seek``; one that has ``seekable()`` may say it cannot."""
+    probe = getattr(fileobj, "seekable", None)
     try:
-        return bool(fileobj.seekable())
-    except (AttributeError, OSError, ValueError):
+        return bool(probe()) if callable(probe) else True
+    except (OSError, ValueError):
         return False
 
 
@@ -367,24 +372,30 @@ class S3Remote:
 
     def head(self, key: str) -> ObjectInfo | None:
         """The object's info (``etag`` is its whole-file MD5 where known, see above), or ``None``."""
+        found = self._head(key)
+        return None if found is None else found[0]
+
+    def _head(self, key: str) -> tuple[ObjectInfo, bool] | None:
+        """HEAD: the info (``md5chksum`` left out of its metadata) and whether ``md5chksum`` was there."""
         _check_key(key)
         try:
             reply = self._call("HeadObject", key, Key=key)
         except NotFound:
             return None
         metadata = {str(k).lower(): str(v) for k, v in (reply.get("Metadata") or {}).items()}
-        return ObjectInfo(
+        info = ObjectInfo(
             key=key,
             size=int(reply.get("ContentLength") or 0),
             etag=reported_md5(normalise_etag(reply.get("ETag")), metadata),
             content_type=str(reply.get("ContentType") or ""),
-            metadata=metadata,
+            metadata=_user_metadata(metadata),
         )
+        return info, MD5_META in metadata
 
     def put(
         self,
         key: str,
-        body: BinaryIO,
+        body: Body,
         size: int,
         md5_b64: str,
         *,
@@ -435,7 +446,7 @@ class S3Remote:
             )
         return upload_id
 
-    def upload_part(self, key: str, upload_id: str, part_number: int, body: BinaryIO, size: int, md5_b64: str) -> str:
+    def upload_part(self, key: str, upload_id: str, part_number: int, body: Body, size: int, md5_b64: str) -> str:
         """Store one 0-based part (UploadPart ``part_number + 1``, Content-MD5); return its ETag."""
         _check_key(key)
         _check_upload(upload_id, part_number)
@@ -465,7 +476,8 @@ class S3Remote:
             page = reply.get("Parts") or []
             for item in page:
                 number = int(item["PartNumber"]) - 1
-                parts[number] = PartInfo(number, int(item.get("Size") or 0), normalise_etag(item.get("ETag")))
+                if number not in parts:  # SeaweedFS lists every upload of a part number, the newest first
+                    parts[number] = PartInfo(number, int(item.get("Size") or 0), normalise_etag(item.get("ETag")))
             nxt = int(reply.get("NextPartNumberMarker") or 0)
             if not page or not reply.get("IsTruncated") or nxt <= marker:
                 break
@@ -499,9 +511,9 @@ class S3Remote:
                 operation="CompleteMultipartUpload",
                 key=key,
             )
-        info = self.head(key)
-        if info is not None and info.etag != whole and MD5_META not in info.metadata:
-            self._add_md5(key, info, returned or info.etag, whole)
+        found = self._head(key)
+        if found is not None and not found[1]:
+            self._add_md5(key, found[0], returned or found[0].etag, whole)
 
     def _add_md5(self, key: str, info: ObjectInfo, etag: str, whole: str) -> None:
         """Copy a just-completed object onto itself with ``md5chksum`` added (upload initiated without it)."""
@@ -513,7 +525,7 @@ class S3Remote:
                 operation="CopyObject",
                 key=key,
             )
-        params = _object_params(info.content_type, _user_metadata(info.metadata), None, _b64(whole))
+        params = _object_params(info.content_type, info.metadata, None, _b64(whole))
         self._call(
             "CopyObject",
             key,
@@ -621,7 +633,7 @@ def _short_body(exc: BaseException) -> ShortBodyError | None:
 
 
 def _shrank(operation: str, key: str, exc: ShortBodyError) -> RemoteError:
-    return BadRequest(
+    return BodyMismatch(
         f"{operation} {key!r} failed: the body ended after {exc.sent} of {exc.size} bytes: "
         "the file shrank while it was read; nothing was stored",
         code="incomplete_body",

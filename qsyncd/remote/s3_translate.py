@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from qsyncd.errors import (
     AuthError,
     BadRequest,
+    BodyMismatch,
     BucketMissing,
     CredentialsRejected,
     NotFound,
@@ -89,13 +90,13 @@ _RULES: dict[str, _Rule] = {
         StoreRefused, "wrong_endpoint", "the bucket is in another region: set region to the bucket's region"
     ),
     "BadDigest": _Rule(
-        BadRequest,
+        BodyMismatch,
         "bad_digest",
         "the body does not match its Content-MD5: the file changed while it was read or was corrupted in transit",
     ),
     "InvalidDigest": _Rule(BadRequest, "invalid_digest", "the Content-MD5 header is not a valid MD5"),
     "IncompleteBody": _Rule(
-        BadRequest,
+        BodyMismatch,
         "incomplete_body",
         "the server received fewer bytes than Content-Length: the file shrank while it was read or the "
         "connection broke",
