@@ -376,7 +376,8 @@ def test_redacted_holds_everything_else(tmp_path: Path) -> None:
     """redacted() is plain data with every section and the resolved values."""
     cfg = parse(base(tmp_path, upload={"part_size": "32MiB"}))
     red = cfg.redacted()
-    assert {"qingstor", "watches", "settle", "upload", "state", "log", "metrics", "source", "warnings"} == set(red)
+    tables = {"qingstor", "watches", "settle", "upload", "state", "log", "metrics", "watchdog"}
+    assert {*tables, "source", "warnings"} == set(red)
     assert 32 * 1024**2 == red["upload"]["part_size"]
     assert str((tmp_path / "w1").resolve()) == red["watches"][0]["path"]
 
