@@ -19,16 +19,17 @@ from qsyncd.config.tables import read_log, read_metrics, read_settle, read_state
 from qsyncd.config.watch import read_watches
 from qsyncd.errors import ConfigError
 
-TABLES = [*STORE_TABLES, "watch", "settle", "upload", "state", "log", "metrics", "watchdog"]
+OTHER_TABLES = ["watch", "settle", "upload", "state", "log", "metrics", "watchdog"]  # besides the store tables
 
 
 def parse_config(data: dict[str, Any], *, source: Path | None, env: Mapping[str, str]) -> Config:
     """Validate parsed TOML ``data`` into a ``Config``; ``source`` is only used in messages/warnings."""
     errors = Errors()
     warnings: list[str] = []
+    tables = [*STORE_TABLES, *OTHER_TABLES]
     for key in data:
-        if key not in TABLES:
-            errors.add(f"[{key}]: unknown table{suggest(key, TABLES)}")
+        if key not in tables:
+            errors.add(f"[{key}]: unknown table{suggest(key, tables)}")
     store_name, store = read_store(data, env, source, errors, warnings)
     state = read_state(data, env, errors)
     watches = read_watches(data, env, state.dir, errors, warnings)
