@@ -43,7 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = _load(args)
     _setup_logging(cfg, args)
-    daemon = Daemon(cfg, config_path=_config_path(args))  # [watchdog] stall_seconds is in cfg
+    daemon = Daemon(cfg, config_path=_config_path(args))
     return daemon.run()
 
 

@@ -89,14 +89,13 @@ class Daemon:
         wall: Callable[[], float] = time.time,
         config_path: Path | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
-        stall_seconds: float | None = None,
     ) -> None:
         self.cfg, self.mode, self.config_path = cfg, mode, config_path
         self.clock, self.wall = clock, wall
         self.log = get_logger()
         self.notifier = notifier or Notifier.from_env()
         self.liveness = Liveness(clock=clock)
-        self.stall_seconds = stall_seconds or cfg.watchdog.stall_seconds
+        self.stall_seconds = cfg.watchdog.stall_seconds
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
         self.stages = s = build_stages(
