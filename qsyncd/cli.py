@@ -38,18 +38,12 @@ def _setup_logging(cfg: Any, args: argparse.Namespace) -> None:
     configure_logging(fmt, cfg.log.level)
 
 
-def _stall_seconds() -> float | None:
-    """TEMPORARY until [watchdog] stall_seconds lands in the config (issue 18)."""
-    value = os.environ.get("QSYNCD_STALL_SECONDS")
-    return float(value) if value else None
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from qsyncd.service import Daemon
 
     cfg = _load(args)
     _setup_logging(cfg, args)
-    daemon = Daemon(cfg, config_path=_config_path(args), stall_seconds=_stall_seconds())
+    daemon = Daemon(cfg, config_path=_config_path(args))
     return daemon.run()
 
 

@@ -45,7 +45,7 @@ class RetryRules:
     initial: float
     maximum: float
     permanent: float
-    part_retries: int = 4
+    part_retries: int  # no default here: [upload] part_retries (UploadConfig) is the one source
     finite: bool = False
 
 

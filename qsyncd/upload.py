@@ -250,7 +250,7 @@ class Uploader:
                 size,
                 b64(bytes.fromhex(md5_hex)),
                 content_type=guess_content_type(key),
-                metadata=self._metadata(st),
+                metadata=object_metadata(st, self.hostname) if self.s.store_metadata else None,
                 storage_class=self.s.storage_class,
             )
         except BodyMismatch as err:  # the file changed (bad_digest) or shrank (incomplete_body) while read
@@ -298,7 +298,7 @@ class Uploader:
             upload_id = self.remote.initiate(
                 key,
                 content_type=guess_content_type(key),
-                metadata=self._metadata(st),
+                metadata=object_metadata(st, self.hostname) if self.s.store_metadata else None,
                 storage_class=self.s.storage_class,
                 md5_hex=prehashed[0] if prehashed is not None else None,
             )
@@ -352,16 +352,6 @@ class Uploader:
         self.ledger.finish_multipart(upload_id)
 
     # ------------------------------------------------------------------ bookkeeping
-    def _metadata(self, st: os.stat_result) -> dict[str, str] | None:
-        if not self.s.store_metadata:
-            return None
-        host = self.hostname.encode("ascii", "backslashreplace").decode("ascii")
-        return {
-            "qsyncd-mtime": f"{st.st_mtime_ns / 1e9:.9f}",
-            "qsyncd-mode": f"{statmod.S_IMODE(st.st_mode):o}",
-            "qsyncd-host": host,
-        }
-
     def _record(self, path: str, key: str, st: os.stat_result, md5_hex: str) -> None:
         self.ledger.record_uploaded(
             FileRecord(
@@ -374,6 +364,16 @@ class Uploader:
                 uploaded_at=self.wall(),
             )
         )
+
+
+def object_metadata(st: os.stat_result, hostname: str) -> dict[str, str]:
+    """What ``store_metadata = true`` stores with an object: the file's mtime and mode, and this host."""
+    host = hostname.encode("ascii", "backslashreplace").decode("ascii")
+    return {
+        "qsyncd-mtime": f"{st.st_mtime_ns / 1e9:.9f}",
+        "qsyncd-mode": f"{statmod.S_IMODE(st.st_mode):o}",
+        "qsyncd-host": host,
+    }
 
 
 def delete_if_unchanged(path: str, st: os.stat_result, key: str, ledger: Ledger, log: Any) -> bool:

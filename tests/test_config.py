@@ -13,6 +13,7 @@ import pytest
 
 from qsyncd.config import (
     DEFAULT_EXCLUDES,
+    STALL_MARGIN,
     Config,
     LogConfig,
     MetricsConfig,
@@ -21,10 +22,14 @@ from qsyncd.config import (
     StateConfig,
     UploadConfig,
     WatchConfig,
+    WatchdogConfig,
+    default_stall_seconds,
     load_config,
     parse_config,
     parse_size,
+    stores,
 )
+from qsyncd.config.readers import field_defaults
 from qsyncd.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -376,7 +381,8 @@ def test_redacted_holds_everything_else(tmp_path: Path) -> None:
     """redacted() is plain data with every section and the resolved values."""
     cfg = parse(base(tmp_path, upload={"part_size": "32MiB"}))
     red = cfg.redacted()
-    assert {"qingstor", "watches", "settle", "upload", "state", "log", "metrics", "source", "warnings"} == set(red)
+    tables = {"qingstor", "watches", "settle", "upload", "state", "log", "metrics", "watchdog"}
+    assert {*tables, "source", "warnings"} == set(red)
     assert 32 * 1024**2 == red["upload"]["part_size"]
     assert str((tmp_path / "w1").resolve()) == red["watches"][0]["path"]
 
@@ -407,6 +413,15 @@ def test_toml_syntax_error_has_line_and_column(tmp_path: Path) -> None:
     bad.write_text('[qingstor]\nzone = "pek3a"\nbucket = \n')
     with pytest.raises(ConfigError, match=r"line 3, column \d+"):
         load_config(bad, env={})
+
+
+def test_toml_syntax_error_names_the_file_by_its_absolute_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A config given by a relative path is named by its absolute one in a TOML syntax error (issue 17)."""
+    (tmp_path / "bad.toml").write_text('[qingstor]\nzone = "pek3a"\nbucket = \n')
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        load_config(Path("bad.toml"), env={})
+    assert str(info.value).startswith(f"{tmp_path / 'bad.toml'}: TOML syntax error")
 
 
 def test_missing_file_is_config_error(tmp_path: Path) -> None:
@@ -455,6 +470,7 @@ def test_example_parses_with_env_secret() -> None:
         ("state", StateConfig),
         ("log", LogConfig),
         ("metrics", MetricsConfig),
+        ("watchdog", WatchdogConfig),
     ],
 )
 def test_example_documents_every_field_with_its_default(table: str, cls: type) -> None:
@@ -490,3 +506,72 @@ def test_load_config_reads_env_from_os_environ_by_default(tmp_path: Path, monkey
     monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "st"))
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
     assert "from-os-env" == load_config(EXAMPLE).qingstor.secret_access_key
+
+
+# -- [watchdog] --------------------------------------------------------------------------------------
+
+
+def test_watchdog_stall_seconds_defaults_to_read_timeout_plus_margin(tmp_path: Path) -> None:
+    """Without [watchdog], a stage may be silent for the store's read timeout plus STALL_MARGIN."""
+    assert 60 + STALL_MARGIN == parse(base(tmp_path)).watchdog.stall_seconds
+    data = base(tmp_path)
+    data["qingstor"]["read_timeout_seconds"] = 30
+    assert 30 + STALL_MARGIN == parse(data).watchdog.stall_seconds
+
+
+def test_watchdog_stall_seconds_is_read(tmp_path: Path) -> None:
+    """[watchdog] stall_seconds sets how long a stage may be silent, whatever the read timeout."""
+    cfg = parse(base(tmp_path, watchdog={"stall_seconds": 2}))
+    assert WatchdogConfig(stall_seconds=2.0) == cfg.watchdog
+    assert 2.0 == cfg.redacted()["watchdog"]["stall_seconds"]
+
+
+@pytest.mark.parametrize(
+    ("watchdog", "message"),
+    [
+        ({"stall_seconds": 0}, "[watchdog] stall_seconds = 0: must be greater than 0"),
+        ({"stall_seconds": "2"}, '[watchdog] stall_seconds: expected a number, got string "2"'),
+        ({"stall_second": 2}, "[watchdog] stall_second: unknown key; did you mean 'stall_seconds'?"),
+    ],
+)
+def test_watchdog_stall_seconds_is_validated(tmp_path: Path, watchdog: dict[str, Any], message: str) -> None:
+    """A bad [watchdog] table is a config error naming the key."""
+    assert message in error_of(base(tmp_path, watchdog=watchdog))
+
+
+def test_example_shows_the_stall_seconds_default() -> None:
+    """The example's commented stall_seconds is the default with the example's read timeout."""
+    keys = example_keys()
+    read_timeout = keys["qingstor"]["read_timeout_seconds"][1]
+    assert (True, default_stall_seconds(read_timeout)) == keys["watchdog"]["stall_seconds"]
+
+
+# -- one source per default, one store table -------------------------------------------------------
+
+
+def test_every_table_default_comes_from_its_dataclass(tmp_path: Path) -> None:
+    """A minimal config holds each dataclass field's own default, of the same type."""
+    cfg = parse(base(tmp_path))
+    sections: list[tuple[Any, type]] = [
+        (cfg.qingstor, QingStorConfig),
+        (cfg.watches[0], WatchConfig),
+        (cfg.settle, SettleConfig),
+        (cfg.upload, UploadConfig),
+        (cfg.log, LogConfig),
+        (cfg.metrics, MetricsConfig),
+    ]
+    for section, model in sections:
+        for name, default in field_defaults(model).items():
+            value = getattr(section, name)
+            assert (type(default), default) == (type(value), value), f"{model.__name__}.{name}"
+
+
+def test_a_config_names_exactly_one_store_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a second kind of store registered, naming both tables in one file is an error."""
+    second = stores.StoreTable("other", QingStorConfig, stores.read_qingstor)
+    monkeypatch.setitem(stores.STORE_TABLES, "other", second)
+    data = base(tmp_path)
+    data["other"] = dict(data["qingstor"])
+    assert "[qingstor] and [other]: a config file names exactly one store" in error_of(data)
+    del data["qingstor"]
+    assert "my-bucket" == parse(data).store.bucket

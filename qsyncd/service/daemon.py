@@ -43,7 +43,6 @@ from qsyncd.watch import Hint, Watcher
 
 STATUS_EVERY = 2.0  # the status (ledger, systemd STATUS=) is published this often
 HOUSEKEEPING_EVERY = 0.5  # the main thread looks at reloads, rescans and roots this often
-STALL_MARGIN = 120.0  # a stage silent for read_timeout_seconds + this long is wedged (the watchdog is withheld)
 STOP_TIMEOUT = 45.0  # threads get this long to finish on stop (the unit's TimeoutStopSec=60s)
 CRASH_PAUSE = 1.0  # a stage whose thread crashed (a bug) is restarted after this long
 SYNC_POLL = 0.005  # `qsyncd sync` looks this often whether everything is done while nothing uploads
@@ -90,14 +89,13 @@ class Daemon:
         wall: Callable[[], float] = time.time,
         config_path: Path | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
-        stall_seconds: float | None = None,
     ) -> None:
         self.cfg, self.mode, self.config_path = cfg, mode, config_path
         self.clock, self.wall = clock, wall
         self.log = get_logger()
         self.notifier = notifier or Notifier.from_env()
         self.liveness = Liveness(clock=clock)
-        self.stall_seconds = stall_seconds or cfg.qingstor.read_timeout_seconds + STALL_MARGIN
+        self.stall_seconds = cfg.watchdog.stall_seconds
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
         self.stages = s = build_stages(
@@ -329,7 +327,11 @@ class Daemon:
             return
         assert self.watcher is not None  # reload is the service's, which watches
         added, removed = self.roots.reconfigure(new.watches, self.watcher, self.scanner.request)
-        ignored = [name for name in ("qingstor", "upload", "state") if getattr(new, name) != getattr(self.cfg, name)]
+        ignored = [
+            name
+            for name in ("qingstor", "upload", "state", "watchdog")
+            if getattr(new, name) != getattr(self.cfg, name)
+        ]
         self.cfg = new
         self.log.info("config_reloaded", added=added, removed=removed, needs_restart=ignored)
         self.notifier.ready_after_reload()

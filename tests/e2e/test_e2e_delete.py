@@ -38,7 +38,9 @@ def test_delete_after_verified_upload_and_keep_on_failure(setup):
     assert not pending, f"never deleted: {sorted(pending)}\n{d.tail()}"
     for rel, data in expect.items():
         assert_remote_equals(setup.emu, rel, data)
-    fins = {e["key"]: e for e in d.events("upload_finished")}
+    # upload_finished is logged just after the delete: wait for all of them, then check each said so
+    finished = d.wait_event("upload_finished", pred=lambda e: e.get("key") in expect, count=len(expect))
+    fins = {e["key"]: e for e in finished}
     assert all(fins[k]["deleted"] is True for k in expect), fins
 
     assert deny.fired >= 1

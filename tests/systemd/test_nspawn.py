@@ -201,14 +201,15 @@ def test_daemon_under_shipped_unit(nspawn: Any, tmp_path: Path):
                     "[settle]",
                     "quiet_seconds = 0.5",
                     "",
+                    # how long a pipeline stage may be silent before the watchdog is withheld
+                    "[watchdog]",
+                    "stall_seconds = 2",
+                    "",
                 ]
             )
             + "\n",
         )
-        # QSYNCD_STALL_SECONDS: how long a pipeline thread may be silent before the watchdog is withheld
-        _install(
-            ct, f"{sys.executable} -m qsyncd run --config /etc/qsyncd/qsyncd.toml", secret, env="QSYNCD_STALL_SECONDS=2"
-        )
+        _install(ct, f"{sys.executable} -m qsyncd run --config /etc/qsyncd/qsyncd.toml", secret)
         _start(ct)
         assert ct.show(UNIT, "ActiveState")["ActiveState"] == "active"
 
