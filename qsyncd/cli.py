@@ -33,7 +33,7 @@ def _load(args: argparse.Namespace) -> Any:
 def _setup_logging(cfg: Any, args: argparse.Namespace) -> None:
     from qsyncd.events import configure_logging, register_secret
 
-    register_secret(cfg.qingstor.secret_access_key)
+    register_secret(cfg.store.secret_access_key)
     fmt = getattr(args, "log_format", None) or cfg.log.format
     configure_logging(fmt, cfg.log.level)
 
@@ -90,7 +90,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"{path}: configuration is valid")
     for w in cfg.watches:
         exists = "ok" if w.path.is_dir() else "MISSING (qsyncd waits for it)"
-        print(f"  watch {w.path} -> {cfg.qingstor.bucket}/{w.prefix} [{exists}]")
+        print(f"  watch {w.path} -> {cfg.store.bucket}/{w.prefix} [{exists}]")
     if args.offline:
         return 0
     remote = make_remote(cfg)
@@ -106,7 +106,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         close = getattr(remote, "close", None)
         if close:
             close()
-    print(f"  bucket {cfg.qingstor.bucket} at {cfg.qingstor.endpoint}: reachable, credentials accepted")
+    host = getattr(remote, "contacted", cfg.store.endpoint)  # the host really asked (zone or bucket in front)
+    print(f"  bucket {cfg.store.bucket} at {host}: reachable, credentials accepted")
     return 0
 
 

@@ -14,10 +14,12 @@ import pytest
 from qsyncd.config import (
     DEFAULT_EXCLUDES,
     STALL_MARGIN,
+    STORE_TABLES,
     Config,
     LogConfig,
     MetricsConfig,
     QingStorConfig,
+    S3Config,
     SettleConfig,
     StateConfig,
     UploadConfig,
@@ -441,7 +443,7 @@ def example_keys() -> dict[str, dict[str, tuple[bool, Any]]]:
     out: dict[str, dict[str, tuple[bool, Any]]] = {}
     table = ""
     for line in EXAMPLE.read_text().splitlines():
-        header = re.match(r"^\[\[?([a-z]+)\]\]?$", line)
+        header = re.match(r"^#?\[\[?([a-z0-9]+)\]\]?$", line)  # "#[s3]": the second store table, commented out
         if header:
             table = header.group(1)
             continue
@@ -464,6 +466,7 @@ def test_example_parses_with_env_secret() -> None:
     ("table", "cls"),
     [
         ("qingstor", QingStorConfig),
+        ("s3", S3Config),
         ("watch", WatchConfig),
         ("settle", SettleConfig),
         ("upload", UploadConfig),
@@ -489,15 +492,19 @@ def test_example_documents_every_field_with_its_default(table: str, cls: type) -
 
 
 def test_example_keys_are_all_valid() -> None:
-    """Every key the example mentions (commented or not) is accepted by the parser."""
+    """Every key the example mentions (commented or not) is accepted by the parser, with either store table."""
     keys = example_keys()
-    data: dict[str, Any] = {}
-    for table, entries in keys.items():
-        values = {k: v for k, (_, v) in entries.items() if k not in ("secret_access_key_file", "dir")}
-        data[table] = [values] if table == "watch" else values
-    cfg = parse_config(data, source=None, env={"STATE_DIRECTORY": "/var/lib/qsyncd"})
-    assert 10 * 1024**2 == cfg.upload.max_bytes_per_second
-    assert "127.0.0.1:9464" == cfg.metrics.listen
+    for store in STORE_TABLES:
+        data: dict[str, Any] = {}
+        for table, entries in keys.items():
+            if table in STORE_TABLES and table != store:
+                continue  # a file names exactly one store table
+            values = {k: v for k, (_, v) in entries.items() if k not in ("secret_access_key_file", "dir")}
+            data[table] = [values] if table == "watch" else values
+        cfg = parse_config(data, source=None, env={"STATE_DIRECTORY": "/var/lib/qsyncd"})
+        assert store == cfg.store_name
+        assert 10 * 1024**2 == cfg.upload.max_bytes_per_second
+        assert "127.0.0.1:9464" == cfg.metrics.listen
 
 
 def test_load_config_reads_env_from_os_environ_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

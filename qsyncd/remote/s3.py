@@ -63,6 +63,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import botocore.session
 from botocore.config import Config
@@ -274,6 +275,7 @@ class S3Remote:
         )
         self._lock = threading.Lock()
         self._client_obj: Any = None
+        self._contacted = ""
         logging.getLogger("botocore").setLevel(logging.WARNING)  # DEBUG logs carry the signature
 
     def __repr__(self) -> str:
@@ -283,6 +285,17 @@ class S3Remote:
     def endpoint(self) -> str:
         """The endpoint as ``scheme://host[:port]``."""
         return str(self._endpoint)
+
+    @property
+    def contacted(self) -> str:
+        """The ``scheme://host[:port]`` requests really went to (the bucket in front with virtual-hosted
+        addressing); the endpoint until the first request. Messages name it."""
+        return self._contacted or self.endpoint
+
+    def _note_url(self, request: Any, **_: Any) -> None:
+        parts = urlsplit(str(getattr(request, "url", "")))
+        if parts.scheme and parts.netloc:
+            self._contacted = f"{parts.scheme}://{parts.netloc}"
 
     def _client(self) -> Any:
         client = self._client_obj
@@ -299,6 +312,7 @@ class S3Remote:
                     aws_secret_access_key=self._credentials[1],
                     config=self._config,
                 )
+                self._client_obj.meta.events.register("before-send.s3", self._note_url)
             return self._client_obj
 
     def close(self) -> None:
@@ -321,7 +335,7 @@ class S3Remote:
             short = _short_body(exc)
             if short is not None:
                 raise _shrank(operation, key, short) from None
-            raise transport_error(exc, operation=operation, key=key, endpoint=self.endpoint) from None
+            raise transport_error(exc, operation=operation, key=key, endpoint=self.contacted) from None
         except ShortBodyError as exc:
             raise _shrank(operation, key, exc) from None
 
@@ -343,7 +357,7 @@ class S3Remote:
             request_id=str(meta.get("RequestId") or ""),
             operation=operation,
             key=key,
-            endpoint=self.endpoint,
+            endpoint=self.contacted,
             bucket=self._bucket,
             region=self._region,
         )

@@ -20,10 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from qsynctest import ACCESS_KEY, SECRET, require_in_ci
-
 from qsyncd.errors import RemoteError
 from qsyncd.weed import REGION, free_ports, weed_binary
+from qsynctest import ACCESS_KEY, SECRET, require_in_ci
 
 START_TIMEOUT = 120.0
 
@@ -68,7 +67,11 @@ class WeedCluster:
         (self.root / name).mkdir(parents=True, exist_ok=True)
         with open(self.root / f"{name}.log", "ab") as log:
             self.procs[name] = subprocess.Popen(
-                self.command(name), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                self.command(name),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
