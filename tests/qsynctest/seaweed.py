@@ -22,7 +22,7 @@ import pytest
 from qsyncd.weed import REGION, WeedServer, free_ports, weed_binary
 from qsynctest import ACCESS_KEY, SECRET, require_in_ci
 
-__all__ = ["REGION", "Seaweed", "free_ports", "s3_bucket", "seaweed", "write_s3_config"]
+__all__ = ["REGION", "Seaweed", "botocore_client", "free_ports", "s3_bucket", "seaweed", "write_s3_config"]
 
 
 class Seaweed(WeedServer):
@@ -48,28 +48,34 @@ class Seaweed(WeedServer):
 
     def client(self, *, secret: str | None = None) -> Any:
         """A botocore S3 client with the test credentials (tests only: qsyncd imports botocore in one module)."""
-        import botocore.session
-        from botocore.config import Config
-
-        return botocore.session.get_session().create_client(
-            "s3",
-            endpoint_url=self.endpoint,
-            region_name=REGION,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=secret or self.secret,
-            config=Config(
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-                retries={"total_max_attempts": 1},
-                connect_timeout=5,
-                read_timeout=30,
-            ),
-        )
+        return botocore_client(self.endpoint, self.access_key, secret or self.secret)
 
     def create_bucket(self, name: str | None = None) -> str:
         name = name or "qsyncd-" + secrets.token_hex(6)
         self.client().create_bucket(Bucket=name)
         return name
+
+
+def botocore_client(endpoint: str, access_key: str, secret: str) -> Any:
+    """A plain botocore S3 client (no CRC checksums, no retries) for setting up and inspecting a store."""
+    import botocore.session
+    from botocore.config import Config
+
+    return botocore.session.get_session().create_client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret,
+        config=Config(
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            retries={"total_max_attempts": 1},
+            connect_timeout=5,
+            read_timeout=30,
+            s3={"addressing_style": "path"},
+        ),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -87,15 +93,17 @@ def s3_bucket(seaweed: Seaweed) -> str:
 def write_s3_config(
     path: Path,
     *,
-    server: Seaweed,
+    server: Any,
     bucket: str,
     watch: Path,
     state: Path,
     upload: dict[str, Any] | None = None,
     settle: dict[str, Any] | None = None,
     secret: str | None = None,
+    read_timeout: float = 20,
 ) -> Path:
-    """A qsyncd.toml whose store is ``[s3]`` on ``server``; the secret goes into a 0600 file beside it."""
+    """A qsyncd.toml whose store is ``[s3]`` on ``server`` (a ``Seaweed`` or a ``WeedCluster``); the secret
+    goes into a 0600 file beside it."""
 
     def val(v: Any) -> str:
         return json.dumps(v) if isinstance(v, str) else ("true" if v is True else "false" if v is False else repr(v))
@@ -112,7 +120,7 @@ def write_s3_config(
         f"secret_access_key_file = {val(str(secret_file))}",
         'addressing_style = "path"',
         "connect_timeout_seconds = 2",
-        "read_timeout_seconds = 20",
+        f"read_timeout_seconds = {read_timeout!r}",
         "",
         "[[watch]]",
         f"path = {val(str(watch))}",

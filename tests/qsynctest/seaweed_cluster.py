@@ -162,3 +162,10 @@ class WeedCluster:
             return "\n".join((self.root / f"{name}.log").read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+def cluster_client(cluster: WeedCluster) -> Any:
+    """A botocore client on the cluster's S3 gateway, for inspecting what it stores."""
+    from qsynctest.seaweed import botocore_client
+
+    return botocore_client(cluster.endpoint, cluster.access_key, cluster.secret)
