@@ -101,6 +101,7 @@ def write_s3_config(
     settle: dict[str, Any] | None = None,
     secret: str | None = None,
     read_timeout: float = 20,
+    endpoint: str | None = None,
 ) -> Path:
     """A qsyncd.toml whose store is ``[s3]`` on ``server`` (a ``Seaweed`` or a ``WeedCluster``); the secret
     goes into a 0600 file beside it."""
@@ -113,7 +114,7 @@ def write_s3_config(
     os.chmod(secret_file, 0o600)
     lines = [
         "[s3]",
-        f"endpoint = {val(server.endpoint)}",
+        f"endpoint = {val(endpoint or server.endpoint)}",  # e.g. a FaultProxy in front of the server
         f"region = {val(REGION)}",
         f"bucket = {val(bucket)}",
         f"access_key_id = {val(server.access_key)}",
