@@ -312,3 +312,23 @@ def test_bad_arguments_are_refused_before_sending(remote: S3Remote) -> None:
             secret_access_key="s",
             addressing_style="sideways",
         )
+
+
+def test_messages_name_the_host_really_contacted_with_virtual_hosted_addressing() -> None:
+    """With addressing_style "virtual" the bucket is part of the host name: that is the host a user must check."""
+    from qsynctest.seaweed import free_ports
+
+    port = free_ports(1)[0]
+    r = S3Remote(
+        endpoint=f"http://localhost:{port}",
+        region="us-east-1",
+        bucket="qsyncd-vhost",
+        access_key_id="AKID",
+        secret_access_key=SECRET,
+        addressing_style="virtual",
+        connect_timeout=2,
+    )
+    with pytest.raises(Unreachable) as exc:
+        r.probe()
+    assert f"http://qsyncd-vhost.localhost:{port}" in str(exc.value)
+    assert f"http://qsyncd-vhost.localhost:{port}" == r.contacted
