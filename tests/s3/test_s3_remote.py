@@ -117,6 +117,7 @@ def test_requests_carry_content_md5_and_no_crc_checksums(remote: S3Remote) -> No
     def capture(request: Any, **_: Any) -> None:
         seen.append({k.lower(): (v.decode() if isinstance(v, bytes) else v) for k, v in request.headers.items()})
 
+    remote._fast = None  # PutObject through botocore too (the hand-signed one sends only the headers it names)
     remote._client().meta.events.register("before-send.s3", capture)
     data = os.urandom(PART + 10)
     remote.put("one", io.BytesIO(data[:100]), 100, b64(data[:100]))
