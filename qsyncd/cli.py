@@ -175,11 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["emulator"]:
-        # `qsyncd emulator` has its own parser: argparse.REMAINDER would drop leading options (--root ...)
-        args = argparse.Namespace(func=cmd_emulator, rest=argv[1:])
-    else:
-        args = parser.parse_args(argv)
+    # `qsyncd emulator` has its own parser: argparse.REMAINDER would drop leading options (--root ...)
+    emulator = argv[:1] == ["emulator"]
+    args = argparse.Namespace(func=cmd_emulator, rest=argv[1:]) if emulator else parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
