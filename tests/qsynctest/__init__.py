@@ -8,7 +8,8 @@
 - ``notify``: ``NotifySocket``, a $NOTIFY_SOCKET listener, and its fixture ``notify_socket``;
 - ``clock``: ``FakeClock`` for unit tests of the stages (time moved by hand, no sleeps);
 - ``digests``: ``md5_hex``, ``md5_b64``, ``md5_file``;
-- ``waiting``: ``wait_for`` (poll a predicate) and ``wait_records`` (the emulator's request log).
+- ``waiting``: ``wait_for`` (poll a predicate), ``wait_record(s)`` (the emulator's request log);
+- ``processes``: ``stop_process`` (a child we started, by its PID).
 
 Import from here or its modules (``from qsynctest import ...``), never from ``conftest``: every test folder
 has a conftest.py, and they all share that module name. ``tests/conftest.py`` re-exports the fixtures.
@@ -40,6 +41,7 @@ from qsynctest.emulators import (
     start_emulator,
 )
 from qsynctest.notify import NotifySocket, notify_socket
+from qsynctest.processes import stop_process
 from qsynctest.waiting import WaitTimeout, wait_for, wait_record, wait_records
 
 __all__ = [
@@ -68,6 +70,7 @@ __all__ = [
     "require_in_ci",
     "shared",
     "start_emulator",
+    "stop_process",
     "wait_for",
     "wait_record",
     "wait_records",

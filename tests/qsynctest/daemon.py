@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from qsynctest.constants import REPO
+from qsynctest.processes import stop_process
 
 
 def json_events(text: str, name: str | None = None) -> list[dict[str, Any]]:
@@ -87,17 +88,11 @@ class DaemonProc:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        code = stop_process(self.proc, sig, timeout)
         if self._out is not None:
             self._out.close()
             self._out = None
-        return self.proc.returncode
+        return code
 
     def kill9(self) -> None:
         self.stop(signal.SIGKILL)

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from qsynctest.constants import ACCESS_KEY, BUCKET, REPO, SECRET
+from qsynctest.processes import stop_process
 
 TEST_CREDENTIALS: dict[str, str] = {ACCESS_KEY: SECRET}
 DEFAULT_SEED = 1234
@@ -161,14 +162,7 @@ class EmulatorProc:
         """Send ``sig`` to our PID and wait (SIGKILL if it does not go); the exit code."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc, sig, timeout)
 
     def admin(self, method: str, path: str, body: Any = None) -> Any:
         """A call to the emulator's ``/_emulator/...`` admin API; its JSON answer."""
