@@ -168,7 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # `qsyncd emulator` has its own parser: argparse.REMAINDER would drop leading options (--root ...)
+    emulator = argv[:1] == ["emulator"]
+    args = argparse.Namespace(func=cmd_emulator, rest=argv[1:]) if emulator else parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -13,10 +13,15 @@ from qsynctest import (  # noqa: F401  (fixtures and names re-exported for pytes
     DaemonProc,
     daemon_factory,
     emulator,
+    emulator_proc,
+    emulator_seed,
+    fast_emulator,
     ledger,
+    notify_socket,
     remote,
     require_in_ci,
+    shared,
     wait_for,
     write_config,
 )
-from sdharness import journald, notify_socket  # noqa: F401  (fixtures for tests outside tests/systemd)
+from sdharness import journald  # noqa: F401  (a fixture for tests outside tests/systemd)

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import threading
 
+from qsynctest import FakeClock
+
 from qsyncd.pipeline import PRIORITY_EVENT, PRIORITY_SCAN, CountingQueue, Pipeline
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def test_event_files_go_before_scan_backlog() -> None:
@@ -53,7 +47,7 @@ def test_retry_waits_for_its_delay() -> None:
     item = p.take(0)
     p.retry_later(item, 5.0)
     assert p.take(0) is None
-    clock.t += 5.0
+    clock.now += 5.0
     again = p.take(0)
     assert "/a" == again.path
 

@@ -5,7 +5,6 @@ Everything here only reads what the emulator stored and logged, or drives real p
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -16,12 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
-BUCKET = "qsyncd-test"
-
-
-def md5_hex(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
+from qsynctest import BUCKET, REPO, md5_hex
 
 
 def remote_bytes(emu: Any, key: str) -> bytes | None:
