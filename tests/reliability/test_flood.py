@@ -52,7 +52,7 @@ def test_flood_with_tiny_inotify_queue_every_file_arrives(rig: Rig, shared: Any,
     if os.geteuid() != 0:
         shared.require_in_ci("needs root to lower fs.inotify.max_queued_events")
     rng = random.Random(seed)
-    n = 20000  # the figure, also in CI
+    n = scale(3000, 20000)
     rig.write_config(upload={"concurrency": 8}, settle={"quiet_seconds": 0.3})
     old = QUEUE.read_text()
     try:
