@@ -28,7 +28,6 @@ from qsynctest import (  # noqa: F401  (fixtures and names re-exported for pytes
 )
 from sdharness import journald, notify_socket  # noqa: F401  (fixtures for tests outside tests/systemd)
 
-
 # ----------------------------------------------------------------------------- soak mode, markers, workers
 # QSYNCD_SOAK=1 and --soak are one switch: --soak sets QSYNCD_SOAK=1 for this run (and the processes it
 # starts) before any test module reads it. Soak mode scales the reliability counts up (relsupport.scale)
