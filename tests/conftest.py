@@ -67,10 +67,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     """Under xdist, hold the shared lock for the whole test (setup to teardown); an ``alone`` test the
-    exclusive one. A turnstile taken first keeps a waiting ``alone`` test from being starved."""
+    exclusive one. A turnstile taken first keeps a waiting ``alone`` test from being starved. Outermost
+    (tryfirst), so the wait for the lock does not count in pytest-timeout's per-test timeout."""
     lock_dir = _worker_lock_dir(item.config)
     if lock_dir is None:
         return (yield)
