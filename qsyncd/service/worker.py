@@ -317,4 +317,5 @@ class UploadWorker:
                     waiting=waiting,
                     hint=f"{what}; files stay queued and qsyncd retries every {verdict.delay:g} s until then",
                 )
-        self.pipeline.retry_later(item, verdict.delay)
+        # due at once: the closed gate holds it back, and it goes as soon as the gate opens (not a delay of its own)
+        self.pipeline.retry_later(item, 0.0)
