@@ -844,7 +844,7 @@ def parse_config(data: dict[str, Any], *, source: Path | None, env: Mapping[str,
 
 def load_config(path: Path, env: Mapping[str, str] = os.environ) -> Config:
     """Read and validate the TOML file at ``path``; raises ``ConfigError`` saying what to fix."""
-    path = Path(path)
+    path = Path(path).absolute()  # every message names the file as the user can find it from anywhere
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
