@@ -18,6 +18,7 @@ from qsyncd.errors import EX_CONFIG, AuthError, ConfigError, QsyncdError, Remote
 
 DEFAULT_CONFIG = "/etc/qsyncd/qsyncd.toml"
 EX_UNAVAILABLE = 69
+EX_READER_GONE = 141  # 128 + SIGPIPE: the reader of our output went away (see _reader_gone)
 
 
 def _config_path(args: argparse.Namespace) -> Path:
@@ -153,11 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--offline", action="store_true", help="validate only; do not contact the endpoint")
     sp.set_defaults(func=cmd_check_config)
 
-    sp = sub.add_parser(
-        "emulator", help="a local QingStor-compatible server (see `qsyncd emulator --help`)", add_help=False
-    )
-    sp.add_argument("rest", nargs=argparse.REMAINDER)
-    sp.set_defaults(func=cmd_emulator)
+    # Listed here for `qsyncd --help` only: main() hands everything after the word `emulator` to the
+    # emulator's own parser (qsyncd/emulator/cli.py), because REMAINDER drops a leading option.
+    sub.add_parser("emulator", help="a local QingStor-compatible server (see `qsyncd emulator --help`)", add_help=False)
 
     sp = sub.add_parser("demo", help="start the emulator and the daemon on a temporary folder and watch it work")
     sp.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
@@ -167,14 +166,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    argv = sys.argv[1:] if argv is None else argv
-    # `qsyncd emulator` has its own parser: argparse.REMAINDER would drop leading options (--root ...)
-    emulator = argv[:1] == ["emulator"]
-    args = argparse.Namespace(func=cmd_emulator, rest=argv[1:]) if emulator else parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+    """Run one command; returns its exit code. Output cut off by its reader (``| head``) exits 141 quietly."""
+    try:
+        try:
+            return _dispatch(sys.argv[1:] if argv is None else list(argv))
+        finally:  # also after argparse's SystemExit (--help): a closed pipe shows here, where it can be caught
+            if sys.stdout is not None:
+                sys.stdout.flush()
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _dispatch(argv: list[str]) -> int:
+    if argv[:1] == ["emulator"]:  # the emulator's parser gets all the rest, --help and leading options included
+        args = argparse.Namespace(func=cmd_emulator, rest=argv[1:])
+    else:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
     try:
         return int(args.func(args) or 0)
     except ConfigError as err:
@@ -185,6 +196,27 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def _reader_gone() -> int:
+    """The reader of stdout or stderr closed it (``qsyncd status --json | head -1``): no traceback.
+
+    The Python docs' recipe (library/signal.html, "Note on SIGPIPE"): point the broken stream at
+    /dev/null so the interpreter's last flush at exit succeeds, then exit 141 = 128 + SIGPIPE, the
+    status a shell shows for ``seq 100000 | head -1``'s seq: ``set -o pipefail`` scripts treat qsyncd
+    like any other tool, and a caller can tell cut-off output from a completed command. SIGPIPE is not
+    set to SIG_DFL instead: that would also kill the daemon when an HTTP peer resets a connection.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        if stream is None:
+            continue
+        try:
+            stream.flush()
+        except OSError:
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
+    return EX_READER_GONE
 
 
 if __name__ == "__main__":
