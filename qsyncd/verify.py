@@ -70,7 +70,7 @@ def check_file(
     record: FileRecord | None,
     remote: ObjectInfo | None,
     md5: str | None,
-) -> Finding | None | _NeedHash:
+) -> Finding | _NeedHash | None:
     """What is wrong with the file ``local`` that belongs under ``key`` (None: nothing).
 
     ``record`` is the ledger's record of ``path``, ``remote`` the listed object under ``key`` (None: not
@@ -155,13 +155,13 @@ class Result:
             "problems": self.problems,
         }
         for kind in ("missing", "changed", "extra"):
-            data[kind] = [asdict(f) for f in self.of_kind(kind)]  # type: ignore[arg-type]
+            data[kind] = [asdict(f) for f in self.of_kind(kind)]
         return data
 
     def render(self) -> str:
         lines = [f"{f.kind:<8} {f.key}{f' ({f.path})' if f.path else ''}: {f.detail}" for f in self.findings]
         lines += [f"problem  {p}" for p in self.problems]
-        counts = ", ".join(f"{len(self.of_kind(k))} {k}" for k in ("missing", "changed", "extra"))  # type: ignore[arg-type]
+        counts = ", ".join(f"{len(self.of_kind(k))} {k}" for k in ("missing", "changed", "extra"))
         verdict = "ok" if self.ok else "NOT ok"
         lines.append(
             f"verify: {verdict}: {self.files} files on disk, {self.objects} objects listed under "

@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 from console_script import qsyncd_bin, run
-from e2e_support import assert_remote_equals, op_counts, remote_bytes
-
+from e2e_support import assert_remote_equals, op_counts, remote_bytes, sdk_delete
 from qsynctest import ACCESS_KEY, BUCKET, SECRET
 
 
@@ -32,20 +31,6 @@ def store(setup: Any) -> Iterator[Any]:
     )
     yield r
     r.close()
-
-
-def sdk_delete(url: str, key: str) -> None:
-    """DeleteObject through the QingStor SDK, signed like any client's."""
-    from qingstor.sdk.config import Config
-    from qingstor.sdk.service.qingstor import QingStor
-
-    from qsyncd.remote.qingstor import parse_endpoint
-
-    ep = parse_endpoint(url)
-    config = Config(ACCESS_KEY, SECRET)
-    config.host, config.port, config.protocol = ep.host, ep.port, ep.scheme
-    out = QingStor(config).Bucket(BUCKET, "").delete_object(key)
-    assert out.status_code == 204, out.status_code
 
 
 def overwrite(store: Any, key: str, data: bytes) -> None:
