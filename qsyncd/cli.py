@@ -1,4 +1,4 @@
-"""The ``qsyncd`` command line: run, sync, status, check-config, emulator, demo.
+"""The ``qsyncd`` command line: run, sync, status, verify, check-config, emulator, demo.
 
 This is the only place that maps errors to exit codes (``QsyncdError.exit_code``; 78 for a
 configuration error, so systemd's ``RestartPreventExitStatus=78`` stops restart loops).
@@ -18,6 +18,7 @@ from qsyncd.errors import EX_CONFIG, AuthError, ConfigError, QsyncdError, Remote
 
 DEFAULT_CONFIG = "/etc/qsyncd/qsyncd.toml"
 EX_UNAVAILABLE = 69
+EX_READER_GONE = 141  # 128 + SIGPIPE: the reader of our output went away (see _reader_gone)
 
 
 def _config_path(args: argparse.Namespace) -> Path:
@@ -78,6 +79,56 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         print(render(data))
     return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Compare disk, ledger and bucket; ``--repair`` runs a ``sync`` for what is missing or wrong, then looks again."""
+    from qsyncd.service import SYNC, Daemon, make_remote
+    from qsyncd.state import Ledger
+    from qsyncd.verify import to_repair, verify
+
+    cfg = _load(args)
+    remote = make_remote(cfg)
+
+    def look() -> Any:
+        ledger = Ledger(cfg.state.dir, readonly=True, missing_ok=True)  # read-only: safe beside a running daemon
+        try:
+            return verify(cfg, remote, ledger, rehash=args.rehash)
+        finally:
+            ledger.close()
+
+    try:
+        result = look()
+        repaired: list[str] = []
+        if args.repair and not result.ok:
+            from qsyncd.events import configure_logging, register_secret
+
+            register_secret(cfg.store.secret_access_key)
+            configure_logging(cfg.log.format, cfg.log.level, stream=sys.stderr)  # stdout is the report's
+            daemon = Daemon(cfg, mode=SYNC, remote=remote, config_path=_config_path(args))  # takes the lock
+            repaired = to_repair(result)
+            for path in repaired:  # the ledger's "it is in the bucket" is false for these: let sync look again
+                daemon.stages.ledger.forget(path)
+            report = daemon.run_once(timeout=args.timeout)
+            for problem in report.problems:
+                print(f"qsyncd verify: repair: {problem}", file=sys.stderr)
+            for path, why in report.failures:
+                print(f"qsyncd verify: repair: {path}: {why}", file=sys.stderr)
+            result = look()
+    finally:
+        close = getattr(remote, "close", None)
+        if close:
+            close()
+    if args.json:
+        data = result.to_json()
+        if args.repair:
+            data["repaired"] = repaired
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        if repaired:
+            print(f"repaired: {len(repaired)} file(s) sent to sync; after the repair:")
+        print(result.render())
+    return 0 if result.ok else 1
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -149,16 +200,26 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_status)
 
+    sp = sub.add_parser(
+        "verify", help="compare disk, ledger and bucket: exit 0 only if every file is in the bucket, intact"
+    )
+    with_config(sp)
+    sp.add_argument(
+        "--repair", action="store_true", help="upload what is missing or wrong (as sync), then verify again"
+    )
+    sp.add_argument("--json", action="store_true", help="the findings as JSON on stdout")
+    sp.add_argument("--rehash", action="store_true", help="hash every file, also those the ledger vouches for")
+    sp.add_argument("--timeout", type=float, default=None, help="--repair gives up after this many seconds")
+    sp.set_defaults(func=cmd_verify)
+
     sp = sub.add_parser("check-config", help="validate the config and probe the bucket")
     with_config(sp)
     sp.add_argument("--offline", action="store_true", help="validate only; do not contact the endpoint")
     sp.set_defaults(func=cmd_check_config)
 
-    sp = sub.add_parser(
-        "emulator", help="a local QingStor-compatible server (see `qsyncd emulator --help`)", add_help=False
-    )
-    sp.add_argument("rest", nargs=argparse.REMAINDER)
-    sp.set_defaults(func=cmd_emulator)
+    # Listed here for `qsyncd --help` only: main() hands everything after the word `emulator` to the
+    # emulator's own parser (qsyncd/emulator/cli.py), because REMAINDER drops a leading option.
+    sub.add_parser("emulator", help="a local QingStor-compatible server (see `qsyncd emulator --help`)", add_help=False)
 
     sp = sub.add_parser("demo", help="start the emulator and the daemon on a temporary folder and watch it work")
     sp.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
@@ -174,11 +235,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+    """Run one command; returns its exit code. Output cut off by its reader (``| head``) exits 141 quietly."""
+    try:
+        try:
+            return _dispatch(sys.argv[1:] if argv is None else list(argv))
+        finally:  # also after argparse's SystemExit (--help): a closed pipe shows here, where it can be caught
+            if sys.stdout is not None:
+                sys.stdout.flush()
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _dispatch(argv: list[str]) -> int:
+    if argv[:1] == ["emulator"]:  # the emulator's parser gets all the rest, --help and leading options included
+        args = argparse.Namespace(func=cmd_emulator, rest=argv[1:])
+    else:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
     try:
         return int(args.func(args) or 0)
     except ConfigError as err:
@@ -189,6 +265,27 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def _reader_gone() -> int:
+    """The reader of stdout or stderr closed it (``qsyncd status --json | head -1``): no traceback.
+
+    The Python docs' recipe (library/signal.html, "Note on SIGPIPE"): point the broken stream at
+    /dev/null so the interpreter's last flush at exit succeeds, then exit 141 = 128 + SIGPIPE, the
+    status a shell shows for ``seq 100000 | head -1``'s seq: ``set -o pipefail`` scripts treat qsyncd
+    like any other tool, and a caller can tell cut-off output from a completed command. SIGPIPE is not
+    set to SIG_DFL instead: that would also kill the daemon when an HTTP peer resets a connection.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        if stream is None:
+            continue
+        try:
+            stream.flush()
+        except OSError:
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
+    return EX_READER_GONE
 
 
 if __name__ == "__main__":

@@ -103,15 +103,21 @@ class Pipeline:
 
     # -- the remote gate
     def close_gate(self, delay: float, reason: str, wall: float, *, problem: str = "unreachable") -> bool:
-        """Pause all workers for ``delay`` seconds; True when this starts a new outage."""
+        """Pause all workers for ``delay`` seconds; True when this starts a new outage.
+
+        One step of the outage per round of probes: a failure reported while the gate is already
+        closed came from an upload started before it closed (up to ``concurrency`` of them fail in one
+        burst), so it neither counts as another failure nor moves the end of the pause."""
         with self._cv:
+            now = self.clock()
             new = self.gate.since is None
             if new:
                 self.gate.since = wall
-            self.gate.failures += 1
             self.gate.reason = reason
             self.gate.problem = problem
-            self.gate.until = self.clock() + delay
+            if self.gate.until <= now:
+                self.gate.failures += 1
+                self.gate.until = now + delay
             return new
 
     def open_gate(self) -> float | None:

@@ -189,6 +189,12 @@ def test_prefix_hostname_and_trailing_slash(tmp_path: Path) -> None:
     assert f"backup/{socket.gethostname()}/" == cfg.watches[0].prefix
 
 
+def test_prefix_mtime_field_is_kept_for_each_key(tmp_path: Path) -> None:
+    """{mtime:...} stays in the prefix (each file's key fills it in); {hostname} is replaced at load."""
+    cfg = parse(base(tmp_path, watch=[{"path": str(tmp_path / "w1"), "prefix": "{hostname}/cam/{mtime:%Y/%m/%d}"}]))
+    assert f"{socket.gethostname()}/cam/{{mtime:%Y/%m/%d}}/" == cfg.watches[0].prefix
+
+
 def test_tilde_path_is_expanded_with_home(tmp_path: Path) -> None:
     """A watch path starting with ~/ uses $HOME."""
     (tmp_path / "home" / "in").mkdir(parents=True)
@@ -225,7 +231,12 @@ def test_tilde_path_is_expanded_with_home(tmp_path: Path) -> None:
         ({"watch": [{"path": "/srv/a", "prefix": "/abs"}]}, 'must not start with "/"'),
         ({"watch": [{"path": "/srv/a", "prefix": "a//b"}]}, 'must not contain "//"'),
         ({"watch": [{"path": "/srv/a", "prefix": "a/../b"}]}, '".."'),
-        ({"watch": [{"path": "/srv/a", "prefix": "{host}"}]}, "only {hostname} is supported"),
+        ({"watch": [{"path": "/srv/a", "prefix": "{host}"}]}, "unknown field {host}; allowed: {hostname} and {mtime"),
+        ({"watch": [{"path": "/srv/a", "prefix": "cam/{mtime:%Y/%Q}"}]}, '[[watch]] #1 prefix = "cam/{mtime:%Y/%Q}": '),
+        ({"watch": [{"path": "/srv/a", "prefix": "cam/{mtime}"}]}, "{mtime} needs a format"),
+        ({"watch": [{"path": "/srv/a", "prefix": "cam/{mtime:%Y/}/"}]}, 'must not contain "//"'),
+        ({"watch": [{"path": "/srv/a", "prefix": "{mtime:/%Y}"}]}, 'must not start with "/"'),
+        ({"watch": [{"path": "/srv/a", "prefix": "cam/{mtime:%Y"}]}, "unmatched brace"),
         ({"watch": [{"path": "/srv/a", "include": "*.jpg"}]}, "[[watch]] #1 include: expected an array of globs"),
         ({"watch": [{"path": "/srv/a", "after_upload": "move"}]}, '[[watch]] #1 after_upload = "move"'),
         ({"watch": [{"path": "/srv/a", "watcher": "fanotify"}]}, '[[watch]] #1 watcher = "fanotify"'),

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sdharness import NotifySocket
+from qsynctest import NotifySocket
 
 from qsyncd.events import configure_logging
 from qsyncd.notify import Liveness, Notifier, WatchdogPinger

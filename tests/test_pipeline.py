@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import threading
 
+from qsynctest import FakeClock
+
 from qsyncd.pipeline import PRIORITY_EVENT, PRIORITY_SCAN, CountingQueue, Pipeline
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def test_event_files_go_before_scan_backlog() -> None:
@@ -53,7 +47,7 @@ def test_retry_waits_for_its_delay() -> None:
     item = p.take(0)
     p.retry_later(item, 5.0)
     assert p.take(0) is None
-    clock.t += 5.0
+    clock.now += 5.0
     again = p.take(0)
     assert "/a" == again.path
 
@@ -67,6 +61,36 @@ def test_gate_pauses_everyone_until_it_opens() -> None:
     assert p.close_gate(10.0, "down", wall=2.0) is False
     assert p.take(0) is None
     assert 1.0 == p.open_gate()
+    assert "/a" == p.take(0).path
+
+
+def test_a_burst_of_failures_while_closed_is_one_step_of_the_outage() -> None:
+    """Uploads in flight when the remote went down all fail at once: one failure, one pause, not sixteen."""
+    clock = FakeClock(0.0)
+    p = Pipeline(clock)
+    p.close_gate(1.0, "down", wall=1.0)
+    for _ in range(15):
+        clock.now += 0.01
+        p.close_gate(4.0, "down", wall=1.0)
+    assert 1 == p.gate.failures
+    assert 1.0 == p.gate.until  # the burst did not push the next probe back
+    clock.now = 1.5  # the probe after the pause fails: the next step
+    p.close_gate(2.0, "down", wall=2.0)
+    assert 2 == p.gate.failures
+    assert 3.5 == p.gate.until
+
+
+def test_files_paused_by_the_gate_go_as_soon_as_it_opens() -> None:
+    """A file held back by an outage has no delay of its own once the remote answers again."""
+    clock = FakeClock()
+    p = Pipeline(clock)
+    p.submit("/a", PRIORITY_EVENT)
+    item = p.take(0)
+    p.close_gate(60.0, "down", wall=1.0)
+    p.retry_later(item, 0.0)
+    assert p.take(0) is None
+    clock.now += 1.0
+    p.open_gate()
     assert "/a" == p.take(0).path
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from qsynctest import BUCKET, REPO, json_events, write_config
+from qsynctest import BUCKET, REPO, FakeClock, json_events, write_config
 
 from qsyncd.config import UploadConfig
 from qsyncd.remote.base import ObjectInfo
@@ -22,16 +22,6 @@ from qsyncd.remoteindex import RemoteIndex, parent_prefix
 from qsyncd.source import b64
 from qsyncd.state import Ledger
 from qsyncd.upload import Uploader
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def info(key: str, size: int = 3, etag: str = "0" * 32) -> ObjectInfo:

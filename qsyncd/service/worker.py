@@ -127,7 +127,7 @@ class UploadWorker:
             return
         try:
             st = classify(Path(path), Path(root.path), root.cfg.follow_symlinks)
-            key = object_key(root.cfg.prefix, os.fsencode(relpath(root.path, path)))
+            key = object_key(root.cfg.prefix, os.fsencode(relpath(root.path, path)), st.st_mtime)
         except SkipFile as skip:
             self._report_skip(path, skip)
             return
@@ -317,4 +317,5 @@ class UploadWorker:
                     waiting=waiting,
                     hint=f"{what}; files stay queued and qsyncd retries every {verdict.delay:g} s until then",
                 )
-        self.pipeline.retry_later(item, verdict.delay)
+        # due at once: the closed gate holds it back, and it goes as soon as the gate opens (not a delay of its own)
+        self.pipeline.retry_later(item, 0.0)

@@ -1,7 +1,8 @@
 """End-to-end fixtures: a watch tree, a config, the daemon as a subprocess and byte-exact remote checks.
 
 Everything here is real: inotify on a tmp directory, ``qsyncd run``/``qsyncd sync`` as child
-processes, HTTP to the emulator. Helpers only read what the emulator stored and what it logged.
+processes, HTTP to the emulator (``fast_emulator``, ``qsynctest``'s). Helpers only read what the emulator
+stored and what it logged.
 """
 
 from __future__ import annotations
@@ -12,30 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import qsynctest
-from e2e_support import BUCKET, Setup
-
-
-@pytest.fixture(scope="session")
-def shared() -> types.ModuleType:
-    """The shared test helpers (tests/qsynctest.py): write_config, wait_for, require_in_ci, the credentials."""
-    assert qsynctest.BUCKET == BUCKET
-    return qsynctest
-
-
-@pytest.fixture
-def fast_emulator(tmp_path: Path, shared: types.ModuleType) -> Iterator[Any]:
-    """The emulator without fsync (the e2e suite writes thousands of objects on a small machine)."""
-    from qsyncd.emulator import Emulator
-
-    emu = Emulator(
-        tmp_path / "emu", credentials={shared.ACCESS_KEY: shared.SECRET}, buckets=[BUCKET], fsync=False, seed=1234
-    )
-    emu.start()
-    try:
-        yield emu
-    finally:
-        emu.stop()
+from e2e_support import Setup
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import time
 
-from e2e_support import BUCKET, assert_remote_equals, md5_hex, ok, op_counts, requests_for
+from e2e_support import BUCKET, assert_remote_equals, ok, op_counts, requests_for
+from qsynctest import md5_hex
 
 from qsyncd.emulator import Fault
 

@@ -8,7 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from e2e_support import assert_remote_equals, md5_hex, ok, op_counts, requests_for
+from e2e_support import assert_remote_equals, ok, op_counts, requests_for
+from qsynctest import md5_hex
 
 
 def _uploads_of(emu, key: str) -> int:

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-
-# The package is not installed into the venv; make the checkout importable (see the report).
-_REPO = Path(__file__).resolve().parents[2]
-if str(_REPO) not in sys.path:
-    sys.path.insert(0, str(_REPO))
-
-from qsyncd.emulator import Emulator  # noqa: E402
+from qsynctest import start_emulator
 
 BUCKET = "test-bucket"
 
@@ -24,11 +18,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def emu(tmp_path: Path) -> Iterator[Emulator]:
-    """A started emulator with the bucket ``test-bucket``; stopped after the test."""
-    e = Emulator(tmp_path / "root", buckets=[BUCKET], seed=1234)
-    e.start()
-    try:
+def emu(tmp_path: Path) -> Iterator[Any]:
+    """A started emulator (built-in credentials, with fsync) with the bucket ``test-bucket``; stopped after."""
+    with start_emulator(tmp_path / "root", credentials=None, buckets=[BUCKET], fsync=True, seed=1234) as e:
         yield e
-    finally:
-        e.stop()

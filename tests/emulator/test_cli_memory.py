@@ -1,4 +1,4 @@
-"""The emulator as a subprocess (``python -m qsyncd.emulator.cli``): CLI behaviour and peak memory of a 1 GiB PUT."""
+"""The emulator as a subprocess (``qsyncd emulator``, as a user starts it): CLI behaviour, peak RSS of a 1 GiB PUT."""
 
 from __future__ import annotations
 
@@ -7,67 +7,35 @@ import hashlib
 import http.client
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
+from qsynctest import EmulatorProc
 
 from qsyncd.emulator import DEFAULT_CREDENTIALS, signing
 
-REPO = Path(__file__).resolve().parents[2]
-PYTHON = REPO / ".venv" / "bin" / "python"
 GIB = 1024**3
 CHUNK = 1024 * 1024
 
 
 @contextmanager
-def emulator_process(tmp_path: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
-    """Start the CLI with --port 0 and --port-file; always terminate it by PID afterwards."""
-    port_file = tmp_path / "port"
-    err_path = tmp_path / "stderr.log"
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    with open(err_path, "wb") as err:
-        proc = subprocess.Popen(
-            [
-                str(PYTHON if PYTHON.exists() else sys.executable),
-                "-m",
-                "qsyncd.emulator.cli",
-                "--root",
-                str(tmp_path / "root"),
-                "--port",
-                "0",
-                "--port-file",
-                str(port_file),
-                "--bucket",
-                "test-bucket",
-                *extra,
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    try:
-        deadline = time.monotonic() + 20
-        while not port_file.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"emulator did not start: {err_path.read_text()}")
-            time.sleep(0.05)
-        yield proc, int(port_file.read_text()), err_path
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+def emulator_process(
+    tmp_path: Path, credentials: dict[str, str] | None = None
+) -> Iterator[tuple[EmulatorProc, int, Path]]:
+    """``qsyncd emulator`` on a free port with ``test-bucket`` (built-in credentials unless given); its
+    output log; SIGKILLed by PID afterwards if the test did not stop it."""
+    with EmulatorProc(
+        tmp_path / "root", tmp_path / "stderr.log", credentials=credentials, buckets=["test-bucket"]
+    ) as proc:
+        yield proc, proc.port, proc.log
 
 
-def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
+def stop(proc: EmulatorProc, sig: int = signal.SIGTERM) -> int | None:
     """Send a signal to the emulator by PID and return its exit code."""
-    os.kill(proc.pid, sig)
-    return proc.wait(timeout=20)
+    return proc.stop(sig, timeout=20)
 
 
 def signed(akid: str, secret: str, method: str, path: str, headers: dict[str, str]) -> dict[str, str]:
@@ -80,7 +48,7 @@ def signed(akid: str, secret: str, method: str, path: str, headers: dict[str, st
 def test_cli_custom_credentials_logging_and_sigint(tmp_path: Path) -> None:
     """With user credentials the secret is never printed; each request is logged; SIGINT exits 0."""
     secret = "user-supplied-very-secret-value"
-    with emulator_process(tmp_path, "--access-key-id", "USERKEY", "--secret-access-key", secret) as (proc, port, err):
+    with emulator_process(tmp_path, {"USERKEY": secret}) as (proc, port, err):
         with closing(http.client.HTTPConnection("127.0.0.1", port, timeout=10)) as conn:
             conn.request(
                 "PUT",

@@ -6,26 +6,15 @@ import http.client
 import json
 import socket
 import threading
-import time
 from contextlib import closing
 
 import pytest
-from emulator_helpers import md5_b64, request, sdk_bucket, signed_headers
+from emulator_helpers import request, sdk_bucket, signed_headers
+from qsynctest import md5_b64, wait_record
 
-from qsyncd.emulator import Emulator, Fault, RequestRecord
+from qsyncd.emulator import Emulator, Fault
 
 B = "/test-bucket"
-
-
-def wait_for_record(emu: Emulator, pred, timeout: float = 15.0) -> RequestRecord:  # type: ignore[no-untyped-def]
-    """Poll the request log until a record satisfies ``pred``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for rec in emu.requests:
-            if pred(rec):
-                return rec
-        time.sleep(0.02)
-    raise AssertionError(f"no matching record in {emu.requests}")
 
 
 def admin(emu: Emulator, method: str, path: str, body: object | None = None) -> tuple[int, object]:
@@ -74,7 +63,7 @@ def test_reset_after_bytes_breaks_connection_and_stores_nothing(emu: Emulator) -
             conn.getresponse().read()
         finally:
             conn.close()
-    rec = wait_for_record(emu, lambda r: r.operation == "PutObject")
+    rec = wait_record(emu, lambda r: r.operation == "PutObject")
     assert ("reset_after_bytes=65536", 0, 64 * 1024) == (rec.fault, rec.status, rec.bytes_in)
     assert 404 == request(emu, "HEAD", f"{B}/reset").status
     assert [] == [p for p in emu.root.rglob("*") if p.is_file() and p.name.endswith(".data")]
@@ -110,7 +99,7 @@ def test_latency_delays_only_the_faulted_request(emu: Emulator) -> None:
     assert not done.is_set()
     t.join()
     assert [200] == result
-    rec = wait_for_record(emu, lambda r: r.operation == "ListObjects")
+    rec = wait_record(emu, lambda r: r.operation == "ListObjects")
     assert "latency=3" == rec.fault
 
 
@@ -126,7 +115,7 @@ def test_stall_blocks_one_request_not_the_server(emu: Emulator) -> None:
         assert 200 == request(emu, "HEAD", B).status  # the server still answers others
     finally:
         conn.close()
-    rec = wait_for_record(emu, lambda r: r.operation == "GetObject")
+    rec = wait_record(emu, lambda r: r.operation == "GetObject")
     assert ("stall=3", 0) == (rec.fault, rec.status)
     assert b"stall" == request(emu, "GET", f"{B}/s").body
 

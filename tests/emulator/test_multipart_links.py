@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 
 import pytest
-from emulator_helpers import BUCKET, md5_b64, request, sdk_bucket
+from emulator_helpers import BUCKET, request, sdk_bucket
+from qsynctest import md5_b64
 
 from qsyncd.emulator import Emulator
 from qsyncd.emulator.errors import EmulatorError

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from emulator_helpers import AKID, SECRET, http_now, make_request, md5_b64, signed_headers
+from emulator_helpers import AKID, SECRET, http_now, make_request, signed_headers
+from qsynctest import md5_b64
 
 from qsyncd.emulator.admin import handle_admin
 from qsyncd.emulator.auth import authenticate

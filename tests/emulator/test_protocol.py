@@ -13,7 +13,8 @@ from contextlib import closing
 from pathlib import Path
 from urllib.parse import quote
 
-from emulator_helpers import AKID, SECRET, http_now, md5_b64, request, sdk_bucket, signed_headers
+from emulator_helpers import AKID, SECRET, http_now, request, sdk_bucket, signed_headers
+from qsynctest import md5_b64
 
 from qsyncd.emulator import Emulator, signing
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 
-from emulator_helpers import BUCKET, md5_b64, sdk_bucket, sdk_service
+from emulator_helpers import BUCKET, sdk_bucket, sdk_service
+from qsynctest import md5_b64
 
 from qsyncd.emulator import Emulator
 

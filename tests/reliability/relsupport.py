@@ -1,5 +1,7 @@
 """Reliability fixtures: seeds, soak scaling, a rig (watch tree + emulator + daemon), byte-exact
 convergence checks, and a guard that greps every captured output for the secret and signatures.
+The emulators (``fast_emulator``, ``emulator_proc``), ``NotifySocket`` and the digests are ``qsynctest``'s;
+here they are seeded from the test's seed (``emulator_seed``).
 
 CI mode is the default. ``QSYNCD_SOAK=1`` scales the counts up (200 kill points, 20,000 flood
 files, ...). Every randomized test prints its seed; ``QSYNCD_SEED=N`` reproduces a run.
@@ -13,7 +15,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,11 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from qsynctest import BUCKET, REPO
 
-REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
 SOAK = os.environ.get("QSYNCD_SOAK") == "1"
-BUCKET = "qsyncd-test"
 UPLOAD_OPS = ("PutObject", "UploadMultipart")
 
 # Session-wide figures for RELIABILITY.md.
@@ -62,15 +62,6 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.timeout(4 * 3600))
-
-
-# ----------------------------------------------------------------------------- shared module
-@pytest.fixture(scope="session")
-def shared(request: pytest.FixtureRequest) -> types.ModuleType:
-    """tests/conftest.py as pytest loaded it (a plain import would make a second SECRET)."""
-    mod = request.config.pluginmanager.get_plugin(str(REPO / "tests" / "conftest.py"))
-    assert mod is not None, "tests/conftest.py is not loaded"
-    return mod
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -107,6 +98,12 @@ def seed(request: pytest.FixtureRequest) -> int:
     SEEDS.append((request.node.nodeid, value))
     print(f"\n{request.node.nodeid}: seed={value} (reproduce: QSYNCD_SEED={value})")
     return value
+
+
+@pytest.fixture
+def emulator_seed(seed: int) -> int:
+    """The emulators of this suite (``fast_emulator``, ``emulator_proc``) draw their faults from the test's seed."""
+    return seed
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -167,16 +164,6 @@ def secret_guard(tmp_path: Path, shared: types.ModuleType) -> Iterator[None]:
 
 
 # ----------------------------------------------------------------------------- helpers
-def md5_file(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def local_tree(root: Path) -> dict[str, Path]:
     """relpath (as key) -> path of every regular file under ``root``."""
     out = {}
@@ -391,41 +378,6 @@ def run_cli(
     return cp
 
 
-class NotifySocket:
-    """A bound AF_UNIX datagram socket collecting sd_notify messages ($NOTIFY_SOCKET)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.settimeout(0.2)
-        self.messages: list[str] = []
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(65536)
-            except (TimeoutError, OSError):
-                continue
-            self.messages.append(data.decode("utf-8", "replace"))
-
-    def statuses(self) -> list[str]:
-        out = []
-        for m in list(self.messages):
-            for line in m.splitlines():
-                if line.startswith("STATUS="):
-                    out.append(line[len("STATUS=") :])
-        return out
-
-    def close(self) -> None:
-        self._stop.set()
-        self._t.join(timeout=2)
-        self.sock.close()
-
-
 # ----------------------------------------------------------------------------- the rig
 class Rig:
     """A watch tree, a state dir, a config and daemons against one emulator root."""
@@ -478,33 +430,6 @@ class Rig:
 
 
 @pytest.fixture
-def fast_emulator(tmp_path: Path, shared: types.ModuleType, seed: int) -> Iterator[Any]:
-    """An in-process emulator without fsync, seeded from the test's seed."""
-    import logging
-
-    from qsyncd.emulator import Emulator
-
-    # The emulator's request log goes to a file the secret guard greps, like every other output.
-    handler = logging.FileHandler(tmp_path / "emulator-inprocess.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    logger = logging.getLogger("qsyncd.emulator")
-    old_level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    emu = Emulator(
-        tmp_path / "emu", credentials={shared.ACCESS_KEY: shared.SECRET}, buckets=[BUCKET], fsync=False, seed=seed
-    )
-    emu.start()
-    try:
-        yield emu
-    finally:
-        emu.stop()
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
-        handler.close()
-
-
-@pytest.fixture
 def rig(tmp_path: Path, shared: types.ModuleType, fast_emulator: Any) -> Iterator[Rig]:
     """A rig on an in-process emulator; every daemon it started is SIGKILLed afterwards."""
     r = Rig(tmp_path, shared, fast_emulator.url, fast_emulator.root)
@@ -513,83 +438,6 @@ def rig(tmp_path: Path, shared: types.ModuleType, fast_emulator: Any) -> Iterato
         yield r
     finally:
         r.cleanup()
-
-
-class EmulatorProc:
-    """``python -m qsyncd.emulator.cli`` as a subprocess, restartable on the same port and root."""
-
-    def __init__(self, root: Path, log: Path, shared: types.ModuleType, port: int = 0, seed: int | None = None):
-        self.root = root
-        self.log = log
-        self.shared = shared
-        self.port = port
-        self.seed = seed
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> EmulatorProc:
-        port_file = self.log.with_name(self.log.name + ".port")
-        port_file.unlink(missing_ok=True)
-        args = [
-            PY,
-            "-m",
-            "qsyncd.emulator.cli",
-            "--root",
-            str(self.root),
-            "--port",
-            str(self.port),
-            "--port-file",
-            str(port_file),
-            "--access-key-id",
-            self.shared.ACCESS_KEY,
-            "--secret-access-key",
-            self.shared.SECRET,
-            "--bucket",
-            BUCKET,
-        ]
-        if self.seed is not None:
-            args += ["--seed", str(self.seed)]
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=str(REPO))
-        deadline = time.monotonic() + 20
-        while not port_file.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"emulator did not start: {self.log.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.05)
-        self.port = int(port_file.read_text())
-        return self
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def admin(self, method: str, path: str, body: Any = None) -> Any:
-        import urllib.request
-
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            raw = resp.read()
-        return json.loads(raw) if raw else None
-
-
-@pytest.fixture
-def emulator_proc(tmp_path: Path, shared: types.ModuleType, seed: int) -> Iterator[EmulatorProc]:
-    """The emulator as a subprocess (stopped by pid afterwards, even on failure)."""
-    e = EmulatorProc(tmp_path / "emu", tmp_path / "emulator.log", shared, seed=seed)
-    e.start()
-    try:
-        yield e
-    finally:
-        e.stop()
 
 
 def write_bytes(path: Path, data: bytes) -> None:

@@ -6,7 +6,8 @@ import random
 from collections import Counter
 from typing import Any
 
-from relsupport import FIGURES, Rig, md5_file, object_metas, scale, write_bytes
+from qsynctest import md5_file
+from relsupport import FIGURES, Rig, object_metas, scale, write_bytes
 
 MiB = 1 << 20
 

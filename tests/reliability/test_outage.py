@@ -8,10 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from qsynctest import EmulatorProc, NotifySocket
 from relsupport import (
     FIGURES,
-    EmulatorProc,
-    NotifySocket,
     local_tree,
     rss_kib,
     run_cli,

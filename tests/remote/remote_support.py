@@ -10,10 +10,7 @@ skipped there.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,16 +31,6 @@ def live_settings() -> dict[str, str] | None:
     required = [values[name] for name in LIVE_VARS if name != "ZONE"]
     present = "QSYNCD_TEST_QINGSTOR_ZONE" in os.environ
     return values if all(required) and present else None
-
-
-def md5_b64(data: bytes) -> str:
-    """Base64 of the binary MD5 (the Content-MD5 header value)."""
-    return base64.b64encode(hashlib.md5(data).digest()).decode()
-
-
-def md5_hex(data: bytes) -> str:
-    """Lower-case hex MD5."""
-    return hashlib.md5(data).hexdigest()
 
 
 def proxy_through(monkeypatch: Any, url: str) -> None:
@@ -86,18 +73,6 @@ class Target:
     def key(self, name: str) -> str:
         """A key unique to this test."""
         return self.prefix + name
-
-
-def wait_records(emu: Any, operation: str, count: int, timeout: float = 5.0) -> list[Any]:
-    """The emulator's log records of ``operation`` once at least ``count`` exist (or the timeout
-    passes). The emulator appends a record after the response is sent, so a client can see the
-    response before the record exists."""
-    deadline = time.monotonic() + timeout
-    while True:
-        records = [r for r in emu.requests if r.operation == operation]
-        if len(records) >= count or time.monotonic() > deadline:
-            return records
-        time.sleep(0.01)
 
 
 @dataclass

@@ -8,7 +8,8 @@ import io
 import os
 
 import pytest
-from remote_support import Target, md5_b64, md5_hex, wait_records
+from qsynctest import md5_b64, md5_hex, wait_records
+from remote_support import Target
 
 from qsyncd.emulator import Fault
 from qsyncd.errors import AuthError, BadRequest, BucketMissing, StoreRefused, TransientError, Unreachable

@@ -7,7 +7,8 @@ import io
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from remote_support import Target, md5_b64, md5_hex
+from qsynctest import md5_b64, md5_hex
+from remote_support import Target
 
 from qsyncd.errors import BucketMissing
 from qsyncd.remote.base import ObjectInfo

@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from remote_support import Target, md5_b64, md5_hex, wait_records
+from qsynctest import md5_b64, md5_hex, wait_records
+from remote_support import Target
 
 from qsyncd.errors import BadRequest, NotFound
 from qsyncd.remote.base import PartInfo

@@ -8,7 +8,8 @@ import socket
 from pathlib import Path
 
 import pytest
-from remote_support import Target, md5_b64, md5_hex, wait_records
+from qsynctest import md5_b64, md5_hex, wait_records
+from remote_support import Target
 
 from qsyncd.errors import BadRequest, BucketMissing, CredentialsRejected, Unreachable
 from qsyncd.remote.base import ObjectInfo

@@ -21,8 +21,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from qsynctest import ACCESS_KEY, BUCKET, SECRET
-from remote_support import md5_b64, md5_hex, proxy_through
+from qsynctest import ACCESS_KEY, BUCKET, SECRET, md5_b64, md5_hex
+from remote_support import proxy_through
 
 from qsyncd.errors import BadRequest, TransientError, Unreachable
 from qsyncd.remote import body as body_mod

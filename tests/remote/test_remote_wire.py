@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from remote_support import md5_b64, md5_hex
+from qsynctest import md5_b64, md5_hex
 
 from qsyncd.errors import BucketMissing, TransientError, Unreachable
 from qsyncd.remote.base import PartInfo

@@ -1,9 +1,10 @@
-"""Real systemd pieces for tests: a private journald, a $NOTIFY_SOCKET listener, an nspawn container.
+"""Real systemd pieces for tests: a private journald and an nspawn container (the $NOTIFY_SOCKET listener
+is ``qsynctest.notify``).
 
 Recipes from shared/systemd-testing.md. Everything is started in its own namespace (and the container in
 its own cgroup), stopped by the PID we started and cleaned up even when a test fails.
 
-Imported by tests/systemd/conftest.py and by tests/test_events.py / tests/test_notify.py (which put this
+Imported by tests/systemd/conftest.py and by tests/test_events.py (tests/conftest.py puts this
 directory on sys.path: the directory is deliberately not a package, so ``systemd`` keeps meaning
 systemd-python).
 """
@@ -12,12 +13,9 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import shlex
 import shutil
 import signal
-import socket
-import struct
 import subprocess
 import time
 import uuid
@@ -26,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from qsynctest.waiting import wait_for
 
 REQUIRE_ENV = "QSYNCD_REQUIRE_SYSTEMD"
 JOURNALD = "/lib/systemd/systemd-journald"
@@ -65,14 +64,6 @@ def _stop_pid(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: f
     except subprocess.TimeoutExpired:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=timeout)
-
-
-def _wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 # --------------------------------------------------------------------------- private journald
@@ -117,7 +108,7 @@ class PrivateJournald:
             stdout=open(self.base / "journald.out", "wb"),
             stderr=subprocess.STDOUT,
         )
-        _wait_until(lambda: self.socket_path.exists() or self.proc.poll() is not None, 10, "journald socket")
+        wait_for(lambda: self.socket_path.exists() or self.proc.poll() is not None, 10, 0.02, "journald socket")
         if self.proc.poll() is not None:
             raise RuntimeError(f"journald exited: {(self.base / 'journald.out').read_text(errors='replace')}")
         return self
@@ -167,74 +158,6 @@ def journald(tmp_path: Path) -> Iterator[PrivateJournald]:
         yield jd.start()
     finally:
         jd.stop()
-
-
-# --------------------------------------------------------------------------- $NOTIFY_SOCKET listener
-
-_UCRED = struct.Struct("iII")  # pid, uid, gid
-
-
-class NotifySocket:
-    """An abstract AF_UNIX datagram socket with SO_PASSCRED, as systemd's notify socket is."""
-
-    def __init__(self) -> None:
-        self.name = f"qsyncd-notify-{uuid.uuid4().hex}"
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        self.sock.bind(b"\0" + self.name.encode())
-        self.history: list[dict[str, Any]] = []
-
-    @property
-    def env(self) -> dict[str, str]:
-        """Add to a child's environment."""
-        return {"NOTIFY_SOCKET": "@" + self.name}
-
-    def _receive(self, timeout: float) -> dict[str, Any] | None:
-        ready, _, _ = select.select([self.sock], [], [], max(timeout, 0))
-        if not ready:
-            return None
-        data, ancdata, _flags, _addr = self.sock.recvmsg(4096, socket.CMSG_SPACE(_UCRED.size))
-        msg: dict[str, Any] = {}
-        for line in data.decode("utf-8", "replace").split("\n"):
-            if line:
-                key, _, value = line.partition("=")
-                msg[key] = value
-        for level, kind, payload in ancdata:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
-                msg["_PID"], msg["_UID"], msg["_GID"] = _UCRED.unpack(payload[: _UCRED.size])
-        self.history.append(msg)
-        return msg
-
-    def messages(self, timeout: float) -> list[dict[str, Any]]:
-        """Every message that arrives within ``timeout`` seconds (waits the whole time)."""
-        deadline = time.monotonic() + timeout
-        out = []
-        while (msg := self._receive(deadline - time.monotonic())) is not None:
-            out.append(msg)
-        return out
-
-    def wait_for(self, key: str, value: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
-        """The first new message holding ``key`` (with ``value`` if given); TimeoutError if none comes."""
-        deadline = time.monotonic() + timeout
-        while True:
-            msg = self._receive(deadline - time.monotonic())
-            if msg is None:
-                raise TimeoutError(f"no notify message with {key}={value} within {timeout}s; got {self.history}")
-            if key in msg and (value is None or msg[key] == value):
-                return msg
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-@pytest.fixture
-def notify_socket() -> Iterator[NotifySocket]:
-    """A fresh abstract notify socket (no root needed)."""
-    ns = NotifySocket()
-    try:
-        yield ns
-    finally:
-        ns.close()
 
 
 # --------------------------------------------------------------------------- systemd-nspawn container
@@ -393,7 +316,7 @@ class Container:
 
     def wait_for(self, predicate: Any, timeout: float, what: str) -> None:
         """Poll ``predicate()`` until true (TimeoutError naming ``what`` otherwise)."""
-        _wait_until(predicate, timeout, what, interval=0.2)
+        wait_for(predicate, timeout, 0.2, what)
 
     def stop(self) -> None:
         """Clean poweroff (nspawn turns SIGTERM into SIGRTMIN+3), then remove our cgroups."""

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import json
 import secrets
-import signal
-import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from qsynctest import EmulatorProc
 from sdharness import Container
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,38 +133,6 @@ def test_stub_under_shipped_unit(nspawn: Any, tmp_path: Path):
     assert secret not in json.dumps(ct.journal())
 
 
-def _start_emulator(tmp_path: Path, access_key: str, secret: str, bucket: str) -> tuple[subprocess.Popen[bytes], int]:
-    port_file = tmp_path / "emu.port"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "qsyncd.emulator.cli",
-            "--root",
-            str(tmp_path / "emu"),
-            "--port",
-            "0",
-            "--port-file",
-            str(port_file),
-            "--access-key-id",
-            access_key,
-            "--secret-access-key",
-            secret,
-            "--bucket",
-            bucket,
-        ],
-        cwd=str(REPO),
-        stdout=open(tmp_path / "emu.log", "wb"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 20
-    while not (port_file.exists() and port_file.read_text().strip()):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError((tmp_path / "emu.log").read_text(errors="replace"))
-        time.sleep(0.05)
-    return proc, int(port_file.read_text())
-
-
 def _uploaded(port: int, key: str) -> bool:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/_emulator/requests", timeout=10) as resp:
         records = json.load(resp)
@@ -178,7 +144,10 @@ def _uploaded(port: int, key: str) -> bool:
 def test_daemon_under_shipped_unit(nspawn: Any, tmp_path: Path):
     """qsyncd run under the hardened unit: uploads a dropped file, events in the journal, watchdog restart."""
     access_key, secret, bucket = "QSYNCDNSPAWN", "sk-" + secrets.token_hex(16), "qsyncd-nspawn"
-    emu, port = _start_emulator(tmp_path, access_key, secret, bucket)
+    emu = EmulatorProc(
+        tmp_path / "emu", tmp_path / "emu.log", credentials={access_key: secret}, buckets=[bucket]
+    ).start()
+    port = emu.port
     try:
         drop = tmp_path / "drop"
         drop.mkdir()
@@ -237,9 +206,4 @@ def test_daemon_under_shipped_unit(nspawn: Any, tmp_path: Path):
         assert ct.show(UNIT, "Result")["Result"] == "success"
         assert secret not in json.dumps(ct.journal())
     finally:
-        emu.send_signal(signal.SIGTERM)
-        try:
-            emu.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            emu.kill()
-            emu.wait()
+        emu.stop(timeout=20)
