@@ -76,7 +76,7 @@ from qsyncd.errors import BodyMismatch, NotFound, PermanentError, RemoteError, T
 from qsyncd.remote import s3_fast
 from qsyncd.remote.base import Body, ObjectInfo, PartInfo, UploadInfo
 from qsyncd.remote.body import ShortBodyError, SizedBody
-from qsyncd.remote.endpoint import parse_endpoint
+from qsyncd.remote.endpoint import Endpoint, parse_endpoint
 from qsyncd.remote.qingstor_checks import normalise_etag
 from qsyncd.remote.s3_translate import status_error, transport_error
 
@@ -207,6 +207,17 @@ def _check_body(size: int, md5_b64: str) -> None:
         raise ValueError("md5_b64 must be the Base64 of a 16-byte MD5 digest")
 
 
+def _check_settings(bucket: str, region: str, access_key_id: str, secret_access_key: str, style: str) -> None:
+    if not isinstance(bucket, str) or not bucket:
+        raise ValueError("bucket must be a non-empty str")
+    if not isinstance(region, str) or not region:
+        raise ValueError("region must be a non-empty str (e.g. us-east-1 for a local server)")
+    if not access_key_id or not secret_access_key:
+        raise ValueError("access_key_id and secret_access_key must be non-empty")
+    if style not in ADDRESSING_STYLES:
+        raise ValueError(f"addressing_style must be one of {ADDRESSING_STYLES}, got {style!r}")
+
+
 def _object_params(
     content_type: str, metadata: Mapping[str, str] | None, storage_class: str | None, md5_b64: str | None
 ) -> dict[str, Any]:
@@ -232,120 +243,61 @@ def _object_params(
     return params
 
 
-class S3Remote:
-    """One bucket of an S3-compatible store, safe for concurrent use from many threads."""
-
-    needs_md5_at_initiate = True  # the whole-file MD5 goes into the metadata at initiate (module docstring)
+class _Botocore:
+    """The one botocore client of an ``S3Remote``: made on first use, every call translated into
+    ``qsyncd.errors`` (botocore clients are thread-safe; this only guards making and closing it)."""
 
     def __init__(
-        self,
-        *,
-        endpoint: str,
-        region: str,
-        bucket: str,
-        access_key_id: str,
-        secret_access_key: str,
-        addressing_style: str = "auto",
-        connect_timeout: float = 10.0,
-        read_timeout: float = 60.0,
-        max_connections: int = 32,
+        self, endpoint: Endpoint, bucket: str, region: str, credentials: tuple[str, str], config: Config
     ) -> None:
-        self._endpoint = parse_endpoint(endpoint)
-        if not isinstance(bucket, str) or not bucket:
-            raise ValueError("bucket must be a non-empty str")
-        if not isinstance(region, str) or not region:
-            raise ValueError("region must be a non-empty str (e.g. us-east-1 for a local server)")
-        if not access_key_id or not secret_access_key:
-            raise ValueError("access_key_id and secret_access_key must be non-empty")
-        if addressing_style not in ADDRESSING_STYLES:
-            raise ValueError(f"addressing_style must be one of {ADDRESSING_STYLES}, got {addressing_style!r}")
-        if connect_timeout <= 0 or read_timeout <= 0 or max_connections < 1:
-            raise ValueError("timeouts must be positive and max_connections at least 1")
-        self._bucket = bucket
+        self._endpoint = str(endpoint)
+        self.bucket = bucket
         self._region = region
-        self._credentials = (access_key_id, secret_access_key)
-        self._config = Config(
-            signature_version="s3v4",
-            region_name=region,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            retries={"total_max_attempts": 1},
-            max_pool_connections=max_connections,
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            s3={"addressing_style": addressing_style, "payload_signing_enabled": False},
-            user_agent_extra=f"qsyncd/{__version__}",
-        )
+        self._credentials = credentials
+        self._config = config
         self._lock = threading.Lock()
-        self._client_obj: Any = None
+        self._client: Any = None
         self._contacted = ""
-        self._fast = (
-            s3_fast.FastPut(
-                self._endpoint,
-                bucket,
-                s3_fast.SigV4(access_key_id, secret_access_key, region),
-                timeout=(connect_timeout, read_timeout),
-                maxsize=max_connections,
-                agent=f"qsyncd/{__version__}",
-            )
-            if s3_fast.usable(self._endpoint, addressing_style)
-            else None
-        )
-        logging.getLogger("botocore").setLevel(logging.WARNING)  # DEBUG logs carry the signature
-
-    def __repr__(self) -> str:
-        return f"S3Remote(endpoint={self.endpoint!r}, region={self._region!r}, bucket={self._bucket!r})"
-
-    @property
-    def endpoint(self) -> str:
-        """The endpoint as ``scheme://host[:port]``."""
-        return str(self._endpoint)
 
     @property
     def contacted(self) -> str:
         """The ``scheme://host[:port]`` requests really went to (the bucket in front with virtual-hosted
-        addressing); the endpoint until the first request. Messages name it."""
-        return self._contacted or self.endpoint
+        addressing), recorded from each request's URL; the endpoint until the first request."""
+        return self._contacted or self._endpoint
 
     def _note_url(self, request: Any, **_: Any) -> None:
         parts = urlsplit(str(getattr(request, "url", "")))
         if parts.scheme and parts.netloc:
             self._contacted = f"{parts.scheme}://{parts.netloc}"
 
-    def _client(self) -> Any:
-        client = self._client_obj
+    def client(self) -> Any:
+        client = self._client
         if client is not None:
             return client
         with self._lock:
-            if self._client_obj is None:
-                session = botocore.session.get_session()
-                self._client_obj = session.create_client(
+            if self._client is None:
+                self._client = botocore.session.get_session().create_client(
                     "s3",
                     region_name=self._region,
-                    endpoint_url=self.endpoint,
+                    endpoint_url=self._endpoint,
                     aws_access_key_id=self._credentials[0],
                     aws_secret_access_key=self._credentials[1],
                     config=self._config,
                 )
-                self._client_obj.meta.events.register("before-send.s3", self._note_url)
-            return self._client_obj
+                self._client.meta.events.register("before-send.s3", self._note_url)
+            return self._client
 
     def close(self) -> None:
-        """Close the client's connections; later calls open new ones."""
         with self._lock:
-            client, self._client_obj = self._client_obj, None
+            client, self._client = self._client, None
         if client is not None:
             client.close()
-        if self._fast is not None:
-            self._fast.close()
 
-    # ---- one request --------------------------------------------------------------------------
-
-    def _call(self, operation: str, key: str, **params: Any) -> dict[str, Any]:
-        """Send one S3 operation (botocore's name in snake case is looked up from ``operation``)."""
-        method: Callable[..., dict[str, Any]] = getattr(self._client(), _snake(operation))
+    def call(self, operation: str, key: str, **params: Any) -> dict[str, Any]:
+        """Send one S3 operation (botocore's method is ``operation`` in snake case) on the bucket."""
+        method: Callable[..., dict[str, Any]] = getattr(self.client(), _snake(operation))
         try:
-            return method(Bucket=self._bucket, **params)
+            return method(Bucket=self.bucket, **params)
         except ClientError as exc:
             raise self._refused(exc, operation, key) from None
         except (BotoCoreError, OSError) as exc:
@@ -375,14 +327,14 @@ class S3Remote:
             operation=operation,
             key=key,
             endpoint=self.contacted,
-            bucket=self._bucket,
+            bucket=self.bucket,
             region=self._region,
         )
 
     def _diagnose(self) -> tuple[str, str]:
         """A HEAD's refusal has no body: ask ListObjects (one key) for the S3 error code."""
         try:
-            self._client().list_objects(Bucket=self._bucket, MaxKeys=1)
+            self.client().list_objects(Bucket=self.bucket, MaxKeys=1)
         except ClientError as exc:
             error = (getattr(exc, "response", {}) or {}).get("Error") or {}
             code = str(error.get("Code") or "")
@@ -390,6 +342,84 @@ class S3Remote:
         except (BotoCoreError, OSError):
             pass
         return "", ""
+
+
+class S3Remote:
+    """One bucket of an S3-compatible store, safe for concurrent use from many threads."""
+
+    needs_md5_at_initiate = True  # the whole-file MD5 goes into the metadata at initiate (module docstring)
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        region: str,
+        bucket: str,
+        access_key_id: str,
+        secret_access_key: str,
+        addressing_style: str = "auto",
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        max_connections: int = 32,
+    ) -> None:
+        self._endpoint = parse_endpoint(endpoint)
+        _check_settings(bucket, region, access_key_id, secret_access_key, addressing_style)
+        if connect_timeout <= 0 or read_timeout <= 0 or max_connections < 1:
+            raise ValueError("timeouts must be positive and max_connections at least 1")
+        self._bucket = bucket
+        self._region = region
+        self._config = Config(
+            signature_version="s3v4",
+            region_name=region,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries={"total_max_attempts": 1},
+            max_pool_connections=max_connections,
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            s3={"addressing_style": addressing_style, "payload_signing_enabled": False},
+            user_agent_extra=f"qsyncd/{__version__}",
+        )
+        self._boto = _Botocore(self._endpoint, bucket, region, (access_key_id, secret_access_key), self._config)
+        self._fast = (
+            s3_fast.FastPut(
+                self._endpoint,
+                bucket,
+                s3_fast.SigV4(access_key_id, secret_access_key, region),
+                timeout=(connect_timeout, read_timeout),
+                maxsize=max_connections,
+                agent=f"qsyncd/{__version__}",
+            )
+            if s3_fast.usable(self._endpoint, addressing_style)
+            else None
+        )
+        logging.getLogger("botocore").setLevel(logging.WARNING)  # DEBUG logs carry the signature
+
+    def __repr__(self) -> str:
+        return f"S3Remote(endpoint={self.endpoint!r}, region={self._region!r}, bucket={self._bucket!r})"
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint as ``scheme://host[:port]``."""
+        return str(self._endpoint)
+
+    @property
+    def contacted(self) -> str:
+        """The ``scheme://host[:port]`` requests really went to (see ``_Botocore.contacted``)."""
+        return self._boto.contacted
+
+    def _client(self) -> Any:
+        """The botocore client (tests hook its events)."""
+        return self._boto.client()
+
+    def _call(self, operation: str, key: str, **params: Any) -> dict[str, Any]:
+        return self._boto.call(operation, key, **params)
+
+    def close(self) -> None:
+        """Close the connections; later calls open new ones."""
+        self._boto.close()
+        if self._fast is not None:
+            self._fast.close()
 
     # ---- Remote -------------------------------------------------------------------------------
 
@@ -439,7 +469,7 @@ class S3Remote:
         _check_body(size, md5_b64)
         params = _object_params(content_type, metadata, storage_class, md5_b64)
         if self._fast is not None:
-            return self._put_fast(key, body, size, md5_b64, params)
+            return _put_fast(self._fast, key, body, size, md5_b64, params, self.endpoint, self._bucket, self._region)
         reply = self._call(
             "PutObject",
             key,
@@ -450,38 +480,6 @@ class S3Remote:
             **params,
         )
         return normalise_etag(reply.get("ETag")) or base64.b64decode(md5_b64).hex()
-
-    def _put_fast(self, key: str, body: Body, size: int, md5_b64: str, params: Mapping[str, Any]) -> str:
-        """PutObject through ``s3_fast`` (signed here, sent on a plain-HTTP pool)."""
-        assert self._fast is not None
-        headers = {"content-length": str(size), "content-md5": md5_b64, "content-type": params["ContentType"]}
-        for name, value in params.get("Metadata", {}).items():
-            headers[f"x-amz-meta-{name}"] = value
-        if "StorageClass" in params:
-            headers["x-amz-storage-class"] = params["StorageClass"]
-        try:
-            status, reply, data = self._fast.put(key, SizedBody(body, size) if size else None, headers)
-        except ShortBodyError as exc:
-            raise _shrank("PutObject", key, exc) from None
-        except (Urllib3HTTPError, OSError) as exc:
-            short = _short_body(exc)
-            if short is not None:
-                raise _shrank("PutObject", key, short) from None
-            raise transport_error(exc, operation="PutObject", key=key, endpoint=self.endpoint) from None
-        if status == 200:
-            return normalise_etag(reply.get("ETag")) or base64.b64decode(md5_b64).hex()
-        code, message, request_id = s3_fast.parse_error(data)
-        raise status_error(
-            status=status,
-            code=code,
-            message=message,
-            request_id=request_id or str(reply.get("x-amz-request-id", "")),
-            operation="PutObject",
-            key=key,
-            endpoint=self.endpoint,
-            bucket=self._bucket,
-            region=self._region,
-        )
 
     def initiate(
         self,
@@ -578,28 +576,7 @@ class S3Remote:
             )
         found = self._head(key)
         if found is not None and not found[1]:
-            self._add_md5(key, found[0], returned or found[0].etag, whole)
-
-    def _add_md5(self, key: str, info: ObjectInfo, etag: str, whole: str) -> None:
-        """Copy a just-completed object onto itself with ``md5chksum`` added (upload initiated without it)."""
-        if info.size > MAX_COPY_SIZE:
-            raise PermanentError(
-                f"CompleteMultipartUpload {key!r}: the upload was started without the file's MD5 and the object "
-                f"is larger than 5 GiB, so it cannot be copied to add it",
-                code="md5_missing",
-                operation="CopyObject",
-                key=key,
-            )
-        params = _object_params(info.content_type, info.metadata, None, _b64(whole))
-        self._call(
-            "CopyObject",
-            key,
-            Key=key,
-            CopySource={"Bucket": self._bucket, "Key": key},
-            CopySourceIfMatch=f'"{etag}"',
-            MetadataDirective="REPLACE",
-            **params,
-        )
+            _add_md5(self._boto, key, found[0], returned or found[0].etag, whole)
 
     def abort(self, key: str, upload_id: str) -> None:
         """Discard an upload (AbortMultipartUpload); one already gone is fine."""
@@ -659,6 +636,71 @@ class S3Remote:
                 break
             marker = next_marker
         return [objects[k] for k in sorted(objects)]
+
+
+def _add_md5(boto: _Botocore, key: str, info: ObjectInfo, etag: str, whole: str) -> None:
+    """Copy a just-completed object onto itself with ``md5chksum`` added (upload initiated without it),
+    only if its ETag is still ``etag`` (nobody wrote the key since)."""
+    if info.size > MAX_COPY_SIZE:
+        raise PermanentError(
+            f"CompleteMultipartUpload {key!r}: the upload was started without the file's MD5 and the object "
+            f"is larger than 5 GiB, so it cannot be copied to add it",
+            code="md5_missing",
+            operation="CopyObject",
+            key=key,
+        )
+    params = _object_params(info.content_type, info.metadata, None, _b64(whole))
+    boto.call(
+        "CopyObject",
+        key,
+        Key=key,
+        CopySource={"Bucket": boto.bucket, "Key": key},
+        CopySourceIfMatch=f'"{etag}"',
+        MetadataDirective="REPLACE",
+        **params,
+    )
+
+
+def _put_fast(
+    fast: s3_fast.FastPut,
+    key: str,
+    body: Body,
+    size: int,
+    md5_b64: str,
+    params: Mapping[str, Any],
+    endpoint: str,
+    bucket: str,
+    region: str,
+) -> str:
+    """PutObject through ``s3_fast`` (signed here, sent on a plain-HTTP pool)."""
+    headers = {"content-length": str(size), "content-md5": md5_b64, "content-type": params["ContentType"]}
+    for name, value in params.get("Metadata", {}).items():
+        headers[f"x-amz-meta-{name}"] = value
+    if "StorageClass" in params:
+        headers["x-amz-storage-class"] = params["StorageClass"]
+    try:
+        status, reply, data = fast.put(key, SizedBody(body, size) if size else None, headers)
+    except ShortBodyError as exc:
+        raise _shrank("PutObject", key, exc) from None
+    except (Urllib3HTTPError, OSError) as exc:
+        short = _short_body(exc)
+        if short is not None:
+            raise _shrank("PutObject", key, short) from None
+        raise transport_error(exc, operation="PutObject", key=key, endpoint=endpoint) from None
+    if status == 200:
+        return normalise_etag(reply.get("ETag")) or base64.b64decode(md5_b64).hex()
+    code, message, request_id = s3_fast.parse_error(data)
+    raise status_error(
+        status=status,
+        code=code,
+        message=message,
+        request_id=request_id or str(reply.get("x-amz-request-id", "")),
+        operation="PutObject",
+        key=key,
+        endpoint=endpoint,
+        bucket=bucket,
+        region=region,
+    )
 
 
 _SNAKE_RE = re.compile(r"(?<!^)(?=[A-Z])")
