@@ -55,7 +55,7 @@ def load_objects(odir: Path, state: BucketState) -> None:
                 state.objects[key] = current
             if history:
                 state.versions[key] = history
-            for meta in [m for m in ([current] if current else []) + history]:
+            for meta in ([current] if current else []) + history:
                 referenced.update(meta.file_names())
             for path, meta in found:
                 if any(meta is d for d in dropped) or (current is None and ".v-" not in path.name):

@@ -111,7 +111,8 @@ def commit_versioned(objects: ObjectStore, state: BucketState, meta: ObjectMeta)
     doomed_current = _retire_current(objects, state, meta.key, null_next)
     history = state.versions[meta.key]
     doomed = _take_null(history) if null_next else []
-    datafiles.write_json(objects.layout.object_json(state.name, meta.key), dataclasses.asdict(meta), fsync=objects.fsync)
+    current_json = objects.layout.object_json(state.name, meta.key)
+    datafiles.write_json(current_json, dataclasses.asdict(meta), fsync=objects.fsync)
     if meta.key not in state.objects:
         bisect.insort(state.keys, meta.key)
     state.objects[meta.key] = meta
