@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
@@ -28,6 +29,7 @@ from qsyncd.remote.s3 import S3Remote
 
 REGION = "us-east-1"
 START_TIMEOUT = 90.0  # seconds: ~10 s when the machine is idle, more beside a test run
+SOCKET_PATH_MAX = 100  # bytes; the kernel allows 107 for a unix socket path
 _PORTS = ("s3", "s3_grpc", "master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc")
 
 
@@ -67,9 +69,21 @@ class WeedServer:
         self.log_path = root / "weed.log"
         self.ports = dict(zip(_PORTS, free_ports(len(_PORTS)), strict=True))
         self.endpoint = f"http://127.0.0.1:{self.ports['s3']}"
+        # a unix socket's path holds at most 107 bytes: under a long root (a deep TMPDIR) weed's filer dies
+        # with "bind: invalid argument", so its sockets go to a short private directory of their own
+        self._sockets: Path | None = None
+        self._long_root = len(os.fsencode(root / "filer.sock")) > SOCKET_PATH_MAX
+
+    def _socket_dir(self) -> Path:
+        if not self._long_root:
+            return self.root
+        if self._sockets is None or not self._sockets.is_dir():
+            self._sockets = Path(tempfile.mkdtemp(prefix="qsyncd-weed-"))
+        return self._sockets
 
     def command(self, weed: str) -> list[str]:
         p = self.ports
+        sockets = self._socket_dir()
         return [
             weed,
             "server",
@@ -86,13 +100,13 @@ class WeedServer:
             "-filer",
             f"-filer.port={p['filer']}",
             f"-filer.port.grpc={p['filer_grpc']}",
-            f"-filer.localSocket={self.root / 'filer.sock'}",
+            f"-filer.localSocket={sockets / 'filer.sock'}",
             "-s3",
             f"-s3.port={p['s3']}",
             f"-s3.port.grpc={p['s3_grpc']}",
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
-            f"-s3.localSocket={self.root / 's3.sock'}",
+            f"-s3.localSocket={sockets / 's3.sock'}",
             f"-s3.config={self.root / 's3.json'}",
             "-s3.autoCreateBucket=false",
         ]
@@ -168,6 +182,14 @@ class WeedServer:
     def stop(self) -> None:
         """SIGTERM the process group this started; SIGKILL it if it is still there after 15 s."""
         proc, self.proc = self.proc, None
+        try:
+            self._stop(proc)
+        finally:
+            if self._sockets is not None:
+                shutil.rmtree(self._sockets, ignore_errors=True)
+                self._sockets = None
+
+    def _stop(self, proc: subprocess.Popen[bytes] | None) -> None:
         if proc is None or proc.poll() is not None:
             return
         try:
