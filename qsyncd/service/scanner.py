@@ -15,7 +15,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from qsyncd.identity import FileIdentity
 from qsyncd.pipeline import CountingQueue
 from qsyncd.remote.base import Remote
 from qsyncd.remoteindex import RemoteIndex
@@ -112,7 +111,6 @@ class Scanner:
         if root is None or not os.path.isdir(start):
             return
         t0 = self.clock()
-        known = self.ledger.uploaded_under(root.path)
         delete_mode = root.cfg.after_upload == "delete"  # an uploaded file still here was not deleted yet
         files = queued = 0
         now_wall = self.wall()
@@ -143,15 +141,25 @@ class Scanner:
             beat=self.beat,
             on_error=on_error,
         )
+        # walk() yields a directory's files one after another, so the ledger is read one directory at a time
+        # as the walk enters it: the scan holds one directory's records, never the whole root's.
+        directory: str | None = None
+        known: dict[str, tuple[int, int, int]] = {}  # name -> (size, mtime_ns, ino) in the ledger
+        cut = 0
         for path, st in walked:
             if self.stopping():
                 return
             files += 1
-            lister.enter(os.path.dirname(path))
+            parent = os.path.dirname(path)
+            if parent != directory:
+                directory, cut = parent, len(parent.rstrip("/")) + 1
+                known = self.ledger.versions_in(parent)
+                lister.enter(parent)
             if not root.filt.wanted(relpath(root.path, path)):
                 continue
-            rec = known.get(path)
-            if rec is not None and not delete_mode and FileIdentity.of(st).same_version(rec.identity):
+            rec = known.get(path[cut:])
+            # the version FileIdentity.same_version compares (size, mtime, inode), without building one per file
+            if rec is not None and not delete_mode and rec == (st.st_size, st.st_mtime_ns, st.st_ino):
                 lister.known += 1
                 continue
             queued += 1
