@@ -18,12 +18,15 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from qsyncd.state.db import Database
 from qsyncd.state.records import FailureRecord, FileRecord, MultipartRecord, PartRecord, clean_text, dec_path, enc_path
+
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 
 
 class Ledger(Database):
@@ -76,7 +79,7 @@ class Ledger(Database):
                     if slash >= 0:
                         low = path[:slash] + b"0"  # the first path past "directory/sub/..."
                         break
-                    out[os.fsdecode(path[cut:])] = (size, mtime_ns, ino)
+                    out[path[cut:].decode(_FS_ENCODING, _FS_ERRORS)] = (size, mtime_ns, ino)  # os.fsdecode
                 rows.close()
         return out
 
