@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         choices=(*SCENARIOS, "memory"),
         default=[],
-        help="run only this scenario (repeatable; memory is measured by large)",
+        help="run only this scenario (repeatable; memory is measured by large; scale runs only when named)",
     )
     p.add_argument(
         "--repeats",
