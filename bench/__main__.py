@@ -25,8 +25,8 @@ import qsyncd
 from bench import harness
 from bench.harness import EmulatorProc, Row
 
-SCENARIOS = ("large", "small", "small-rtt", "latency", "idle", "restart", "scale")
-DEFAULT_SCENARIOS = SCENARIOS[:-1]  # scale runs only when asked for (--only scale): it takes long
+SCENARIOS = ("large", "small", "small-rtt", "latency", "idle", "restart", "s3", "scale")
+DEFAULT_SCENARIOS = tuple(s for s in SCENARIOS if s != "scale")  # scale runs only when named: it takes long
 MARK_START = "<!-- bench:results:start -->"
 MARK_END = "<!-- bench:results:end -->"
 
@@ -229,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
                 "idle",
                 lambda e, w: __import__("bench.idle", fromlist=["run_idle"]).run_idle(
                     e, w, files=idle_files, dirs=idle_dirs, seconds=idle_secs, log=log
+                ),
+            ),
+            (
+                "s3",
+                lambda e, w: __import__("bench.s3", fromlist=["run"]).run(
+                    e, w, large_size=large_size, small_files=small_files, repeats=repeats, log=log
                 ),
             ),
             (

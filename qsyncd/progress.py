@@ -20,19 +20,22 @@ def _human(n: float) -> str:
 
 
 class Progress:
-    def __init__(self, stream: TextIO | None) -> None:
+    def __init__(self, stream: TextIO | None, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.stream = stream
+        self.clock = clock
         self.files = 0
         self.skipped = 0
         self.bytes = 0
-        self.t0 = time.monotonic()
+        self.t0 = clock()
         self._waiting: Callable[[], int] = lambda: 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def for_stream(cls, stream: TextIO, *, enabled: bool = True) -> Progress:
-        return cls(stream if enabled and stream.isatty() else None)
+    def for_stream(
+        cls, stream: TextIO, *, enabled: bool = True, clock: Callable[[], float] = time.monotonic
+    ) -> Progress:
+        return cls(stream if enabled and stream.isatty() else None, clock=clock)
 
     def on_outcome(self, out: Any) -> None:
         if out.action == "uploaded":
@@ -50,7 +53,7 @@ class Progress:
         self._thread.start()
 
     def line(self) -> str:
-        secs = max(1e-6, time.monotonic() - self.t0)
+        secs = max(1e-6, self.clock() - self.t0)
         waiting = self._waiting()
         return (
             f"uploaded {self.files} files, {_human(self.bytes)} ({_human(self.bytes / secs)}/s)"

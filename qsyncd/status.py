@@ -76,11 +76,13 @@ def collect(cfg: Any) -> dict[str, Any]:
     }
 
 
-def render(data: dict[str, Any]) -> str:
+def render(data: dict[str, Any], *, now: float | None = None) -> str:
+    """The human-readable ``qsyncd status``; ``now`` (wall time, default the clock) ages the daemon's status."""
+    now = time.time() if now is None else now
     lines = [f"state: {data['state_dir']}"]
     d = data.get("daemon")
     if d and d.get("running"):
-        age = int(time.time() - d.get("updated_at", time.time()))
+        age = int(now - d.get("updated_at", now))
         lines.append(f"daemon: running (pid {d['pid']}, status {age} s old)")
         if d.get("remote_down_since"):
             since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d["remote_down_since"]))

@@ -6,7 +6,8 @@
    HEAD (or a fresh listing of the key's directory, ``RemoteIndex``) finds an object of the same size
    whose ETag is the file's MD5 (recorded, skipped).
 2. Small files: one PUT with Content-MD5. Large files: a resumable multipart upload (``qsyncd.multipart``);
-   a multipart upload the ledger holds for this version of the file is resumed instead.
+   a multipart upload the ledger holds for this version of the file is resumed instead. A store that
+   keeps the file's MD5 from initiate on (``Remote.needs_md5_at_initiate``, S3) gets the file hashed first.
 3. Content-MD5 on every request means the server never stores bytes that differ from what was hashed.
    If the file changes while it is read, the upload is aborted and the file goes back to settle
    (``FileChanged``); it is uploaded again once it holds still.
@@ -219,6 +220,11 @@ class Uploader:
                 "skipped", key, path, bytes=size, reason=d.reason, md5=pre[0] if pre else "", seconds=self.clock() - t0
             )
         if multipart:
+            if pre is None and self.remote.needs_md5_at_initiate:
+                # The store keeps the file's MD5 from initiate on (S3 metadata): hash every part and the
+                # whole in one pass first; the parts then go out without being hashed again.
+                pre = hash_file(fd, size, part_size_for(size, self.s.part_size))
+                check_unchanged(fd, ident)
             return self._multipart(fd, path, key, st, resume=None, t0=t0, prehashed=pre)
         return self._put(fd, path, key, st, t0=t0, md5_hex=pre[0] if pre else None)
 
@@ -294,6 +300,7 @@ class Uploader:
                 content_type=guess_content_type(key),
                 metadata=object_metadata(st, self.hostname) if self.s.store_metadata else None,
                 storage_class=self.s.storage_class,
+                md5_hex=prehashed[0] if prehashed is not None else None,
             )
             self.ledger.start_multipart(MultipartRecord.of(path, key, upload_id, st, psize, self.wall()))
             self.log.info("multipart_started", key=key, path=path, upload_id=upload_id, bytes=size, part_size=psize)

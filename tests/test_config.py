@@ -14,10 +14,12 @@ import pytest
 from qsyncd.config import (
     DEFAULT_EXCLUDES,
     STALL_MARGIN,
+    STORE_TABLES,
     Config,
     LogConfig,
     MetricsConfig,
     QingStorConfig,
+    S3Config,
     SettleConfig,
     StateConfig,
     UploadConfig,
@@ -187,6 +189,12 @@ def test_prefix_hostname_and_trailing_slash(tmp_path: Path) -> None:
     assert f"backup/{socket.gethostname()}/" == cfg.watches[0].prefix
 
 
+def test_prefix_mtime_field_is_kept_for_each_key(tmp_path: Path) -> None:
+    """{mtime:...} stays in the prefix (each file's key fills it in); {hostname} is replaced at load."""
+    cfg = parse(base(tmp_path, watch=[{"path": str(tmp_path / "w1"), "prefix": "{hostname}/cam/{mtime:%Y/%m/%d}"}]))
+    assert f"{socket.gethostname()}/cam/{{mtime:%Y/%m/%d}}/" == cfg.watches[0].prefix
+
+
 def test_tilde_path_is_expanded_with_home(tmp_path: Path) -> None:
     """A watch path starting with ~/ uses $HOME."""
     (tmp_path / "home" / "in").mkdir(parents=True)
@@ -223,7 +231,12 @@ def test_tilde_path_is_expanded_with_home(tmp_path: Path) -> None:
         ({"watch": [{"path": "/srv/a", "prefix": "/abs"}]}, 'must not start with "/"'),
         ({"watch": [{"path": "/srv/a", "prefix": "a//b"}]}, 'must not contain "//"'),
         ({"watch": [{"path": "/srv/a", "prefix": "a/../b"}]}, '".."'),
-        ({"watch": [{"path": "/srv/a", "prefix": "{host}"}]}, "only {hostname} is supported"),
+        ({"watch": [{"path": "/srv/a", "prefix": "{host}"}]}, "unknown field {host}; allowed: {hostname} and {mtime"),
+        ({"watch": [{"path": "/srv/a", "prefix": "cam/{mtime:%Y/%Q}"}]}, '[[watch]] #1 prefix = "cam/{mtime:%Y/%Q}": '),
+        ({"watch": [{"path": "/srv/a", "prefix": "cam/{mtime}"}]}, "{mtime} needs a format"),
+        ({"watch": [{"path": "/srv/a", "prefix": "cam/{mtime:%Y/}/"}]}, 'must not contain "//"'),
+        ({"watch": [{"path": "/srv/a", "prefix": "{mtime:/%Y}"}]}, 'must not start with "/"'),
+        ({"watch": [{"path": "/srv/a", "prefix": "cam/{mtime:%Y"}]}, "unmatched brace"),
         ({"watch": [{"path": "/srv/a", "include": "*.jpg"}]}, "[[watch]] #1 include: expected an array of globs"),
         ({"watch": [{"path": "/srv/a", "after_upload": "move"}]}, '[[watch]] #1 after_upload = "move"'),
         ({"watch": [{"path": "/srv/a", "watcher": "fanotify"}]}, '[[watch]] #1 watcher = "fanotify"'),
@@ -441,7 +454,7 @@ def example_keys() -> dict[str, dict[str, tuple[bool, Any]]]:
     out: dict[str, dict[str, tuple[bool, Any]]] = {}
     table = ""
     for line in EXAMPLE.read_text().splitlines():
-        header = re.match(r"^\[\[?([a-z]+)\]\]?$", line)
+        header = re.match(r"^#?\[\[?([a-z0-9]+)\]\]?$", line)  # "#[s3]": the second store table, commented out
         if header:
             table = header.group(1)
             continue
@@ -464,6 +477,7 @@ def test_example_parses_with_env_secret() -> None:
     ("table", "cls"),
     [
         ("qingstor", QingStorConfig),
+        ("s3", S3Config),
         ("watch", WatchConfig),
         ("settle", SettleConfig),
         ("upload", UploadConfig),
@@ -489,15 +503,19 @@ def test_example_documents_every_field_with_its_default(table: str, cls: type) -
 
 
 def test_example_keys_are_all_valid() -> None:
-    """Every key the example mentions (commented or not) is accepted by the parser."""
+    """Every key the example mentions (commented or not) is accepted by the parser, with either store table."""
     keys = example_keys()
-    data: dict[str, Any] = {}
-    for table, entries in keys.items():
-        values = {k: v for k, (_, v) in entries.items() if k not in ("secret_access_key_file", "dir")}
-        data[table] = [values] if table == "watch" else values
-    cfg = parse_config(data, source=None, env={"STATE_DIRECTORY": "/var/lib/qsyncd"})
-    assert 10 * 1024**2 == cfg.upload.max_bytes_per_second
-    assert "127.0.0.1:9464" == cfg.metrics.listen
+    for store in STORE_TABLES:
+        data: dict[str, Any] = {}
+        for table, entries in keys.items():
+            if table in STORE_TABLES and table != store:
+                continue  # a file names exactly one store table
+            values = {k: v for k, (_, v) in entries.items() if k not in ("secret_access_key_file", "dir")}
+            data[table] = [values] if table == "watch" else values
+        cfg = parse_config(data, source=None, env={"STATE_DIRECTORY": "/var/lib/qsyncd"})
+        assert store == cfg.store_name
+        assert 10 * 1024**2 == cfg.upload.max_bytes_per_second
+        assert "127.0.0.1:9464" == cfg.metrics.listen
 
 
 def test_load_config_reads_env_from_os_environ_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -131,6 +131,39 @@ def test_nfc_and_nfd_are_different_keys() -> None:
     assert nfd == object_key("", nfd.encode())
 
 
+# 2024-02-29 23:59:59 UTC, which is already 1 March in UTC+1: the key's date is the UTC one
+LEAP_NIGHT = 1709251199.5
+
+
+@pytest.mark.parametrize(
+    ("prefix", "mtime", "key"),
+    [
+        ("cam/{mtime:%Y/%m/%d}/", LEAP_NIGHT, "cam/2024/02/29/a/b.jpg"),
+        ("cam/{mtime:%Y}/{mtime:%j}-", LEAP_NIGHT, "cam/2024/060-a/b.jpg"),
+        ("{mtime:%Y-%m-%dT%H%M%S}/", LEAP_NIGHT, "2024-02-29T235959/a/b.jpg"),
+        ("{mtime:%G-W%V}/", 0.0, "1970-W01/a/b.jpg"),
+        ("old/{mtime:%Y}/", -1.0, "old/1969/a/b.jpg"),
+        ("plain/", None, "plain/a/b.jpg"),
+        ("plain/", LEAP_NIGHT, "plain/a/b.jpg"),
+    ],
+)
+def test_prefix_with_mtime_fields_uses_the_files_mtime_in_utc(prefix: str, mtime: float | None, key: str) -> None:
+    """{mtime:FORMAT} is the file's mtime in UTC with strftime codes; a plain prefix ignores the mtime."""
+    assert key == object_key(prefix, b"a/b.jpg", mtime)
+
+
+def test_touched_file_gets_a_new_key_only_when_its_date_moves() -> None:
+    """The key is a function of the mtime: a touch within the day keeps it, one on another day changes it."""
+    prefix = "cam/{mtime:%Y/%m/%d}/"
+    assert object_key(prefix, b"x.jpg", LEAP_NIGHT) == object_key(prefix, b"x.jpg", LEAP_NIGHT - 3600)
+    assert "cam/2024/03/01/x.jpg" == object_key(prefix, b"x.jpg", LEAP_NIGHT + 1)
+
+
+def test_templated_prefix_without_mtime_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="needs the file's mtime"):
+        object_key("cam/{mtime:%Y}/", b"x.jpg")
+
+
 def test_invalid_utf8_is_skipped_with_escaped_name() -> None:
     """A name that is not UTF-8 raises SkipFile('invalid_utf8') showing the bad byte escaped."""
     with pytest.raises(SkipFile) as info:

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from qsynctest import FakeClock
 
-from qsyncd import progress as progress_mod
 from qsyncd.progress import Progress, _human
 
 
@@ -24,11 +23,8 @@ def outcome(action: str, nbytes: int = 0) -> Any:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """The clock progress.py reads (only its own ``time`` name is replaced)."""
-    c = FakeClock()
-    monkeypatch.setattr(progress_mod, "time", types.SimpleNamespace(monotonic=c))
-    return c
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 def test_human_sizes() -> None:
@@ -39,7 +35,7 @@ def test_human_sizes() -> None:
 
 def test_line_counts_uploads_and_skips_with_rate_and_waiting(clock: FakeClock) -> None:
     """Two uploads of 1 MiB in 2 s: 2 files, 2.0 MiB at 1.0 MiB/s; a skip counts as skipped, not bytes."""
-    p = Progress(None)
+    p = Progress(None, clock=clock)
     p.on_outcome(outcome("uploaded", 1024**2))
     p.on_outcome(outcome("uploaded", 1024**2))
     p.on_outcome(outcome("skipped"))
@@ -52,7 +48,7 @@ def test_line_counts_uploads_and_skips_with_rate_and_waiting(clock: FakeClock) -
 def test_off_a_terminal_nothing_is_drawn(clock: FakeClock) -> None:
     """A pipe or a file gets no progress line (and no thread); ``enabled=False`` turns it off on a tty."""
     pipe = io.StringIO()
-    p = Progress.for_stream(pipe)
+    p = Progress.for_stream(pipe, clock=clock)
     p.attach(lambda: 0)
     p.on_outcome(outcome("uploaded", 10))
     p.finish()
@@ -63,7 +59,7 @@ def test_off_a_terminal_nothing_is_drawn(clock: FakeClock) -> None:
 def test_on_a_terminal_the_line_is_redrawn_and_ends_with_a_newline(clock: FakeClock) -> None:
     """``finish`` draws the last state over the line (erase-to-end first) and leaves the cursor below it."""
     tty = Tty()
-    p = Progress.for_stream(tty)
+    p = Progress.for_stream(tty, clock=clock)
     p._draw_loop = lambda: None  # type: ignore[method-assign]  # the periodic redraw is a timer: not under test
     p.attach(lambda: 0)
     p.on_outcome(outcome("uploaded", 10))

@@ -1,7 +1,7 @@
 """qsyncd.status: ``qsyncd status`` reads the ledger (read-only, while a daemon may run) and renders it.
 
 ``collect`` is tested on a real ledger in a tmp dir; ``render`` on its output and on hand-made data, with
-the clock it reads replaced by a FakeClock.
+the time it is given from a FakeClock.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from qsynctest import FakeClock
 
-from qsyncd import status as status_mod
 from qsyncd.state import Ledger
 from qsyncd.state.records import FileRecord, MultipartRecord, PartRecord
 from qsyncd.stats import Status
@@ -33,12 +32,8 @@ def dead_pid() -> int:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    c = FakeClock(1_700_000_000.0)
-    monkeypatch.setattr(
-        status_mod, "time", types.SimpleNamespace(time=c, strftime=time.strftime, localtime=time.localtime)
-    )
-    return c
+def clock() -> FakeClock:
+    return FakeClock(1_700_000_000.0)
 
 
 def test_no_state_yet_says_so(tmp_path: Path) -> None:
@@ -125,7 +120,7 @@ def test_render_a_running_daemon_waiting_for_the_remote(clock: FakeClock) -> Non
         "this run: 3 files uploaded, 1 skipped, 2 failing",
         "failed: 0",
         "multipart uploads in progress: 0",
-    ] == render(data).splitlines()
+    ] == render(data, now=clock.now).splitlines()
 
 
 def test_render_lists_at_most_twenty_failures() -> None:

@@ -33,7 +33,7 @@ from qsyncd.config.model import (
     default_stall_seconds,
 )
 from qsyncd.config.sizes import GiB, KiB, MiB, TiB, parse_size
-from qsyncd.config.stores import DEFAULT_ENDPOINT, STORE_TABLES, QingStorConfig, StoreConfig
+from qsyncd.config.stores import DEFAULT_ENDPOINT, STORE_TABLES, QingStorConfig, S3Config, StoreConfig
 from qsyncd.config.tables import default_state_dir
 
 __all__ = [
@@ -54,6 +54,7 @@ __all__ = [
     "MetricsConfig",
     "MiB",
     "QingStorConfig",
+    "S3Config",
     "SettleConfig",
     "StateConfig",
     "StoreConfig",

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from qsyncd import prefixes
 from qsyncd.config.messages import Invalid, describe, toml_value
 from qsyncd.config.sizes import parse_size
 
@@ -142,12 +143,24 @@ def abs_path(env: Mapping[str, str]) -> Callable[[str, Any], Path]:
 
 
 def key_prefix(name: str, v: Any) -> str:
-    """An object key prefix: "" or "dir/sub/" ("/" added), with ``{hostname}`` replaced."""
+    """An object key prefix: "" or "dir/sub/" ("/" added), with ``{hostname}`` replaced.
+
+    ``{mtime:FORMAT}`` fields stay in the prefix (``qsyncd.prefixes``): each file's key fills them in.
+    The checks below apply to the text as written and to the prefix expanded for a few dates.
+    """
     s = as_str(name, v)
-    if "{hostname}" in s:
-        s = s.replace("{hostname}", socket.gethostname())
-    if "{" in s or "}" in s:
-        raise Invalid(f"{name} = {toml_value(v)}: unknown placeholder; only {{hostname}} is supported")
+    try:
+        s = prefixes.resolve(s, socket.gethostname)
+    except prefixes.PrefixError as err:
+        raise Invalid(f"{name} = {toml_value(v)}: {err}") from None
+    if s and not s.endswith("/"):
+        s += "/"
+    for expanded in prefixes.samples(s) if prefixes.is_template(s) else [s]:
+        _check_prefix(name, v, expanded)
+    return s
+
+
+def _check_prefix(name: str, v: Any, s: str) -> None:
     if s.startswith("/"):
         raise Invalid(f'{name} = {toml_value(v)}: must not start with "/" (object keys are relative to the bucket)')
     if "//" in s:
@@ -155,6 +168,3 @@ def key_prefix(name: str, v: Any) -> str:
     parts = s.rstrip("/").split("/") if s else []
     if any(p in (".", "..") for p in parts):
         raise Invalid(f'{name} = {toml_value(v)}: must not contain "." or ".." components')
-    if s and not s.endswith("/"):
-        s += "/"
-    return s

@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from qsyncd.config.model import Config
+from qsyncd.config.messages import toml_value
+from qsyncd.config.model import MIN_S3_PART_SIZE, Config
 from qsyncd.config.readers import Errors, field_defaults, suggest
+from qsyncd.config.sizes import format_size
 from qsyncd.config.stores import STORE_TABLES, read_store
 from qsyncd.config.tables import read_log, read_metrics, read_settle, read_state, read_upload, read_watchdog
 from qsyncd.config.watch import read_watches
@@ -43,10 +45,15 @@ def parse_config(data: dict[str, Any], *, source: Path | None, env: Mapping[str,
         else field_defaults(STORE_TABLES[store_name].model)["read_timeout_seconds"]
     )
     watchdog = read_watchdog(data, read_timeout, errors)
+    if store_name == "s3" and upload.part_size < MIN_S3_PART_SIZE:
+        errors.add(
+            f"[upload] part_size = {toml_value(data['upload']['part_size'])}: an S3 store needs parts of at least "
+            f"{format_size(MIN_S3_PART_SIZE)} (got {format_size(upload.part_size)})"
+        )
     errors.raise_if_any(source)
     assert store is not None
     return Config(
-        qingstor=store,
+        store=store,
         watches=watches,
         settle=settle,
         upload=upload,

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from qsyncd.config.sizes import GiB, MiB
-from qsyncd.config.stores import STORE_TABLES, QingStorConfig, StoreConfig
+from qsyncd.config.stores import QingStorConfig, S3Config
 
 MIN_PART_SIZE = 4 * MiB  # QingStor rejects smaller non-final parts
+MIN_S3_PART_SIZE = 5 * MiB  # S3 rejects smaller non-final parts (EntityTooSmall)
 MAX_PART_SIZE = 5 * GiB  # QingStor's limit for one part and for one PUT
 MAX_CONCURRENCY = 256
 MAX_PART_RETRIES = 100
@@ -136,7 +137,7 @@ def default_stall_seconds(read_timeout_seconds: float) -> float:
 class Config:
     """The whole validated configuration."""
 
-    qingstor: QingStorConfig
+    store: QingStorConfig | S3Config  # the one store table of the file
     watches: tuple[WatchConfig, ...]
     settle: SettleConfig
     upload: UploadConfig
@@ -148,17 +149,23 @@ class Config:
     warnings: tuple[str, ...] = ()
 
     @property
-    def store(self) -> StoreConfig:
-        """The one store table of this file (today always ``[qingstor]``)."""
-        return self.qingstor
+    def store_name(self) -> str:
+        """The store table's name: ``"qingstor"`` or ``"s3"``."""
+        return "s3" if isinstance(self.store, S3Config) else "qingstor"
+
+    @property
+    def qingstor(self) -> QingStorConfig:
+        """The ``[qingstor]`` table; an ``AttributeError`` when the file's store is another one."""
+        if not isinstance(self.store, QingStorConfig):
+            raise AttributeError(f"this config's store is [{self.store_name}], not [qingstor]")
+        return self.store
 
     def redacted(self) -> dict[str, Any]:
-        """Everything as plain JSON-able data, with the secret replaced by ``"***"``."""
+        """Everything as plain JSON-able data, the store under its table's name, the secret as ``"***"``."""
         data = _plain(dataclasses.asdict(self))
-        for name in STORE_TABLES:
-            if isinstance(data.get(name), dict):
-                data[name]["secret_access_key"] = "***"
-        return cast(dict[str, Any], data)
+        store = data.pop("store")
+        store["secret_access_key"] = "***"
+        return cast(dict[str, Any], {self.store_name: store, **data})
 
 
 def _plain(value: Any) -> Any:

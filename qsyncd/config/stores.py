@@ -1,8 +1,8 @@
 """The store tables: where objects go. A config file has exactly one of them.
 
 Each store is one entry of ``STORE_TABLES``: its TOML table name, its frozen dataclass and the function
-that reads it. Credentials come the same four ways for every store (``credentials``). Issue 19 adds
-``[s3]`` here, beside ``[qingstor]``, as a second entry.
+that reads it: ``[qingstor]`` and ``[s3]`` (any S3-compatible store: AWS S3, MinIO, Ceph RGW, R2,
+SeaweedFS, QingStor's S3 endpoint). Credentials come the same four ways for every store (``credentials``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from qsyncd.config.convs import as_str, positive
 from qsyncd.config.credentials import credential_keys, read_access_key_id, read_secret
@@ -23,6 +23,8 @@ from qsyncd.config.readers import Errors, Table, field_defaults, section
 _ENDPOINT_RE = re.compile(r"^(https?)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?/?$")
 _ZONE_RE = re.compile(r"^[a-z0-9-]+$")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{4,61}[a-z0-9]$")
+_S3_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_REGION_RE = re.compile(r"^[a-z0-9-]+$")
 
 
 class StoreConfig(Protocol):
@@ -56,6 +58,20 @@ class QingStorConfig:
 
 
 DEFAULT_ENDPOINT: str = field_defaults(QingStorConfig)["endpoint"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class S3Config:
+    """``[s3]``: an S3-compatible store, its bucket and the credentials."""
+
+    endpoint: str
+    region: str
+    bucket: str
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    connect_timeout_seconds: float = 10.0
+    read_timeout_seconds: float = 60.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,6 +116,26 @@ def qingstor_bucket(name: str, v: Any) -> str:
     if not _BUCKET_RE.match(s):
         raise Invalid(
             f'{name} = {toml_value(s)}: a bucket name is 6-63 characters of a-z, 0-9 and "-", '
+            "starting and ending with a letter or digit"
+        )
+    return s
+
+
+def s3_region(name: str, v: Any) -> str:
+    s = as_str(name, v)
+    if not _REGION_RE.match(s):
+        raise Invalid(
+            f'{name} = {toml_value(s)}: must be the bucket\'s region, lower-case letters, digits and "-" '
+            '(e.g. "eu-central-1"; "us-east-1" for MinIO and SeaweedFS, "auto" for R2)'
+        )
+    return s
+
+
+def s3_bucket(name: str, v: Any) -> str:
+    s = as_str(name, v)
+    if not _S3_BUCKET_RE.match(s) or ".." in s:
+        raise Invalid(
+            f'{name} = {toml_value(s)}: an S3 bucket name is 3-63 characters of a-z, 0-9, "." and "-", '
             "starting and ending with a letter or digit"
         )
     return s
@@ -158,8 +194,42 @@ def read_qingstor(
     )
 
 
+def read_s3(
+    raw: Mapping[str, Any], env: Mapping[str, str], source: Path | None, errors: Errors, warnings: list[str]
+) -> S3Config | None:
+    """``[s3]``: the endpoint, region and bucket are required (S3 has no one default endpoint)."""
+    t = Table("[s3]", raw, errors, S3Config, store_keys(S3Config))
+    endpoint = t.require("endpoint", endpoint_url)
+    region = t.require("region", s3_region)
+    bucket = t.require("bucket", s3_bucket)
+    style = t.choice("addressing_style")
+    if endpoint is not None and style == "virtual" and ip_literal_host(endpoint):
+        errors.add(
+            f'{t.name("addressing_style")} = "virtual": the bucket is put in front of the endpoint\'s host name, '
+            f"and endpoint = {toml_value(endpoint)} is an IP address, so that name never resolves: "
+            'use addressing_style = "path" (or "auto")'
+        )
+    access_key_id = read_access_key_id(t, env, errors)
+    secret = read_secret(t, env, source, errors, warnings)
+    connect_timeout = t.get("connect_timeout_seconds", positive)
+    read_timeout = t.get("read_timeout_seconds", positive)
+    if endpoint is None or region is None or bucket is None or not access_key_id or not secret:
+        return None
+    return S3Config(
+        endpoint=endpoint,
+        region=region,
+        bucket=bucket,
+        access_key_id=access_key_id,
+        secret_access_key=secret,
+        addressing_style=style,
+        connect_timeout_seconds=connect_timeout,
+        read_timeout_seconds=read_timeout,
+    )
+
+
 STORE_TABLES: dict[str, StoreTable] = {
     "qingstor": StoreTable("qingstor", QingStorConfig, read_qingstor),
+    "s3": StoreTable("s3", S3Config, read_s3),
 }
 DEFAULT_STORE = "qingstor"  # the table whose missing keys are reported when a file names no store
 

@@ -14,12 +14,21 @@ class EmulatorError(Exception):
     ``close_connection`` asks the server to close the connection after the answer (the body could
     not be read to its end, so the next request on it cannot be found)."""
 
-    def __init__(self, status: int, code: str, message: str = "", *, close_connection: bool = False) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str = "",
+        *,
+        close_connection: bool = False,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
         super().__init__(message or code)
         self.status = status
         self.code = code
         self.message = message or code
         self.close_connection = close_connection
+        self.headers = list(headers or [])  # sent with the error, e.g. x-qs-delete-marker
 
 
 __all__ = ["EmulatorError"]

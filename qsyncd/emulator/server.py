@@ -305,7 +305,7 @@ class Handler(BaseHTTPRequestHandler):
         except EmulatorError as err:
             if err.close_connection:
                 self.close_connection = True
-            self.send_error_json(err.status, err.code, err.message)
+            self.send_error_json(err.status, err.code, err.message, err.headers)
         except AbortConnection:
             self.close_connection = True
         except (ConnectionError, TimeoutError, OSError):
@@ -461,19 +461,22 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
         self.bytes_out += len(data)
 
-    def send_error_json(self, status: int, code: str, message: str) -> None:
-        """A QingStor error: JSON body, except for HEAD (no body)."""
+    def send_error_json(
+        self, status: int, code: str, message: str, headers: list[tuple[str, str]] | None = None
+    ) -> None:
+        """A QingStor error: JSON body, except for HEAD (no body); ``headers`` are sent with it."""
         if self.status_sent:
             self.close_connection = True
             return
+        extra = list(headers or [])
         try:
             if self.command == "HEAD":
-                self.start_response(status, [], 0)
+                self.start_response(status, extra, 0)
                 return
             data = json.dumps(
                 {"code": code, "message": message, "request_id": self.request_id, "url": f"{ERROR_DOC_URL}#{code}"}
             ).encode("utf-8")
-            self.start_response(status, [("Content-Type", "application/json")], len(data))
+            self.start_response(status, [("Content-Type", "application/json"), *extra], len(data))
             self.write_body(data)
         except OSError:
             self.close_connection = True

@@ -19,7 +19,8 @@ import hmac
 from collections.abc import Iterable, Iterator, Mapping
 from urllib.parse import unquote, unquote_plus
 
-# Query parameters that are part of the signed resource (docs `practices/signature.md`, PY request.py).
+# Query parameters that are part of the signed resource (docs `practices/signature.md`, PY request.py;
+# versioning, version_id and versions from Go SDK v4 `request/signer/qingstor.go`).
 SUB_RESOURCES: frozenset[str] = frozenset(
     {
         "acl",
@@ -39,6 +40,9 @@ SUB_RESOURCES: frozenset[str] = frozenset(
         "stats",
         "uploads",
         "upload_id",
+        "versioning",
+        "version_id",
+        "versions",
         "response-expires",
         "response-cache-control",
         "response-content-type",

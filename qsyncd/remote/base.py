@@ -122,6 +122,11 @@ class Remote(Protocol):
         ``storage_class`` is ``None`` (the bucket's default) or a class the store knows.
         """
 
+    #: True when the store cannot be told the object's MD5 at ``complete`` (S3: a multipart ETag is
+    #: md5(part MD5s)-N, and metadata is fixed at initiate), so the caller hashes the file first and
+    #: passes ``md5_hex`` to ``initiate``. ``complete`` still works without it, at a cost (S3: a copy).
+    needs_md5_at_initiate: bool
+
     def initiate(
         self,
         key: str,
@@ -129,11 +134,14 @@ class Remote(Protocol):
         content_type: str = "application/octet-stream",
         metadata: Mapping[str, str] | None = None,
         storage_class: str | None = None,
+        md5_hex: str | None = None,
     ) -> str:
         """Start a multipart upload for ``key``; returns its upload id (a non-empty ``str``).
 
         Nothing is visible under ``key`` until ``complete``; the upload is listed by
         ``list_uploads`` until it is completed or aborted. Each call starts a new upload.
+        ``md5_hex``: the whole object's MD5 when the caller knows it before the parts (a store with
+        ``needs_md5_at_initiate`` keeps it with the object; others ignore it).
         """
 
     def upload_part(self, key: str, upload_id: str, part_number: int, body: Body, size: int, md5_b64: str) -> str:

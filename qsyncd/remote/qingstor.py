@@ -57,6 +57,8 @@ LIST_LIMIT = 1000
 class QingStorRemote:
     """One QingStor bucket, safe for concurrent use from many threads."""
 
+    needs_md5_at_initiate = False  # Complete takes the whole-file MD5 as the object's ETag
+
     def __init__(
         self,
         *,
@@ -168,8 +170,10 @@ class QingStorRemote:
         content_type: str = "application/octet-stream",
         metadata: Mapping[str, str] | None = None,
         storage_class: str | None = None,
+        md5_hex: str | None = None,
     ) -> str:
-        """Start a multipart upload (InitiateMultipartUpload, 200); return its upload id."""
+        """Start a multipart upload (InitiateMultipartUpload, 200); return its upload id (``md5_hex`` is
+        not needed: Complete sets the ETag)."""
         check_key(key)
         check_storage_class(storage_class)
         check_content_type(content_type)

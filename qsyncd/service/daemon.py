@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from qsyncd import md5pair
-from qsyncd.config import Config, load_config
+from qsyncd.config import Config, S3Config, load_config
 from qsyncd.errors import QsyncdError
 from qsyncd.events import get_logger
 from qsyncd.notify import Liveness, Notifier, WatchdogPinger
@@ -60,18 +60,32 @@ class SyncReport:
 
 
 def make_remote(cfg: Config) -> Remote:
-    """The configured store (the SDK is imported only when one is made)."""
+    """The configured store: ``[qingstor]`` or ``[s3]`` (each SDK is imported only when its store is made)."""
+    store = cfg.store
+    if isinstance(store, S3Config):
+        from qsyncd.remote.s3 import S3Remote
+
+        return S3Remote(
+            endpoint=store.endpoint,
+            region=store.region,
+            bucket=store.bucket,
+            access_key_id=store.access_key_id,
+            secret_access_key=store.secret_access_key,
+            addressing_style=store.addressing_style,
+            connect_timeout=store.connect_timeout_seconds,
+            read_timeout=store.read_timeout_seconds,
+            max_connections=cfg.upload.concurrency * (1 + cfg.upload.part_concurrency),
+        )
     from qsyncd.remote.qingstor import QingStorRemote
 
-    q = cfg.qingstor
     return QingStorRemote(
-        endpoint=q.endpoint,
-        zone=q.zone,
-        bucket=q.bucket,
-        access_key_id=q.access_key_id,
-        secret_access_key=q.secret_access_key,
-        connect_timeout=q.connect_timeout_seconds,
-        read_timeout=q.read_timeout_seconds,
+        endpoint=store.endpoint,
+        zone=store.zone,
+        bucket=store.bucket,
+        access_key_id=store.access_key_id,
+        secret_access_key=store.secret_access_key,
+        connect_timeout=store.connect_timeout_seconds,
+        read_timeout=store.read_timeout_seconds,
     )
 
 
@@ -125,8 +139,9 @@ class Daemon:
             "daemon_starting",
             pid=os.getpid(),
             roots=self.roots.paths(),
-            bucket=self.cfg.qingstor.bucket,
-            endpoint=self.cfg.qingstor.endpoint,
+            store=self.cfg.store_name,
+            bucket=self.cfg.store.bucket,
+            endpoint=self.cfg.store.endpoint,
             md5_paired=md5pair.NATIVE,
         )
         for w in self.cfg.warnings:
@@ -328,9 +343,7 @@ class Daemon:
         assert self.watcher is not None  # reload is the service's, which watches
         added, removed = self.roots.reconfigure(new.watches, self.watcher, self.scanner.request)
         ignored = [
-            name
-            for name in ("qingstor", "upload", "state", "watchdog")
-            if getattr(new, name) != getattr(self.cfg, name)
+            name for name in ("store", "upload", "state", "watchdog") if getattr(new, name) != getattr(self.cfg, name)
         ]
         self.cfg = new
         self.log.info("config_reloaded", added=added, removed=removed, needs_restart=ignored)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
+from qsyncd import prefixes
 from qsyncd.errors import SkipFile
 from qsyncd.keys import object_key
 from qsyncd.remote.base import Remote
@@ -110,10 +111,13 @@ class DirLister:
 
     def _list(self, held: list[Hint], known: int) -> None:
         groups: dict[str, int] = {}
+        prefix_of_root = self.root.cfg.prefix
+        dated = prefixes.is_template(prefix_of_root)  # the key depends on the file's mtime: stat it
         for hint in held:
             try:
-                key = object_key(self.root.cfg.prefix, os.fsencode(relpath(self.root.path, hint.path)))
-            except SkipFile:
+                mtime = os.stat(hint.path).st_mtime if dated else None
+                key = object_key(prefix_of_root, os.fsencode(relpath(self.root.path, hint.path)), mtime)
+            except (SkipFile, OSError):
                 continue
             prefix = parent_prefix(key)
             groups[prefix] = groups.get(prefix, 0) + 1

@@ -16,6 +16,7 @@ from typing import Any
 
 from qsyncd.errors import RemoteError
 from qsyncd.identity import FileIdentity
+from qsyncd.prefixes import fixed_part
 from qsyncd.remote.base import Remote
 from qsyncd.service.roots import Roots
 from qsyncd.state import Ledger
@@ -76,7 +77,7 @@ class Maintenance:
                 self.remote.abort(mp.key, mp.upload_id)
                 self.ledger.finish_multipart(mp.upload_id)
                 self.log.info("multipart_aborted", key=mp.key, upload_id=mp.upload_id, reason="file_gone_or_changed")
-        prefixes = {r.cfg.prefix for r in self.roots} if orphans else set()
+        prefixes = {fixed_part(r.cfg.prefix) for r in self.roots} if orphans else set()  # before any {mtime:...}
         now = self.wall()
         for prefix in sorted(prefixes):
             for up in self.remote.list_uploads(prefix):

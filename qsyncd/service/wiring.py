@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from qsyncd.config import Config
+from qsyncd.config import Config, QingStorConfig
 from qsyncd.notify import Liveness, Notifier
 from qsyncd.pipeline import CountingQueue, Pipeline
 from qsyncd.remote.base import Remote
@@ -125,7 +125,8 @@ def build_stages(
         stopping=stopping,
         log=log,
     )
-    q = cfg.qingstor
+    s = cfg.store
+    where = {"zone": s.zone} if isinstance(s, QingStorConfig) else {"region": s.region}
     worker = UploadWorker(
         roots,
         ledger,
@@ -135,7 +136,7 @@ def build_stages(
         counters,
         mode=mode,
         rules=dataclasses.replace(uploader.rules, finite=mode.finite),
-        store={"bucket": q.bucket, "zone": q.zone, "endpoint": q.endpoint},
+        store={"bucket": s.bucket, **where, "endpoint": s.endpoint},
         clock=clock,
         wall=wall,
         stop=stop_event.set,

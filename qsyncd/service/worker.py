@@ -127,7 +127,7 @@ class UploadWorker:
             return
         try:
             st = classify(Path(path), Path(root.path), root.cfg.follow_symlinks)
-            key = object_key(root.cfg.prefix, os.fsencode(relpath(root.path, path)))
+            key = object_key(root.cfg.prefix, os.fsencode(relpath(root.path, path)), st.st_mtime)
         except SkipFile as skip:
             self._report_skip(path, skip)
             return

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from qsynctest import stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 # The script pip put next to the interpreter running the tests (not resolved: the venv's python is a
@@ -59,14 +60,7 @@ def run(
 
 def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20) -> int:
     """Send ``sig`` to the process we started (by its pid) and wait; SIGKILL if it does not end."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
+    return stop_process(proc, sig, timeout)
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qsynctest import BUCKET, REPO, md5_hex
+from qsynctest import ACCESS_KEY, BUCKET, REPO, SECRET, md5_hex
 
 
 def remote_bytes(emu: Any, key: str) -> bytes | None:
@@ -32,6 +32,20 @@ def assert_remote_equals(emu: Any, key: str, expected: bytes) -> None:
     assert got is not None, f"no object {key!r} in the bucket"
     assert md5_hex(got) == md5_hex(expected), f"{key!r}: remote MD5 {md5_hex(got)} != local {md5_hex(expected)}"
     assert got == expected, f"{key!r}: remote bytes differ from the local file"
+
+
+def sdk_delete(url: str, key: str) -> None:
+    """DeleteObject through the QingStor SDK, signed like any client's."""
+    from qingstor.sdk.config import Config
+    from qingstor.sdk.service.qingstor import QingStor
+
+    from qsyncd.remote.qingstor import parse_endpoint
+
+    ep = parse_endpoint(url)
+    config = Config(ACCESS_KEY, SECRET)
+    config.host, config.port, config.protocol = ep.host, ep.port, ep.scheme
+    out = QingStor(config).Bucket(BUCKET, "").delete_object(key)
+    assert out.status_code == 204, out.status_code
 
 
 def ok(rec: Any) -> bool:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from console_script import argv, emulator, qsyncd_bin, run, started, stop, wait_in_log
-from e2e_support import REPO, assert_remote_equals, op_counts
+from e2e_support import REPO, assert_remote_equals, op_counts, sdk_delete
 
 README = REPO / "README.md"
 OPERATOR = REPO / "docs" / "operator.md"
@@ -103,6 +103,25 @@ def run_status(setup: Any, words: list[str]) -> None:
         assert "uploaded: 1 files" in res.stdout and "daemon: not running" in res.stdout, res.stdout
 
 
+def run_verify(setup: Any, words: list[str]) -> None:
+    """After a sync, the object is deleted behind qsyncd's back: verify finds it (exit 1), --repair
+    uploads it again (exit 0)."""
+    assert 0 == run([qsyncd_bin(), "sync", "-c", str(setup.config_path)], cwd=setup.tmp).returncode
+    sdk_delete(setup.emu.url, "hello.txt")
+    res = run(words, cwd=setup.tmp)
+    report = json.loads(res.stdout) if "--json" in words else None
+    if "--repair" in words:
+        assert 0 == res.returncode, res.stdout + res.stderr
+        assert_remote_equals(setup.emu, "hello.txt", (setup.root / "hello.txt").read_bytes())
+        assert report is None or report["ok"], report
+    else:
+        assert 1 == res.returncode, res.stdout + res.stderr
+        if report is not None:
+            assert ["deleted_from_bucket"] == [f["reason"] for f in report["missing"]], report
+        else:
+            assert "missing  hello.txt" in res.stdout, res.stdout
+
+
 def run_check_config(setup: Any, words: list[str]) -> None:
     res = run(words, cwd=setup.tmp)
     assert 0 == res.returncode, res.stdout + res.stderr
@@ -136,6 +155,7 @@ RUNNERS: dict[str, Callable[[Any, list[str]], None]] = {
     "run": run_daemon,
     "sync": run_sync,
     "status": run_status,
+    "verify": run_verify,
     "check-config": run_check_config,
     "emulator": run_emulator,
     "demo": run_demo,

@@ -97,6 +97,8 @@ class MemStore:
 class MemRemote:
     """One bucket of a ``MemStore`` seen with one access key; safe to call from many threads."""
 
+    needs_md5_at_initiate = False  # like QingStor: Complete's etag becomes the ETag
+
     def __init__(
         self,
         store: MemStore | None = None,
@@ -208,6 +210,7 @@ class MemRemote:
         content_type: str = "application/octet-stream",
         metadata: Mapping[str, str] | None = None,
         storage_class: str | None = None,
+        md5_hex: str | None = None,
     ) -> str:
         """Start a multipart upload; its id."""
         _check_key(key)

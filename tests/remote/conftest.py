@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from qsynctest.seaweed import s3_bucket, seaweed  # noqa: F401  (fixtures of the seaweedfs store)
 from remote_support import EMU_AKID, EMU_BUCKET, EMU_SECRET, Store, Target, live_settings
 
 from qsyncd.remote.qingstor import QingStorRemote
@@ -136,9 +137,24 @@ def _memory_store(request: pytest.FixtureRequest) -> Store:
     )
 
 
+def _seaweedfs_store(request: pytest.FixtureRequest) -> Store:
+    """SeaweedFS's S3 gateway behind ``S3Remote`` (tests/qsynctest/seaweed.py; a new bucket per test)."""
+    server = request.getfixturevalue("seaweed")
+    bucket = request.getfixturevalue("s3_bucket")
+    return Store(
+        name="seaweedfs",
+        remote=server.remote(bucket),
+        prefix=f"qsyncd-test-{uuid.uuid4().hex[:12]}/",
+        min_part_size=5 * 1024 * 1024,
+        wrong_secret=lambda: server.remote(bucket, secret_access_key=server.secret + "-wrong"),
+        missing_bucket=lambda: server.remote(f"qsyncd-missing-{uuid.uuid4().hex[:8]}"),
+    )
+
+
 STORES: dict[str, Callable[[pytest.FixtureRequest], Store]] = {
     "emulator": _emulator_store,
     "memory": _memory_store,
+    "seaweedfs": _seaweedfs_store,
 }
 
 

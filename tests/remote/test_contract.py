@@ -157,8 +157,13 @@ def test_multipart_upload_list_parts_complete(store: Store) -> None:
         store.remote.list_parts(key, upload_id)
 
 
-def test_a_part_sent_again_replaces_it_and_a_bad_part_stores_nothing(store: Store) -> None:
+def test_a_part_sent_again_replaces_it_and_a_bad_part_stores_nothing(
+    store: Store, request: pytest.FixtureRequest
+) -> None:
     """upload_part of the same number replaces the part; a part with a wrong MD5 is BodyMismatch."""
+    if store.name == "seaweedfs":  # a known deviation of the store; Complete's ETag check guards qsyncd
+        reason = "SeaweedFS 4.48 ListParts lists a part number sent twice twice, in no defined order"
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=False))
     key = store.key("parts.bin")
     upload_id = store.remote.initiate(key)
     store.remote.upload_part(key, upload_id, 3, io.BytesIO(b"old"), 3, b64(b"old"))

@@ -38,4 +38,52 @@ Choices where the reference says "NOT confirmed" (documented guesses):
 - Operations on a bucket with an invalid name answer 404 ``bucket_not_exists`` (only PutBucket
   says ``invalid_bucket_name``).
 - Copy (``x-qs-copy-source``) and move (``x-qs-move-source``) are supported (201, no body).
+
+Copy, move and versioning. What the service documents (yunify/qingcloud-docs
+``content/storage/object-storage/api/``: ``object/basic_opt/copy.md``, ``move.md``,
+``object/multipart/copy.md``, ``bucket/version/{_index,put_version,get_version,list_object_version}.md``)
+and the Go SDK v4 signer (``request/signer/qingstor.go``: ``versioning``, ``version_id`` and
+``versions`` are signed sub-resources; the emulator signs them too). qingstor-sdk 2.6.0 (Python) has
+copy/move (``put_object(x_qs_copy_source=, x_qs_move_source=)``) and part copy
+(``upload_multipart(x_qs_copy_source=, x_qs_copy_range=)``) but **no versioning call**; neither Go
+SDK has one either (v4 only signs the names).
+
+- Move: same or another bucket, overwrites the target, 201; 404 if the source or target bucket is
+  missing [docs ``move.md``]. In a versioned bucket the source gets a delete marker (a guess: copy
+  plus plain delete). A move source naming a version: 400 ``invalid_argument`` (not documented).
+- Part copy: ``PUT ?upload_id&part_number`` with ``x-qs-copy-source`` and optional
+  ``x-qs-copy-range: bytes=a-b`` (the GET Range syntax), 201 [docs ``multipart/copy.md``]. Guesses:
+  the answer carries the part's quoted ``ETag`` and ``x-qs-content-copy-range: bytes a-b/size``;
+  an unsatisfiable range is 416 ``invalid_range``; over 5 GiB is 400 ``entity_too_large``.
+- PUT ``/<b>?versioning`` with JSON ``{"status": "ENABLED" | "SUSPENDED"}`` -> **200**, no body;
+  GET ``?versioning`` -> 200 ``{"status": "ENABLED" | "SUSPENDED" | "DISABLED"}`` [docs
+  ``put_version.md``, ``get_version.md``]. Once enabled it can only be suspended [backup-semantics].
+  Any other status: 400 ``invalid_argument`` (guess).
+- ``x-qs-version-id`` answers PUT, copy and Complete [docs ``bucket/version/_index.md``: PUT], and
+  HEAD/GET (the emulator sends it once the bucket's versioning is not DISABLED, never before).
+  GET/HEAD/DELETE take ``?version_id=``; a copy source ``/<b>/<k>?version_id=<id>`` copies that
+  version (how an old version is restored) [docs ``_index.md``]. DELETE with a version id removes
+  that version for good [docs]; 204 also for an unknown id (guess, like DELETE).
+- GET/HEAD of a removed version: "404 or 405" [docs ``_index.md``]. The emulator (following S3):
+  404 ``object_not_exists`` for an unknown version id, 405 ``method_not_allowed`` with
+  ``x-qs-delete-marker: true`` for a delete marker's id; a key whose newest version is a delete
+  marker is 404 with ``x-qs-delete-marker: true`` and the marker's ``x-qs-version-id``.
+- Plain DELETE in a versioned bucket: a delete marker becomes the newest version; answered 204 with
+  ``x-qs-delete-marker: true`` and its version id (S3's behaviour; the QingStor docs only name the
+  ``x-qs-delete-marker`` header, for GET). Markers are made also for keys that do not exist (S3).
+- Suspended versioning (S3's rules, undocumented for QingStor): new versions and markers are the
+  key's *null version* (``version_id`` ``"null"``, also in ``x-qs-version-id``), replacing an earlier
+  null version for good; objects written before versioning was enabled are null versions.
+- GET ``/<b>?versions`` [docs ``list_object_version.md``]: query ``prefix``, ``delimiter``,
+  ``key_marker``, ``version_id_marker`` (the docs' table also spells ``version-id-marker``: both are
+  accepted), ``limit`` (default 100; clamped to 1000, a guess). Answer **200** (the docs' table says
+  204, its example 200 with a body) ``{name, owner, prefix, delimiter, key_marker,
+  version_id_marker, limit, has_more, next_key_marker, next_version_id_marker, keys, common_prefixes}``;
+  each key ``{key, version_id, is_latest, delete_marker, size, etag (unquoted, "" for a marker),
+  mime_type, encrypted, storage_class, created, modified}``, where **``modified`` is RFC 3339**
+  there (the docs' example), unlike ListObjects' integer. Order: by key, newest version first.
+- Version ids: the service's look like Base64 of a decimal number (``NjkxMjM0MzM1MjAxNzAwODMz``);
+  the emulator's are 16 hex digits that grow with time. Clients must treat them as opaque.
+- ListObjects, ``?stats`` and HEAD without ``version_id`` see current versions only. DeleteBucket
+  is 409 ``bucket_not_empty`` while any version or delete marker is left (guess, as S3).
 """

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from qsyncd.emulator.errors import EmulatorError
 from qsyncd.emulator.exchange import Context, Request, Response
-from qsyncd.emulator.operations import buckets, multipart, objects
+from qsyncd.emulator.operations import buckets, multipart, objects, versioning
 from qsyncd.emulator.wire import valid_bucket_name, valid_key
 
 Operation = Callable[[Request, Context], Response]
@@ -20,6 +20,9 @@ OPERATIONS: dict[str, Operation] = {
     "ListObjects": buckets.list_objects,
     "DeleteMultipleObjects": buckets.delete_multiple_objects,
     "ListMultipartUploads": buckets.list_multipart_uploads,
+    "PutBucketVersioning": versioning.put_bucket_versioning,
+    "GetBucketVersioning": versioning.get_bucket_versioning,
+    "ListObjectVersions": versioning.list_object_versions,
     "PutObject": objects.put_object,
     "HeadObject": objects.head_object,
     "GetObject": objects.get_object,
@@ -53,7 +56,7 @@ def classify(method: str, bucket: str, key: str, query: dict[str, str]) -> str:
         return "Unsupported"
     if not key:
         if method == "PUT":
-            return "PutBucket"
+            return "PutBucketVersioning" if "versioning" in query else "PutBucket"
         if method == "HEAD":
             return "HeadBucket"
         if method == "DELETE":
@@ -63,6 +66,10 @@ def classify(method: str, bucket: str, key: str, query: dict[str, str]) -> str:
                 return "GetBucketStatistics"
             if "uploads" in query:
                 return "ListMultipartUploads"
+            if "versioning" in query:
+                return "GetBucketVersioning"
+            if "versions" in query:
+                return "ListObjectVersions"
             return "ListObjects"
         if method == "POST" and "delete" in query:
             return "DeleteMultipleObjects"

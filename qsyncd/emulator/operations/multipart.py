@@ -1,4 +1,4 @@
-"""Multipart operations: Initiate, UploadMultipart, ListMultipart, Complete and Abort."""
+"""Multipart operations: Initiate, UploadMultipart (also part copy), ListMultipart, Complete and Abort."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from qsyncd.emulator.operations.inputs import (
     stored_headers,
     stream_into,
 )
-from qsyncd.emulator.store import MAX_PART_SIZE, MAX_PARTS, PartMeta, UploadState
-from qsyncd.emulator.wire import rfc3339
+from qsyncd.emulator.operations.objects import check_copy_conditions, split_source
+from qsyncd.emulator.operations.versioning import version_headers
+from qsyncd.emulator.store import CHUNK, MAX_PART_SIZE, MAX_PARTS, PartMeta, UploadState
+from qsyncd.emulator.wire import parse_range, rfc3339
 
 
 def initiate_multipart_upload(req: Request, ctx: Context) -> Response:
@@ -53,10 +55,11 @@ def upload_multipart(req: Request, ctx: Context) -> Response:
         raise EmulatorError(400, "invalid_argument", "part_number must be within 0..10000")
     if not upload_id:
         raise EmulatorError(400, "invalid_argument", "upload_id is required")
-    if req.headers.get("x-qs-copy-source"):
-        raise EmulatorError(501, "not_implemented", "part copy is not implemented by the emulator")
     uploads = ctx.store.uploads
     uploads.get(req.bucket, upload_id, req.key)
+    source = req.headers.get("x-qs-copy-source")
+    if source:
+        return _copy_part(req, ctx, upload_id, number, source)
     require_length(req, MAX_PART_SIZE)
     writer = uploads.part_writer(req.bucket, upload_id, req.key)
     md5 = stream_into(req, writer, MAX_PART_SIZE)
@@ -67,6 +70,49 @@ def upload_multipart(req: Request, ctx: Context) -> Response:
         writer.discard()
         raise
     return Response.empty(201, [("ETag", f'"{md5}"')])
+
+
+def _copy_part(req: Request, ctx: Context, upload_id: str, number: int, source: str) -> Response:
+    """UploadMultipart with ``x-qs-copy-source`` (and ``x-qs-copy-range: bytes=a-b``): the part is that
+    range of the source object (all of it without a range), at most 5 GiB."""
+    sbucket, skey, version = split_source(source)
+    if not skey:
+        raise EmulatorError(400, "invalid_argument", "the copy source must be /<bucket>/<key>")
+    try:
+        if version is None:
+            src_meta, fh = ctx.store.objects.open(sbucket, skey)
+        else:
+            src_meta, fh = ctx.store.objects.open_version(sbucket, skey, version)
+    except EmulatorError:
+        raise EmulatorError(404, "object_not_exists", "the source object does not exist") from None
+    with fh:
+        check_copy_conditions(req, src_meta)
+        start, end = 0, src_meta.size - 1
+        wanted = req.headers.get("x-qs-copy-range")
+        if wanted is not None:
+            parsed = parse_range(wanted, src_meta.size)
+            if parsed is None:
+                raise EmulatorError(416, "invalid_range", "the copy range cannot be satisfied")
+            start, end = parsed
+        if end - start + 1 > MAX_PART_SIZE:
+            raise EmulatorError(400, "entity_too_large", "a part is at most 5 GiB")
+        writer = ctx.store.uploads.part_writer(req.bucket, upload_id, req.key)
+        try:
+            fh.seek(start)
+            left = end - start + 1
+            while left > 0 and (chunk := fh.read(min(CHUNK, left))):
+                writer.write(chunk)
+                left -= len(chunk)
+            md5 = writer.finish()
+            part = PartMeta(part_number=number, size=writer.size, etag=md5, created=ctx.now())
+            ctx.store.uploads.commit_part(req.bucket, upload_id, req.key, writer.path, part)
+        except BaseException:
+            writer.discard()
+            raise
+    headers = [("ETag", f'"{md5}"')]
+    if wanted is not None:
+        headers.append(("x-qs-content-copy-range", f"bytes {start}-{end}/{src_meta.size}"))
+    return Response.empty(201, headers)
 
 
 def list_multipart(req: Request, ctx: Context) -> Response:
@@ -114,8 +160,8 @@ def complete_multipart_upload(req: Request, ctx: Context) -> Response:
         listed.append({"part_number": number, "etag": entry.get("etag"), "size": entry.get("size")})
     etag_header = req.headers.get("ETag")
     etag = etag_header.strip().strip('"') if etag_header else None
-    ctx.store.uploads.complete(req.bucket, upload_id, req.key, listed, etag or None)
-    return Response.empty(201)
+    stored = ctx.store.uploads.complete(req.bucket, upload_id, req.key, listed, etag or None)
+    return Response.empty(201, version_headers(ctx, req.bucket, stored))
 
 
 def abort_multipart_upload(req: Request, ctx: Context) -> Response:

@@ -1,4 +1,7 @@
-"""Object operations: PutObject (also copy and move), HeadObject, GetObject, DeleteObject."""
+"""Object operations: PutObject (also copy and move), HeadObject, GetObject, DeleteObject.
+
+Each takes ``version_id`` where QingStor does (GET, HEAD, DELETE, and a copy source ending in
+``?version_id=``) and answers with ``x-qs-version-id`` once the bucket's versioning is on."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from qsyncd.emulator.operations.inputs import (
     stored_headers,
     stream_into,
 )
+from qsyncd.emulator.operations.versioning import version_headers
 from qsyncd.emulator.store import ObjectMeta
 from qsyncd.emulator.wire import http_date, parse_date, parse_range
 
@@ -94,22 +98,15 @@ def put_object(req: Request, ctx: Context) -> Response:
         headers=stored_headers(req),
     )
     try:
-        ctx.store.objects.commit(req.bucket, writer.path, meta)
+        stored = ctx.store.objects.commit(req.bucket, writer.path, meta)
     except BaseException:
         writer.discard()
         raise
-    return Response.empty(201, [("ETag", f'"{md5}"')])
+    return Response.empty(201, [("ETag", f'"{md5}"'), *version_headers(ctx, req.bucket, stored)])
 
 
-def _copy_or_move(req: Request, ctx: Context, source: str, sclass: str, meta_headers: dict[str, str]) -> Response:
-    move = bool(req.headers.get("x-qs-move-source"))
-    sbucket, _, skey = unquote(source).lstrip("/").partition("/")
-    if not skey:
-        raise EmulatorError(400, "invalid_argument", "the copy source must be /<bucket>/<key>")
-    try:
-        src_meta = ctx.store.objects.head(sbucket, skey)
-    except EmulatorError:
-        raise EmulatorError(404, "object_not_exists", "the source object does not exist") from None
+def check_copy_conditions(req: Request, src_meta: ObjectMeta) -> None:
+    """412 if an ``x-qs-copy-source-if-match`` / ``-if-none-match`` header fails for the source."""
     etag = f'"{src_meta.etag}"'
     cond = req.headers.get("x-qs-copy-source-if-match")
     if cond is not None and cond.strip() not in (etag, src_meta.etag):
@@ -117,6 +114,39 @@ def _copy_or_move(req: Request, ctx: Context, source: str, sclass: str, meta_hea
     cond = req.headers.get("x-qs-copy-source-if-none-match")
     if cond is not None and cond.strip() in (etag, src_meta.etag):
         raise EmulatorError(412, "precondition_failed", "copy source If-None-Match failed")
+
+
+def split_source(source: str) -> tuple[str, str, str | None]:
+    """(bucket, key, version id or None) of an ``x-qs-copy-source`` / ``x-qs-move-source`` value.
+
+    The value is URL-encoded (Python quotes the ``?`` too); a trailing ``?version_id=<id>`` names a
+    version (docs ``bucket/version``), so a key that itself ends so cannot be copied."""
+    path = unquote(source)
+    version: str | None = None
+    head, sep, tail = path.rpartition("?version_id=")
+    if sep and tail and "/" not in tail:
+        path, version = head, tail
+    sbucket, _, skey = path.lstrip("/").partition("/")
+    return sbucket, skey, version
+
+
+def _copy_or_move(req: Request, ctx: Context, source: str, sclass: str, meta_headers: dict[str, str]) -> Response:
+    move = bool(req.headers.get("x-qs-move-source"))
+    sbucket, skey, version = split_source(source)
+    if not skey:
+        raise EmulatorError(400, "invalid_argument", "the copy source must be /<bucket>/<key>")
+    if move and version is not None:
+        raise EmulatorError(400, "invalid_argument", "x-qs-move-source cannot name a version")
+    try:
+        if version is None:
+            src_meta = ctx.store.objects.head(sbucket, skey)
+        else:
+            src_meta = ctx.store.objects.version(sbucket, skey, version)
+    except EmulatorError as err:
+        if err.status == 405:
+            raise EmulatorError(400, "invalid_argument", "the copy source version is a delete marker") from None
+        raise EmulatorError(404, "object_not_exists", "the source object does not exist") from None
+    check_copy_conditions(req, src_meta)
     replace = (req.headers.get("x-qs-metadata-directive") or "COPY").upper() == "REPLACE"
     now = ctx.now()
     meta = ObjectMeta(
@@ -130,27 +160,57 @@ def _copy_or_move(req: Request, ctx: Context, source: str, sclass: str, meta_hea
         metadata=meta_headers if replace else dict(src_meta.metadata),
         headers=stored_headers(req) if replace else dict(src_meta.headers),
     )
-    ctx.store.objects.copy(sbucket, skey, req.bucket, meta)
+    stored = ctx.store.objects.copy(sbucket, skey, req.bucket, meta, version)
     if move and (sbucket, skey) != (req.bucket, req.key):
         ctx.store.objects.delete(sbucket, skey)
-    return Response.empty(201)
+    return Response.empty(201, version_headers(ctx, req.bucket, stored))
+
+
+def _current_or_version(req: Request, ctx: Context) -> ObjectMeta:
+    """The version ``version_id`` names, else the current one (404 with ``x-qs-delete-marker`` if
+    the newest version is a delete marker)."""
+    version = req.query.get("version_id")
+    if version:
+        return ctx.store.objects.version(req.bucket, req.key, version)
+    try:
+        return ctx.store.objects.head(req.bucket, req.key)
+    except EmulatorError as err:
+        _mark_hidden(req, ctx, err)
+        raise
+
+
+def _mark_hidden(req: Request, ctx: Context, err: EmulatorError) -> None:
+    """Add ``x-qs-delete-marker`` to a 404 for a key whose newest version is a delete marker."""
+    if err.status == 404:
+        marker = ctx.store.objects.hiding_marker(req.bucket, req.key)
+        if marker is not None:
+            err.headers = [("x-qs-delete-marker", "true"), ("x-qs-version-id", marker.wire_version_id())]
 
 
 def head_object(req: Request, ctx: Context) -> Response:
     """HEAD /<bucket>/<key>: the object's headers and length, no body."""
-    meta = ctx.store.objects.head(req.bucket, req.key)
-    return not_modified(req, meta) or Response(200, object_headers(meta), meta.size)
+    meta = _current_or_version(req, ctx)
+    headers = object_headers(meta) + version_headers(ctx, req.bucket, meta)
+    return not_modified(req, meta) or Response(200, headers, meta.size)
 
 
 def get_object(req: Request, ctx: Context) -> Response:
     """GET /<bucket>/<key>: the data (or a ``Range`` of it), streamed from the open data file."""
-    meta, fh = ctx.store.objects.open(req.bucket, req.key)
+    version = req.query.get("version_id")
+    if version:
+        meta, fh = ctx.store.objects.open_version(req.bucket, req.key, version)
+    else:
+        try:
+            meta, fh = ctx.store.objects.open(req.bucket, req.key)
+        except EmulatorError as err:
+            _mark_hidden(req, ctx, err)
+            raise
     try:
         early = not_modified(req, meta)
         if early is not None:
             fh.close()
             return early
-        headers = object_headers(meta)
+        headers = object_headers(meta) + version_headers(ctx, req.bucket, meta)
         for param, header in RESPONSE_OVERRIDES.items():
             if param in req.query:
                 headers = [(n, v) for n, v in headers if n.lower() != header.lower()]
@@ -172,6 +232,18 @@ def get_object(req: Request, ctx: Context) -> Response:
 
 
 def delete_object(req: Request, ctx: Context) -> Response:
-    """DELETE /<bucket>/<key>: 204 whether or not it existed."""
-    ctx.store.objects.delete(req.bucket, req.key)
-    return Response.empty(204)
+    """DELETE /<bucket>/<key>: 204 whether or not it existed.
+
+    With ``version_id``: that version is removed for good. Without, in a versioned bucket: a delete
+    marker becomes the newest version (answered with ``x-qs-delete-marker`` and its version id)."""
+    version = req.query.get("version_id")
+    if version:
+        removed = ctx.store.objects.delete_version(req.bucket, req.key, version)
+        headers = [("x-qs-version-id", version)]
+        if removed is not None and removed.delete_marker:
+            headers.insert(0, ("x-qs-delete-marker", "true"))
+        return Response.empty(204, headers)
+    _existed, marker = ctx.store.objects.delete_latest(req.bucket, req.key)
+    if marker is None:
+        return Response.empty(204)
+    return Response.empty(204, [("x-qs-delete-marker", "true"), ("x-qs-version-id", marker.wire_version_id())])

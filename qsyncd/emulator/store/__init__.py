@@ -2,8 +2,9 @@
 
 :class:`Store` opens a root directory (:mod:`~qsyncd.emulator.store.layout` says where what lives)
 and joins its three parts under one lock: the bucket registry
-(:mod:`~qsyncd.emulator.store.buckets`), the objects (:mod:`~qsyncd.emulator.store.objects`) and
-the multipart uploads (:mod:`~qsyncd.emulator.store.uploads`). Every file is written to ``.tmp-*``
+(:mod:`~qsyncd.emulator.store.buckets`), the objects (:mod:`~qsyncd.emulator.store.objects`, with
+their versions in :mod:`~qsyncd.emulator.store.versions`) and the multipart uploads
+(:mod:`~qsyncd.emulator.store.uploads`). Every file is written to ``.tmp-*``
 in its final directory, fsynced, renamed, and the directory fsynced
 (:mod:`~qsyncd.emulator.store.datafiles`); what a crash leaves behind is cleaned when a store is
 opened. The records written as JSON are in :mod:`~qsyncd.emulator.store.records`.
@@ -48,6 +49,9 @@ class Store:
             load_uploads(bdir / "uploads", state)
             state.keys = sorted(state.objects)
             self.buckets.add(state)
+            for meta in [*state.objects.values(), *(m for h in state.versions.values() for m in h)]:
+                if meta.version_id:
+                    self.objects.last_stamp = max(self.objects.last_stamp, int(meta.version_id, 16))
 
     # The object calls that code outside the emulator uses on ``Emulator.store`` (tests/emulator/
     # test_scale.py writes objects directly; tests/remote reads one back).

@@ -39,7 +39,9 @@ class BucketRegistry:
             info = json.loads((bdir / "bucket.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        return BucketState(name=info["name"], created=float(info["created"]))
+        return BucketState(
+            name=info["name"], created=float(info["created"]), versioning=info.get("versioning", "DISABLED")
+        )
 
     def add(self, state: BucketState) -> None:
         """Register a bucket read from disk."""
@@ -65,6 +67,14 @@ class BucketRegistry:
             if name not in self._buckets:
                 self.create(name)
 
+    def set_versioning(self, name: str, status: str) -> None:
+        """Enable or suspend versioning (``ENABLED`` / ``SUSPENDED``), recorded in ``bucket.json``."""
+        with self.lock:
+            state = self.get(name)
+            info = {"name": name, "created": state.created, "versioning": status}
+            datafiles.write_json(self.layout.bucket_dir(name) / "bucket.json", info, fsync=self.fsync)
+            state.versioning = status
+
     def get(self, name: str) -> BucketState:
         """The bucket's state; 404 ``bucket_not_exists`` if missing."""
         with self.lock:
@@ -79,10 +89,11 @@ class BucketRegistry:
             return [self._buckets[n] for n in sorted(self._buckets)]
 
     def delete(self, name: str) -> None:
-        """Delete an empty bucket (its unfinished uploads go with it); 409 if it holds objects."""
+        """Delete an empty bucket (its unfinished uploads go with it); 409 if it holds objects or
+        versions of objects (delete markers included)."""
         with self.lock:
             state = self.get(name)
-            if state.objects:
+            if state.objects or state.versions:
                 raise EmulatorError(409, "bucket_not_empty", f"bucket {name} is not empty")
             trash = self.layout.buckets / f".trash-{uuid.uuid4().hex}"
             os.replace(self.layout.bucket_dir(name), trash)

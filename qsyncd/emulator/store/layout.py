@@ -6,6 +6,7 @@
     buckets/<bucket>/objects/<h[:2]>/<h>.json         object metadata (h = sha256 of the UTF-8 key;
     buckets/<bucket>/objects/<h[:2]>/<h>.<id>.data    the key itself lives inside the JSON)
     buckets/<bucket>/objects/<h[:2]>/<h>.<id>.<i>.data  part i of a completed multipart object
+    buckets/<bucket>/objects/<h[:2]>/<h>.v-<version>.json  a noncurrent version or a delete marker
     buckets/<bucket>/uploads/<upload_id>/upload.json  the upload (key, content type, metadata...)
     buckets/<bucket>/uploads/<upload_id>/part-<n>.json + part-<n>.<id>.data
     buckets/.trash-<id>/                              a deleted bucket on its way out
@@ -42,6 +43,10 @@ class Layout:
     def object_json(self, bucket: str, key: str) -> Path:
         """The key's metadata file: the commit point of every object write."""
         return self.object_dir(bucket, key) / f"{key_hash(key)}.json"
+
+    def version_json(self, bucket: str, key: str, version_id: str) -> Path:
+        """The record of a noncurrent version (or delete marker) of a key (``version_id`` as on the wire)."""
+        return self.object_dir(bucket, key) / f"{key_hash(key)}.v-{version_id}.json"
 
     def upload_dir(self, bucket: str, upload_id: str) -> Path:
         """The directory of one unfinished upload and its parts."""

@@ -1,4 +1,4 @@
-"""Paging of ListObjects and ListMultipartUploads, as pure functions over sorted names.
+"""Paging of ListObjects, ListMultipartUploads and ListObjectVersions, as pure functions over sorted names.
 
 Both count keys (or uploads) and common prefixes towards ``limit``, return only names after the
 marker, and roll every name below a delimiter into one common prefix (see the notes in
@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 
-from qsyncd.emulator.store.records import UploadState
+from qsyncd.emulator.store.records import ObjectMeta, UploadState
 
 MAX_KEY_SORT = "\U0010ffff"  # sorts after every character a key can hold
 
@@ -74,3 +74,46 @@ def page_uploads(
             return uploads, prefixes, True
         uploads.append(up)
     return uploads, prefixes, False
+
+
+def page_versions(
+    entries: Sequence[tuple[ObjectMeta, bool]],
+    prefix: str,
+    delimiter: str,
+    key_marker: str,
+    version_id_marker: str,
+    limit: int,
+) -> tuple[list[tuple[ObjectMeta, bool]], list[str], bool]:
+    """One ListObjectVersions page of ``entries`` ((version, is_latest) by key, newest first within
+    a key): (entries, common prefixes, has_more).
+
+    With ``key_marker`` alone the page starts at the next key; with ``version_id_marker`` too, at
+    the version of ``key_marker`` after that one (older)."""
+    out: list[tuple[ObjectMeta, bool]] = []
+    prefixes: list[str] = []
+    before_marker = bool(version_id_marker)
+    for meta, latest in entries:
+        key = meta.key
+        if not key.startswith(prefix):
+            continue
+        if key_marker:
+            if key < key_marker:
+                continue
+            if key == key_marker and (not version_id_marker or before_marker):
+                if meta.wire_version_id() == version_id_marker:
+                    before_marker = False
+                continue
+        if delimiter:
+            idx = key.find(delimiter, len(prefix))
+            if idx >= 0:
+                cp = key[: idx + len(delimiter)]
+                if cp in prefixes or (key_marker and cp <= key_marker):
+                    continue
+                if len(out) + len(prefixes) >= limit:
+                    return out, prefixes, True
+                prefixes.append(cp)
+                continue
+        if len(out) + len(prefixes) >= limit:
+            return out, prefixes, True
+        out.append((meta, latest))
+    return out, prefixes, False

