@@ -25,7 +25,8 @@ import qsyncd
 from bench import harness
 from bench.harness import EmulatorProc, Row
 
-SCENARIOS = ("large", "small", "small-rtt", "latency", "idle", "restart", "s3")
+SCENARIOS = ("large", "small", "small-rtt", "latency", "idle", "restart", "s3", "scale")
+DEFAULT_SCENARIOS = tuple(s for s in SCENARIOS if s != "scale")  # scale runs only when named: it takes long
 MARK_START = "<!-- bench:results:start -->"
 MARK_END = "<!-- bench:results:end -->"
 
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         choices=(*SCENARIOS, "memory"),
         default=[],
-        help="run only this scenario (repeatable; memory is measured by large)",
+        help="run only this scenario (repeatable; memory is measured by large; scale runs only when named)",
     )
     p.add_argument(
         "--repeats",
@@ -133,6 +134,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip the large file's informational pass into a running qsyncd service (1c)",
     )
+    p.add_argument(
+        "--files",
+        type=int,
+        default=100_000,
+        help="scale: files in the tree (1 KiB, 1,000 per directory; default 100000)",
+    )
+    p.add_argument("--rescans", type=int, default=10, help="scale: periodic rescans measured (default 10)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) afterwards")
     p.add_argument(
         "--write",
@@ -148,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
 
-    only = {("large" if s == "memory" else s) for s in args.only} or set(SCENARIOS)
+    only = {("large" if s == "memory" else s) for s in args.only} or set(DEFAULT_SCENARIOS)
     q = args.quick
     repeats = args.repeats or (2 if q else 3)
     # The large-file figures swing most from run to run (the emulator's page-cache writes, see
@@ -235,6 +243,12 @@ def main(argv: list[str] | None = None) -> int:
                     e, w, files=restart_files, dirs=restart_files // 20, repeats=2 if q else 3, log=log
                 ),
             ),
+            (
+                "scale",
+                lambda e, w: __import__("bench.scale", fromlist=["run"]).run(
+                    e, w, files=args.files, rescans=args.rescans, log=log
+                ),
+            ),
         ]
         for name, fn in plan:
             if name not in only:
@@ -264,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     mode = "quick" if q else ("big" if args.big else "full")
     header = [
         f"Run: `python -m bench{' --quick' if q else ''}{' --big' if args.big else ''}"
-        f"{''.join(' --only ' + s for s in args.only)}` ({mode}, {large_repeats} round{'s' * (large_repeats != 1)} "
+        f"{''.join(' --only ' + s for s in args.only)}"
+        f"{f' --files {args.files}' if 'scale' in only else ''}` "
+        f"({mode}, {large_repeats} round{'s' * (large_repeats != 1)} "
         f"for the large file (1b: {settled_repeats}, 1c: {daemon_repeats}), {repeats} for the others, "
         "running order rotated each round, "
         f"medians), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, took {elapsed / 60:.1f} min.",

@@ -1,19 +1,35 @@
-"""What recent directory listings said about the bucket, so a new file can skip its HEAD.
+"""What directory listings said about the bucket, so a new file can skip its HEAD.
 
 The scan lists a key prefix once (``ListObjects`` with delimiter ``/``: one request per 1,000 keys)
 when it queues many files under it; the uploader then asks ``lookup(key)`` instead of sending a
 HEAD. An answer is *covered* only when the key's exact parent prefix (everything up to and
-including the last ``/``) was listed less than ``ttl`` seconds ago and the key was not
-``forget``-ten since that listing was started; otherwise the caller falls back to HEAD.
+including the last ``/``) was listed and the key was not ``forget``-ten since that listing was
+started; otherwise the caller falls back to HEAD. Covered answers are as good as a HEAD sent at the
+time the listing was started: ``(True, None)`` means the object did not exist, ``(True, info)``
+gives its size and ETag (the skip rule — same size and ETag == MD5 — is still applied by the
+uploader). ``forget(key)`` after every upload of ``key`` keeps a listing that raced with the upload
+from vouching for the old state.
 
-Covered answers are as good as a HEAD sent at the time the listing was started: ``(True, None)``
-means the object did not exist, ``(True, info)`` gives its size and ETag (the skip rule — same
-size and ETag == MD5 — is still applied by the uploader). ``forget(key)`` after every upload of
-``key`` keeps a listing that raced with the upload from vouching for the old state.
+How long an answer is trusted (the rule for other writers to the bucket):
 
-Memory is bounded: listings older than ``ttl`` are dropped, and at most ``max_entries`` objects
-are kept in all (oldest listings are dropped first; a listing larger than that is not kept).
-Entries are stored compactly (name within the prefix -> (size, etag)). Thread-safe.
+- *Absent* answers are trusted until the listing is evicted by the size bound, however old it is.
+  This daemon forgets every key it writes, so only another writer can have created the object
+  since; trusting the stale "absent" then costs one PUT that overwrites it — exactly what a HEAD
+  would have led to (another size or ETag: upload), except when the other writer stored the same
+  bytes, where the PUT is redundant but stores the same content. No file is ever skipped because
+  of a stale absent answer, so a sync that takes hours still sends no HEAD for a file a listing
+  answered (issue 21: a first sync of 300,000 files sent 257,888 HEADs when listings expired after
+  300 s, all made early in the scan).
+- *Present* answers (which can make the uploader skip a file, or delete it with
+  ``after_upload = "delete"``) are trusted for ``ttl`` seconds from the listing's start only:
+  another writer may have deleted or replaced the object since, and a skip on a stale answer would
+  leave the file without its copy. After ``ttl`` such a key costs a HEAD again.
+
+Memory is bounded: at most ``max_entries`` items are kept in all, counting each listing, each
+object and each forgotten key inside a listing as one (oldest listings are dropped first; a listing
+larger than that is not kept). Forget marks for listings still in flight are kept ``ttl`` seconds
+(a listing that took longer than ``ttl`` to arrive is not kept). Entries are stored compactly (name
+within the prefix -> (size, etag)). Thread-safe.
 """
 
 from __future__ import annotations
@@ -22,7 +38,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from qsyncd.remote.base import ObjectInfo
 
@@ -39,6 +55,11 @@ def parent_prefix(key: str) -> str:
 class _Listing:
     started: float  # when the ListObjects request was sent: the listing is as old as that
     objects: dict[str, tuple[int, str]]  # name below the prefix -> (size, etag)
+    forgotten: set[str] = field(default_factory=set)  # names written (or changed) since: not covered
+
+    def cost(self) -> int:
+        """What this listing counts against ``max_entries``."""
+        return 1 + len(self.objects) + len(self.forgotten)
 
 
 class RemoteIndex:
@@ -56,7 +77,8 @@ class RemoteIndex:
         self.clock = clock
         self._lock = threading.Lock()
         self._listings: OrderedDict[str, _Listing] = OrderedDict()  # oldest first
-        self._entries = 0
+        self._entries = 0  # objects held in all listings (what len() says)
+        self._cost = 0  # what all listings count against max_entries (see _Listing.cost)
         # key -> when it was last forgotten, oldest first; kept for ttl (a listing started earlier is stale)
         self._forgotten: OrderedDict[str, float] = OrderedDict()
         self._floor = float("-inf")  # listings started at or before this are never kept (tombstone overflow)
@@ -91,28 +113,34 @@ class RemoteIndex:
             self._expire(now)
             old = self._listings.pop(prefix, None)
             if old is not None:
-                self._entries -= len(old.objects)
-            if now - started >= self.ttl or started <= self._floor or len(entries) > self.max_entries:
+                self._drop(old)
+            if now - started >= self.ttl or started <= self._floor or 1 + len(entries) > self.max_entries:
                 return False
-            while self._listings and self._entries + len(entries) > self.max_entries:
+            while self._listings and self._cost + 1 + len(entries) > self.max_entries:
                 _, dropped = self._listings.popitem(last=False)
-                self._entries -= len(dropped.objects)
-            self._listings[prefix] = _Listing(started, entries)
+                self._drop(dropped)
+            listing = _Listing(started, entries)
+            self._listings[prefix] = listing
             self._entries += len(entries)
+            self._cost += listing.cost()
             return True
 
     def lookup(self, key: str, now: float | None = None) -> tuple[bool, ObjectInfo | None]:
-        """``(covered, info)``: covered when a fresh listing of the key's parent prefix vouches for it."""
+        """``(covered, info)``: covered when a listing of the key's parent prefix vouches for it (an
+        absent key for as long as the listing is kept, a present one for ``ttl``: see the module docstring)."""
         now = self.clock() if now is None else now
         prefix = parent_prefix(key)
+        name = key[len(prefix) :]
         with self._lock:
             listing = self._listings.get(prefix)
-            if listing is None or now - listing.started >= self.ttl:
+            if listing is None or name in listing.forgotten:
                 return False, None
             forgotten = self._forgotten.get(key)
             if forgotten is not None and forgotten >= listing.started:
                 return False, None  # uploaded (or changed) since the listing was started
-            entry = listing.objects.get(key[len(prefix) :])
+            entry = listing.objects.get(name)
+            if entry is not None and now - listing.started >= self.ttl:
+                return False, None  # another writer may have deleted or replaced it since: HEAD
         if entry is None:
             return True, None
         return True, ObjectInfo(key=key, size=entry[0], etag=entry[1])
@@ -120,40 +148,61 @@ class RemoteIndex:
     def forget(self, key: str, now: float | None = None) -> None:
         """The object under ``key`` may have changed: no listing started before now covers it."""
         now = self.clock() if now is None else now
-        prefix = parent_prefix(key)
         with self._lock:
-            listing = self._listings.get(prefix)
-            if listing is not None and listing.objects.pop(key[len(prefix) :], None) is not None:
-                self._entries -= 1
             self._expire(now)
-            if len(self._forgotten) < self.max_entries:
-                self._forgotten[key] = now
-                self._forgotten.move_to_end(key)
-            else:  # no room to remember this key: no listing started until now may be used
-                self._floor = now
-                self._listings.clear()
-                self._entries = 0
+            self._tombstone(key, now)
+            self._forgotten.pop(key, None)
+            while len(self._forgotten) >= self.max_entries:  # no room: listings started until then are refused
+                old, when = self._forgotten.popitem(last=False)
+                self._tombstone(old, when)
+                self._floor = max(self._floor, when)
+            self._forgotten[key] = now
+            self._trim()
 
     def clear(self) -> None:
         """Drop everything."""
         with self._lock:
             self._listings.clear()
             self._forgotten.clear()
-            self._entries = 0
+            self._entries = self._cost = 0
+
+    def _drop(self, listing: _Listing) -> None:
+        """Account for a listing removed from ``_listings`` (caller holds the lock)."""
+        self._entries -= len(listing.objects)
+        self._cost -= listing.cost()
+
+    def _tombstone(self, key: str, when: float) -> None:
+        """Mark ``key`` as not covered in its prefix's listing if that was started at or before ``when``
+        (caller holds the lock): the mark outlives the forget mark, as the listing does."""
+        prefix = parent_prefix(key)
+        listing = self._listings.get(prefix)
+        if listing is None or listing.started > when:
+            return
+        name = key[len(prefix) :]
+        if name in listing.forgotten:
+            return
+        if listing.objects.pop(name, None) is not None:
+            self._entries -= 1
+        else:
+            self._cost += 1
+        listing.forgotten.add(name)
 
     def _expire(self, now: float) -> None:
-        """Drop listings and forget marks older than ``ttl`` (caller holds the lock)."""
-        while self._listings:
-            prefix, listing = next(iter(self._listings.items()))
-            if now - listing.started < self.ttl:
-                break
-            del self._listings[prefix]
-            self._entries -= len(listing.objects)
+        """Turn forget marks older than ``ttl`` into marks inside the listings they concern: a listing
+        started that long ago is refused by ``record_listing`` (caller holds the lock)."""
         while self._forgotten:
             key, when = next(iter(self._forgotten.items()))
             if now - when < self.ttl:
                 break
             del self._forgotten[key]
+            self._tombstone(key, when)
+        self._trim()
+
+    def _trim(self) -> None:
+        """Drop the oldest listings while the marks added inside them weigh more than the bound."""
+        while self._listings and self._cost > self.max_entries:
+            _, dropped = self._listings.popitem(last=False)
+            self._drop(dropped)
 
 
 __all__ = ["DEFAULT_MAX_ENTRIES", "DEFAULT_TTL", "RemoteIndex", "parent_prefix"]

@@ -33,6 +33,26 @@ def walk(
     on_error: Callable[[str, OSError], None] = lambda p, e: None,
 ) -> Iterator[tuple[str, os.stat_result]]:
     """Yield ``(path, lstat)`` for every non-directory entry under ``start`` (inside ``root``)."""
+    for directory, files in walk_dirs(
+        root, start, recursive=recursive, follow_symlinks=follow_symlinks, filt=filt, beat=beat, on_error=on_error
+    ):
+        for name, _rel, st in files:
+            yield os.path.join(directory, name), st
+
+
+def walk_dirs(
+    root: str,
+    start: str,
+    *,
+    recursive: bool,
+    follow_symlinks: bool,
+    filt: PathFilter,
+    beat: Callable[[], None] = lambda: None,
+    on_error: Callable[[str, OSError], None] = lambda p, e: None,
+) -> Iterator[tuple[str, list[tuple[str, str, os.stat_result]]]]:
+    """Yield ``(directory, [(name, relpath, lstat), ...])`` for every directory under ``start`` (inside
+    ``root``) that holds non-directory entries: one directory at a time, so a scan can compare it with
+    the ledger's records of that directory alone (memory bounded by the largest directory)."""
     real_root = os.path.realpath(root)
     seen: set[tuple[int, int]] = set()
     stack = [start]
@@ -52,6 +72,10 @@ def walk(
         except OSError as err:
             on_error(d, err)
             continue
+        # the relative path of an entry is the directory's plus its name (one relpath per directory)
+        rel_dir = relpath(root, d)
+        rel_base = "" if rel_dir in ("", ".") else rel_dir + "/"
+        files: list[tuple[str, str, os.stat_result]] = []
         with it:
             for entry in it:
                 try:
@@ -59,7 +83,7 @@ def walk(
                 except OSError as err:
                     on_error(entry.path, err)
                     continue
-                rel = relpath(root, entry.path)
+                rel = rel_base + entry.name
                 if statmod.S_ISDIR(est.st_mode):
                     if recursive and filt.dir_wanted(rel):
                         stack.append(entry.path)
@@ -69,11 +93,13 @@ def walk(
                         target = os.path.realpath(entry.path)
                         tst = os.stat(target)
                     except OSError:
-                        yield entry.path, est
+                        files.append((entry.name, rel, est))
                         continue
                     if statmod.S_ISDIR(tst.st_mode):
                         inside = target == real_root or target.startswith(real_root + os.sep)
                         if inside and filt.dir_wanted(rel):
                             stack.append(entry.path)
                         continue
-                yield entry.path, est
+                files.append((entry.name, rel, est))
+        if files:
+            yield d, files

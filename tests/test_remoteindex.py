@@ -36,29 +36,46 @@ def test_parent_prefix_is_everything_up_to_the_last_slash() -> None:
     assert ("a/b/", "a/", "") == (parent_prefix("a/b/c.txt"), parent_prefix("a/x"), parent_prefix("top"))
 
 
-def test_lookup_covers_listed_and_absent_keys_until_ttl() -> None:
-    """A listing covers its prefix: present keys give their info, absent ones None; after ttl nothing is covered."""
+def test_lookup_covers_present_keys_until_ttl_and_absent_ones_until_evicted() -> None:
+    """A listing covers its prefix: present keys give their info for ttl, absent ones None for as long as it is kept."""
     clock = FakeClock()
     idx = RemoteIndex(ttl=300, clock=clock)
     assert idx.record_listing("d/", [info("d/a", 5, "ab" * 16)], clock.now)
     assert (True, info("d/a", 5, "ab" * 16)) == idx.lookup("d/a", clock.now)
     assert (True, None) == idx.lookup("d/new", clock.now)
     clock.now += 299.9
-    assert (True, None) == idx.lookup("d/new")
+    assert (True, info("d/a", 5, "ab" * 16)) == idx.lookup("d/a")
     clock.now += 0.1
-    assert (False, None) == idx.lookup("d/a")
-    assert (False, None) == idx.lookup("d/new")
-    idx.record_listing("e/", [], clock.now)
-    assert 0 == len(idx)  # the expired listing was dropped
+    assert (False, None) == idx.lookup("d/a")  # another writer may have deleted or replaced it: HEAD
+    assert (True, None) == idx.lookup("d/new")  # a stale "absent" only ever costs the PUT a HEAD would
+    assert 1 == len(idx)
+
+
+def test_a_long_sync_sends_no_head_for_a_key_a_listing_answered() -> None:
+    """Issue 21: listings made early in a scan still answer for the new files of their directory an hour later;
+    on main they expired after 300 s and every file uploaded later cost a HEAD."""
+    clock = FakeClock()
+    idx = RemoteIndex(clock=clock)
+    for d in range(50):
+        assert idx.record_listing(f"d{d}/", [], clock.now)
+    uncovered = 0
+    for i in range(50 * 100):  # 5,000 uploads at about one a second
+        key = f"d{i % 50}/f{i}"
+        covered, found = idx.lookup(key)
+        uncovered += not covered or found is not None
+        idx.forget(key)  # uploaded
+        clock.advance(0.7)
+    assert 0 == uncovered
+    assert (False, None) == idx.lookup("d0/f0")  # uploaded by this daemon: HEAD, never "absent"
 
 
 def test_ttl_counts_from_when_the_listing_was_started() -> None:
     """A listing that took long to arrive is as old as its request: ttl counts from ``started``."""
     clock = FakeClock()
     idx = RemoteIndex(ttl=10, clock=clock)
-    assert idx.record_listing("d/", [], now=clock.now + 6, started=clock.now)
+    assert idx.record_listing("d/", [info("d/x")], now=clock.now + 6, started=clock.now)
     clock.now += 9.9
-    assert (True, None) == idx.lookup("d/x")
+    assert (True, info("d/x")) == idx.lookup("d/x")
     clock.now += 0.1
     assert (False, None) == idx.lookup("d/x")
     assert not idx.record_listing("d/", [], now=clock.now, started=clock.now - 10)
@@ -97,17 +114,54 @@ def test_forget_uncovers_a_key_also_for_a_listing_started_before() -> None:
     assert (False, None) == idx.lookup("d/b")
 
 
+def test_a_forgotten_key_stays_uncovered_after_its_mark_expires() -> None:
+    """The forget mark lives ttl seconds; the listing it concerns lives on, and must not call the key absent after."""
+    clock = FakeClock()
+    idx = RemoteIndex(ttl=10, clock=clock)
+    idx.record_listing("d/", [], clock.now)
+    idx.forget("d/a")  # uploaded after the listing
+    started = clock.advance(1)
+    clock.advance(1)
+    idx.forget("d/b")  # uploaded while a new listing of e/ was in flight
+    clock.advance(1)
+    idx.record_listing("e/", [], clock.now, started=started)
+    idx.forget("e/c")
+    clock.advance(60)  # every mark has expired
+    idx.forget("x/unrelated")
+    assert [(False, None)] * 3 == [idx.lookup(k) for k in ("d/a", "d/b", "e/c")]
+    assert (True, None) == idx.lookup("d/other")
+
+
 def test_memory_is_bounded_by_max_entries() -> None:
     """Past max_entries the oldest listings are dropped; a listing larger than the cap is not kept at all."""
     clock = FakeClock()
-    idx = RemoteIndex(max_entries=5, clock=clock)
+    idx = RemoteIndex(max_entries=8, clock=clock)
     idx.record_listing("a/", [info(f"a/{i}") for i in range(3)], clock.now)
     idx.record_listing("b/", [info(f"b/{i}") for i in range(3)], clock.now)
-    assert 3 == len(idx)
+    assert 6 == len(idx)
+    idx.record_listing("c/", [info(f"c/{i}") for i in range(3)], clock.now)
+    assert 6 == len(idx)
     assert (False, None) == idx.lookup("a/0")
     assert (True, info("b/0")) == idx.lookup("b/0")
-    assert not idx.record_listing("c/", [info(f"c/{i}") for i in range(6)], clock.now)
+    assert not idx.record_listing("c/", [info(f"c/{i}") for i in range(8)], clock.now)
     assert (False, None) == idx.lookup("c/0")
+
+
+def test_empty_listings_and_forget_marks_count_against_the_bound() -> None:
+    """Many empty directories cannot grow the index without bound; running out of room for forget marks drops
+    the oldest mark (listings started before it are refused from then on) instead of every listing."""
+    clock = FakeClock()
+    idx = RemoteIndex(max_entries=10, clock=clock)
+    for d in range(25):
+        idx.record_listing(f"e{d}/", [], clock.now)
+    assert [(False, None)] * 15 == [idx.lookup(f"e{d}/x") for d in range(15)]
+    assert [(True, None)] * 10 == [idx.lookup(f"e{d}/x") for d in range(15, 25)]
+    started = clock.advance(1)
+    for i in range(12):
+        clock.advance(1)
+        idx.forget(f"z/{i}")
+    assert (True, None) == idx.lookup("e24/x")  # still kept
+    assert not idx.record_listing("z/", [], clock.now, started=started)  # it started before a dropped mark
 
 
 def test_index_is_safe_from_many_threads() -> None:
@@ -167,9 +221,15 @@ def test_uploader_uses_a_covering_listing_and_heads_otherwise(
         assert (False, None) == idx.lookup("d/new.bin")
         emulator.clear_requests()
         (tmp_path / "late.bin").write_bytes(b"late")
-        clock.now += 301  # the listing expired: back to one HEAD per file
+        (tmp_path / "same2.bin").write_bytes(same)
+        remote.put("d/same2.bin", io.BytesIO(same), len(same), b64(hashlib.md5(same).digest()))
+        clock.now += 301  # older than ttl: "absent" is still trusted, "present" costs a HEAD again
+        idx.record_listing("d/", remote.list_objects("d/", "/"), clock.now - 301, started=clock.now - 301)
+        emulator.clear_requests()
         assert "uploaded" == up.upload(str(tmp_path / "late.bin"), "d/late.bin").action
-        assert (["d/late.bin"], ["d/late.bin"]) == (_ops(emulator, "HeadObject"), _ops(emulator, "PutObject"))
+        assert ([], ["d/late.bin"]) == (_ops(emulator, "HeadObject"), _ops(emulator, "PutObject"))
+        assert "skipped" == up.upload(str(tmp_path / "same2.bin"), "d/same2.bin").action
+        assert (["d/same2.bin"], ["d/late.bin"]) == (_ops(emulator, "HeadObject"), _ops(emulator, "PutObject"))
     finally:
         up.close()
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from qsyncd.keys import PathFilter
-from qsyncd.scan import relpath, walk
+from qsyncd.scan import relpath, walk, walk_dirs
 
 ALL = PathFilter(["*"], [])
 
@@ -104,3 +104,21 @@ def test_fifo_and_other_non_directories_are_yielded(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe")
     make(tmp_path, "f.txt")
     assert ["f.txt", "pipe"] == listed(tmp_path)
+
+
+def test_walk_dirs_gives_each_directory_once_with_names_and_relpaths(tmp_path: Path) -> None:
+    """One item per directory holding files (a scan reads the ledger per item), each entry's relpath the same
+    as relpath() gives, also when the walk starts below the root."""
+    make(tmp_path, "top.txt", "a/one.bin", "a/two.bin", "a/b/c/deep.txt")
+    (tmp_path / "empty").mkdir()
+    got = {
+        d: sorted(n for n, _r, _s in fs)
+        for d, fs in walk_dirs(str(tmp_path), str(tmp_path), recursive=True, follow_symlinks=False, filt=ALL)
+    }
+    assert {
+        str(tmp_path): ["top.txt"],
+        str(tmp_path / "a"): ["one.bin", "two.bin"],
+        str(tmp_path / "a/b/c"): ["deep.txt"],
+    } == got
+    below = list(walk_dirs(str(tmp_path), str(tmp_path / "a" / "b"), recursive=True, follow_symlinks=False, filt=ALL))
+    assert [(str(tmp_path / "a/b/c"), "deep.txt", "a/b/c/deep.txt")] == [(d, n, r) for d, fs in below for n, r, _ in fs]

@@ -152,6 +152,21 @@ def test_uploaded_under_matches_directory_not_name_prefix(ledger: Ledger) -> Non
     assert 6 == len(ledger.uploaded_under("/"))
 
 
+def test_versions_in_holds_a_directorys_own_files_only(ledger: Ledger) -> None:
+    """versions_in('/data') gives the files directly in /data (names sorting before, between and after its
+    subdirectories' subtrees), none below them, of /data2, /dat or /data itself; with their size, mtime, inode."""
+    inside = ("/data/a", "/data/sub.txt", "/data/sub!", "/data/sub0", "/data/z", os.fsdecode(b"/data/caf\xe9"))
+    below = ("/data/sub/b", "/data/sub/deeper/c", "/data/sub0dir/d", "/data/y/e")
+    for p in (*inside, *below, "/data2/c", "/data", "/dat/a", "/other/x"):
+        ledger.record_uploaded(rec(p, size=len(p), key="k"))
+    want = {p.rsplit("/", 1)[1]: (len(p), 123, 7) for p in inside}
+    assert want == ledger.versions_in("/data")
+    assert want == ledger.versions_in("/data/")
+    assert {"b"} == set(ledger.versions_in("/data/sub"))
+    assert {"data"} == set(ledger.versions_in("/"))
+    assert {} == ledger.versions_in("/nowhere")
+
+
 def test_non_utf8_and_odd_paths_round_trip(ledger: Ledger) -> None:
     """Paths with undecodable bytes, newlines and % survive storage exactly."""
     odd = os.fsdecode(b"/w/caf\xe9 %20\nx")

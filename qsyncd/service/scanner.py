@@ -15,11 +15,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from qsyncd.identity import FileIdentity
 from qsyncd.pipeline import CountingQueue
 from qsyncd.remote.base import Remote
 from qsyncd.remoteindex import RemoteIndex
-from qsyncd.scan import relpath, walk
+from qsyncd.scan import walk_dirs
 from qsyncd.service.listing import LIST_CONCURRENCY, DirLister
 from qsyncd.service.roots import Roots
 from qsyncd.state import Ledger
@@ -112,7 +111,6 @@ class Scanner:
         if root is None or not os.path.isdir(start):
             return
         t0 = self.clock()
-        known = self.ledger.uploaded_under(root.path)
         delete_mode = root.cfg.after_upload == "delete"  # an uploaded file still here was not deleted yet
         files = queued = 0
         now_wall = self.wall()
@@ -120,9 +118,10 @@ class Scanner:
         def on_error(path: str, err: OSError) -> None:
             self.log.warning("scan_error", path=path, error=err.strerror or str(err), root=root.path)
 
-        # walk() yields the files of one directory one after another: the hints of a directory are held
-        # back until it is done, so that a directory with many new files is listed (one ListObjects per
-        # 1,000 keys, recorded in the RemoteIndex) before the uploader sees any of them and HEADs each.
+        # A directory's hints are held back until it is done, so that a directory with many new files is listed
+        # (one ListObjects per 1,000 keys, recorded in the RemoteIndex) before the uploader sees any of them and
+        # HEADs each. The ledger is read one directory at a time too, as the walk enters it: the scan holds one
+        # directory's records, never the whole root's.
         lister = DirLister(
             root,
             emit=self.emit,
@@ -134,7 +133,7 @@ class Scanner:
             log=self.log,
             enabled=self.list_directories,
         )
-        walked = walk(
+        walked = walk_dirs(
             root.path,
             start,
             recursive=root.cfg.recursive,
@@ -143,20 +142,24 @@ class Scanner:
             beat=self.beat,
             on_error=on_error,
         )
-        for path, st in walked:
-            if self.stopping():
-                return
-            files += 1
-            lister.enter(os.path.dirname(path))
-            if not root.filt.wanted(relpath(root.path, path)):
-                continue
-            rec = known.get(path)
-            if rec is not None and not delete_mode and FileIdentity.of(st).same_version(rec.identity):
-                lister.known += 1
-                continue
-            queued += 1
-            idle = max(0.0, now_wall - st.st_mtime)
-            lister.add(Hint("scan", path, root.path, reason, idle_for=idle))
+        wanted = root.filt.wanted
+        for directory, entries in walked:
+            known = self.ledger.versions_in(directory)  # name -> (size, mtime_ns, ino)
+            lister.enter(directory)
+            for name, rel, st in entries:
+                if self.stopping():
+                    return
+                files += 1
+                if not wanted(rel):
+                    continue
+                rec = known.get(name)
+                # the version FileIdentity.same_version compares (size, mtime, inode), without building one per file
+                if rec is not None and not delete_mode and rec == (st.st_size, st.st_mtime_ns, st.st_ino):
+                    lister.known += 1
+                    continue
+                queued += 1
+                idle = max(0.0, now_wall - st.st_mtime)
+                lister.add(Hint("scan", os.path.join(directory, name), root.path, reason, idle_for=idle))
         lister.close()
         self.log.info(
             "rescan_finished",

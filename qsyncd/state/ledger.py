@@ -18,12 +18,15 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from qsyncd.state.db import Database
 from qsyncd.state.records import FailureRecord, FileRecord, MultipartRecord, PartRecord, clean_text, dec_path, enc_path
+
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 
 
 class Ledger(Database):
@@ -49,6 +52,36 @@ class Ledger(Database):
                 (base, upper),
             ).fetchall()
         return {rec.path: rec for rec in map(_file, rows)}
+
+    def versions_in(self, directory: str) -> dict[str, tuple[int, int, int]]:
+        """``name -> (size, mtime_ns, ino)`` of the upload records of the files directly in ``directory``
+        (not below its subdirectories): what a scan compares one directory's entries with.
+
+        One indexed range scan in path order that jumps over each subdirectory's records (a new range
+        from the first path past its subtree), so it reads the directory's own records and one record
+        per recorded subdirectory, and holds only the directory's records: a scan's memory is bounded by
+        the largest directory, not by the ledger.
+        """
+        base = enc_path(directory.rstrip("/") + "/")
+        upper = base[:-1] + b"0"  # "0" is the byte after "/": [base, upper) is exactly "directory/..."
+        cut = len(base)
+        out: dict[str, tuple[int, int, int]] = {}
+        low: bytes | None = base
+        with self._db() as conn:
+            while low is not None:
+                rows = conn.execute(
+                    "SELECT path, size, mtime_ns, ino FROM files WHERE path >= ? AND path < ? ORDER BY path",
+                    (low, upper),
+                )
+                low = None
+                for path, size, mtime_ns, ino in rows:  # stepped lazily: a jump stops reading the subtree
+                    slash = path.find(b"/", cut)
+                    if slash >= 0:
+                        low = path[:slash] + b"0"  # the first path past "directory/sub/..."
+                        break
+                    out[path[cut:].decode(_FS_ENCODING, _FS_ERRORS)] = (size, mtime_ns, ino)  # os.fsdecode
+                rows.close()
+        return out
 
     def record_uploaded(self, rec: FileRecord) -> None:
         """Remember that ``rec.path`` is in the bucket; clears its failure.
