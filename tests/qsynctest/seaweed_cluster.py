@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from qsyncd.errors import RemoteError
-from qsyncd.weed import REGION, free_ports, weed_binary
+from qsyncd.weed import REGION, STOP_GRACE, free_ports, weed_binary
 from qsynctest import ACCESS_KEY, SECRET, require_in_ci
 
 START_TIMEOUT = 120.0
@@ -81,7 +81,7 @@ class WeedCluster:
             return
         try:
             os.killpg(proc.pid, sig)
-            proc.wait(timeout=15)
+            proc.wait(timeout=STOP_GRACE)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=15)
