@@ -52,7 +52,7 @@ def test_outage_daemon_waits_memory_flat_status_says_so_and_drains(
         time.sleep(2.0)  # let the queue fill and the status be published
         base = rss_kib(d.pid)
         samples = []
-        outage = scale(20, 120)
+        outage = scale(10, 120)  # CI: ten RSS samples with 300 files queued; the soak holds it for 2 minutes
         t_end = time.monotonic() + outage
         status: dict[str, Any] = {}
         while time.monotonic() < t_end:
