@@ -35,6 +35,7 @@ from typing import Any
 
 from urllib3.connection import HTTPConnection
 
+from qsyncd.errors import BodyMismatch
 from qsyncd.remote.base import Body
 
 BLOCK_SIZE = 1024 * 1024  # 1 MiB reads: 64 reads for a 64 MiB part, not 65,536 (SDK FileChunk)
@@ -47,6 +48,17 @@ class ShortBodyError(Exception):
         super().__init__(f"the body ended after {sent} of {size} bytes")
         self.sent = sent
         self.size = size
+
+
+def shrank(operation: str, key: str, exc: ShortBodyError) -> BodyMismatch:
+    """The error for a body that ended before its size: the request was cut off, nothing stored."""
+    return BodyMismatch(
+        f"{operation} {key!r} failed: the body ended after {exc.sent} of {exc.size} bytes: "
+        "the file shrank while it was read; nothing was stored",
+        code="incomplete_body",
+        operation=operation,
+        key=key,
+    )
 
 
 class SizedBody:

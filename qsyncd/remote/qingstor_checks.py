@@ -30,16 +30,16 @@ def normalise_etag(etag: str | None) -> str:
     return value.strip('"').strip().lower()
 
 
-def check_key(key: str) -> None:
-    """A key is a non-empty ``str`` of at most 1023 bytes of UTF-8."""
+def check_key(key: str, *, max_bytes: int = MAX_KEY_BYTES, store: str = "QingStor") -> None:
+    """A key is a non-empty ``str`` of at most ``max_bytes`` bytes of UTF-8 (QingStor: 1023)."""
     if not isinstance(key, str) or not key:
         raise ValueError("object key must be a non-empty str")
     try:
         encoded = key.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError(f"object key {key!r} is not valid UTF-8") from None
-    if len(encoded) > MAX_KEY_BYTES:
-        raise ValueError(f"object key is {len(encoded)} bytes; QingStor allows at most {MAX_KEY_BYTES}")
+    if len(encoded) > max_bytes:
+        raise ValueError(f"object key is {len(encoded)} bytes; {store} allows at most {max_bytes}")
 
 
 def check_upload_id(upload_id: str) -> None:

@@ -27,9 +27,9 @@ from urllib3 import Timeout
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from qsyncd import __version__
-from qsyncd.remote.body import ShortBodyError, SizedBody
+from qsyncd.remote.body import ShortBodyError, SizedBody, shrank
 from qsyncd.remote.endpoint import ZoneSite
-from qsyncd.remote.qingstor_reply import Judge, MissingOk, Reply, shrank, transport_failure
+from qsyncd.remote.qingstor_reply import Judge, MissingOk, Reply, transport_failure
 from qsyncd.remote.qingstor_sdk import Clients, Timeouts
 from qsyncd.remote.signature import Signer, bucket_path, canonical_resource, object_path, query_string
 

@@ -14,8 +14,7 @@ from typing import Any
 
 import structlog
 
-from qsyncd.errors import BodyMismatch, RemoteError, TransientError
-from qsyncd.remote.body import ShortBodyError
+from qsyncd.errors import RemoteError, TransientError
 from qsyncd.remote.translate import status_error, transport_error
 
 log = structlog.get_logger("qsyncd.remote")
@@ -34,17 +33,6 @@ class Reply:
     def get(self, name: str, default: Any = None) -> Any:
         """A field of the JSON body."""
         return self.data.get(name, default)
-
-
-def shrank(operation: str, key: str, exc: ShortBodyError) -> BodyMismatch:
-    """The error for a body that ended before its size: the request was cut off, nothing stored."""
-    return BodyMismatch(
-        f"{operation} {key!r} failed: the body ended after {exc.sent} of {exc.size} bytes: "
-        "the file shrank while it was read; nothing was stored",
-        code="incomplete_body",
-        operation=operation,
-        key=key,
-    )
 
 
 def invalid_response(operation: str, key: str, reply: Reply, detail: str) -> TransientError:

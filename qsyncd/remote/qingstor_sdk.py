@@ -40,9 +40,9 @@ from urllib3.connection import HTTPConnection
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from qsyncd.errors import BadRequest
-from qsyncd.remote.body import ShortBodyError, SpliceHTTPConnection
+from qsyncd.remote.body import ShortBodyError, SpliceHTTPConnection, shrank
 from qsyncd.remote.endpoint import ZoneSite
-from qsyncd.remote.qingstor_reply import Judge, MissingOk, Reply, shrank, transport_failure
+from qsyncd.remote.qingstor_reply import Judge, MissingOk, Reply, transport_failure
 
 _SDK_LOGGER = "qingstor-sdk"
 

@@ -72,17 +72,18 @@ from botocore.exceptions import BotoCoreError, ClientError
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from qsyncd import __version__
-from qsyncd.errors import BodyMismatch, NotFound, PermanentError, RemoteError, TransientError
+from qsyncd.errors import NotFound, PermanentError, RemoteError, TransientError
 from qsyncd.remote import s3_fast
 from qsyncd.remote.base import Body, ObjectInfo, PartInfo, UploadInfo
-from qsyncd.remote.body import ShortBodyError, SizedBody
+from qsyncd.remote.body import ShortBodyError, SizedBody, shrank
 from qsyncd.remote.endpoint import Endpoint, parse_endpoint
-from qsyncd.remote.qingstor_checks import normalise_etag
+from qsyncd.remote.qingstor_checks import check_key, normalise_etag
 from qsyncd.remote.s3_translate import status_error, transport_error
 
 LIST_LIMIT = 1000
 MAX_PART_NUMBER = 9999  # 0-based: S3 allows parts 1..10000
 MAX_COPY_SIZE = 5 * 1024**3  # CopyObject's limit
+S3_MAX_KEY_BYTES = 1024  # bytes of UTF-8 in a key
 MD5_META = "md5chksum"  # x-amz-meta-md5chksum: Base64 MD5 of the whole object (rclone's name and form)
 ADDRESSING_STYLES = ("auto", "path", "virtual")
 STORAGE_CLASSES = (
@@ -177,14 +178,7 @@ def reported_md5(etag: str, metadata: Mapping[str, str]) -> str:
 
 
 def _check_key(key: str) -> None:
-    if not isinstance(key, str) or not key:
-        raise ValueError("object key must be a non-empty str")
-    try:
-        encoded = key.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"object key {key!r} is not valid UTF-8") from None
-    if len(encoded) > 1024:
-        raise ValueError(f"object key is {len(encoded)} bytes; S3 allows at most 1024")
+    check_key(key, max_bytes=S3_MAX_KEY_BYTES, store="S3")
 
 
 def _check_upload(upload_id: str, part_number: int | None = None) -> None:
@@ -303,10 +297,10 @@ class _Botocore:
         except (BotoCoreError, OSError) as exc:
             short = _short_body(exc)
             if short is not None:
-                raise _shrank(operation, key, short) from None
+                raise shrank(operation, key, short) from None
             raise transport_error(exc, operation=operation, key=key, endpoint=self.contacted) from None
         except ShortBodyError as exc:
-            raise _shrank(operation, key, exc) from None
+            raise shrank(operation, key, exc) from None
 
     def _refused(self, exc: ClientError, operation: str, key: str) -> RemoteError:
         response: Mapping[str, Any] = getattr(exc, "response", {}) or {}
@@ -681,11 +675,11 @@ def _put_fast(
     try:
         status, reply, data = fast.put(key, SizedBody(body, size) if size else None, headers)
     except ShortBodyError as exc:
-        raise _shrank("PutObject", key, exc) from None
+        raise shrank("PutObject", key, exc) from None
     except (Urllib3HTTPError, OSError) as exc:
         short = _short_body(exc)
         if short is not None:
-            raise _shrank("PutObject", key, short) from None
+            raise shrank("PutObject", key, short) from None
         raise transport_error(exc, operation="PutObject", key=key, endpoint=endpoint) from None
     if status == 200:
         return normalise_etag(reply.get("ETag")) or base64.b64decode(md5_b64).hex()
@@ -737,16 +731,6 @@ def _short_body(exc: BaseException) -> ShortBodyError | None:
         inner = kwargs.get("error") if isinstance(kwargs, dict) else None
         cur = inner if isinstance(inner, BaseException) else (cur.__cause__ or cur.__context__)
     return None
-
-
-def _shrank(operation: str, key: str, exc: ShortBodyError) -> RemoteError:
-    return BodyMismatch(
-        f"{operation} {key!r} failed: the body ended after {exc.sent} of {exc.size} bytes: "
-        "the file shrank while it was read; nothing was stored",
-        code="incomplete_body",
-        operation=operation,
-        key=key,
-    )
 
 
 __all__ = ["MD5_META", "S3Remote", "multipart_etag", "reported_md5"]
