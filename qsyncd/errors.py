@@ -102,6 +102,14 @@ class BodyMismatch(BadRequest):
     settle (``FileChanged``) instead of being failed."""
 
 
+class SourceChanged(BadRequest):
+    """A copy or move found other content at the source than the caller expected; nothing was written.
+
+    Raised by ``Remote.copy``/``Remote.move`` when the source object's ETag or size is no longer what
+    the caller passed (a 412 on the store's copy condition, or a HEAD that says otherwise). The caller
+    HEADs the source again or uploads the file instead."""
+
+
 class TransientError(RemoteError):
     """A failure that may go away: 5xx, connection reset, timeout, endpoint unreachable."""
 
