@@ -126,5 +126,14 @@ class SkipFile(QsyncdError):
         self.reason = reason
 
 
+class ChangeRefused(QsyncdError):
+    """``on_change = "refuse"``: the bucket holds another version under the file's key, and it stays."""
+
+    def __init__(self, message: str, *, key: str, remote_etag: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.remote_etag = remote_etag
+
+
 class FileChanged(QsyncdError):
     """The local file changed while it was being read; it goes back to settle and is uploaded later."""

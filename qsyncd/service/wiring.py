@@ -100,6 +100,7 @@ def build_stages(
         limiter=RateLimiter(up.max_bytes_per_second) if up.max_bytes_per_second else None,
         on_part_retry=counters.part_retried,
         should_stop=stopping,
+        turns=pipeline.turns,
     )
     scanner = Scanner(
         roots,

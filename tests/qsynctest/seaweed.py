@@ -102,6 +102,7 @@ def write_s3_config(
     secret: str | None = None,
     read_timeout: float = 20,
     endpoint: str | None = None,
+    watch_opts: dict[str, Any] | None = None,
 ) -> Path:
     """A qsyncd.toml whose store is ``[s3]`` on ``server`` (a ``Seaweed`` or a ``WeedCluster``); the secret
     goes into a 0600 file beside it."""
@@ -125,6 +126,7 @@ def write_s3_config(
         "",
         "[[watch]]",
         f"path = {val(str(watch))}",
+        *(f"{k} = {val(v)}" for k, v in (watch_opts or {}).items()),
         "",
         "[settle]",
         *(f"{k} = {val(v)}" for k, v in {"quiet_seconds": 0.5, **(settle or {})}.items()),
