@@ -114,6 +114,7 @@ def build_stages(
         stopping=stopping,
         log=log,
         list_directories=mode.lists_directories,
+        backlog=lambda: hints.qsize() + len(settler) + pipeline.queued(),
     )
     settle = SettleStage(
         roots,
