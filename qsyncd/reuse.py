@@ -30,6 +30,7 @@ from qsyncd.errors import ChangeRefused, NotFound, RemoteError, SourceChanged, T
 from qsyncd.identity import FileIdentity
 from qsyncd.pipeline import Turns
 from qsyncd.remote.base import Remote
+from qsyncd.remoteindex import RemoteIndex
 from qsyncd.state import FileRecord, Ledger
 
 VERSIONING_TTL = 3600.0  # how long the bucket's versioning state is trusted before it is asked again
@@ -49,8 +50,10 @@ class ServerSide:
         wall: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
         turns: Turns | None = None,
+        index: RemoteIndex | None = None,
     ) -> None:
         self.remote = remote
+        self.index = index  # recent listings: a moved-away key must no longer be vouched for
         self.turns = turns  # the order the upload workers took their files in
         self.ledger = ledger
         self.log = log
@@ -237,6 +240,8 @@ class ServerSide:
                 )
             if via == "move" and donor.kind == "file":
                 self.ledger.forget_moved(donor.path, donor.key, donor.md5)
+            if via == "move" and self.index is not None:
+                self.index.forget(donor.key)
             return via, donor
         return "upload", donor
 

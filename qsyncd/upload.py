@@ -122,7 +122,7 @@ class Uploader:
             should_stop=should_stop,
         )
         self._progress: dict[int, Callable[[int], None] | None] = {}
-        self.server = ServerSide(remote, ledger, log=log, wall=wall, clock=clock, turns=turns)
+        self.server = ServerSide(remote, ledger, log=log, wall=wall, clock=clock, turns=turns, index=index)
 
     def close(self) -> None:
         self.parts.close()
