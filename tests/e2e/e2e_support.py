@@ -109,12 +109,13 @@ class Setup:
         return prefix + path.relative_to(self.root).as_posix()
 
     def wait_uploaded(self, d: Any, keys: list[str] | set[str], timeout: float = 60) -> None:
-        """Wait until an ``upload_finished`` (or ``upload_skipped``) event names each key."""
+        """Wait until an ``upload_finished`` (or ``upload_skipped``, or a server-side copy's) event names each key."""
         want = set(keys)
 
         def done() -> bool:
             seen = {e.get("key") for e in d.events("upload_finished")}
             seen |= {e.get("key") for e in d.events("upload_skipped")}
+            seen |= {e.get("key") for e in d.events("object_copied") + d.events("object_moved")}  # renames
             return want <= seen
 
         try:

@@ -69,24 +69,29 @@ def _make_source(base: Path) -> dict[str, bytes]:
 
 
 def test_cp_and_rsync(setup):
-    """Files copied in by cp and by rsync (a few KiB and one ~20 MiB multipart) arrive intact, once."""
+    """Files copied in by cp and by rsync (a few KiB and one ~20 MiB multipart) arrive intact, once; the
+    second copy of each file is a server-side copy of the first (renames = "copy": its bytes go up once)."""
     if shutil.which("rsync") is None:
         setup.shared.require_in_ci("rsync is not installed")
     setup.config(upload={"multipart_threshold": "8MiB", "part_size": "4MiB"})
     d = setup.daemon()
     files = _make_source(setup.tmp / "src")
     subprocess.run(["cp", "-r", str(setup.tmp / "src"), str(setup.root / "cp")], check=True)
+    setup.wait_uploaded(d, [f"cp/{rel}" for rel in files], timeout=90)
     subprocess.run(["rsync", "-a", str(setup.tmp / "src") + "/", str(setup.root / "rs") + "/"], check=True)
     keys = [f"{top}/{rel}" for top in ("cp", "rs") for rel in files]
     setup.wait_uploaded(d, keys, timeout=90)
     for key in keys:
         assert_remote_equals(setup.emu, key, files[key.split("/", 1)[1]])
         assert _uploads_of(setup.emu, key) == 1, key
-    for top in ("cp", "rs"):
-        big = f"{top}/big.bin"
-        assert op_counts(setup.emu, "CompleteMultipartUpload")[big] == 1, "20 MiB must go up as multipart"
-        parts = {r.part_number for r in requests_for(setup.emu, big, ("UploadMultipart",)) if ok(r)}
-        assert parts == set(range(6)), parts  # 20 MiB + 12345 bytes in 4 MiB parts
+    sent = [r for r in setup.emu.requests if r.operation in ("PutObject", "UploadMultipart") and ok(r)]
+    for rel, data in files.items():  # each file's bytes went up once, under one of its two keys
+        assert sum(r.bytes_in for r in sent if r.key in (f"cp/{rel}", f"rs/{rel}")) == len(data), rel
+    assert op_counts(setup.emu, "CompleteMultipartUpload")["cp/big.bin"] == 1, "20 MiB must go up as multipart"
+    parts = {r.part_number for r in requests_for(setup.emu, "cp/big.bin", ("UploadMultipart",)) if ok(r)}
+    assert parts == set(range(6)), parts  # 20 MiB + 12345 bytes in 4 MiB parts
+    copied = {e["key"]: e["source_key"] for e in d.events("object_copied")}
+    assert copied == {f"rs/{rel}": f"cp/{rel}" for rel in files}, copied
     # rsync writes ".big.bin.XXXXXX" and renames it: no temp name may reach the bucket
     stray = {r.key for r in setup.emu.requests if r.key and r.key not in keys}
     assert stray == set(), stray
