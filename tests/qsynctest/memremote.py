@@ -8,7 +8,8 @@ the QingStor remote. ``tests/remote/test_contract.py`` runs the one contract sui
 the emulator, so a stage tested against it is tested against the contract.
 
 Extras for tests: ``store.calls`` (every request as ``(method, key)``), ``store.fail(method, error)``
-to make the next call(s) of a method raise, and ``store.objects(bucket)`` to see what is stored.
+to make the next call(s) of a method raise, ``store.objects(bucket)`` to see what is stored and
+``store.remove(key)`` to delete an object behind the clients' back.
 
     remote = MemRemote()                      # a fresh store with one bucket, the right key
     remote.store.fail("put", TransientError("boom", code="connection_reset"))
@@ -87,6 +88,11 @@ class MemStore:
         """Make the next ``times`` calls of ``method`` (e.g. ``"put"``) raise ``error`` (before any effect)."""
         with self.lock:
             self._faults.extend([(method, error)] * times)
+
+    def remove(self, key: str, bucket: str = BUCKET) -> None:
+        """Delete an object behind every client's back (as another tool or a user would)."""
+        with self.lock:
+            del self._objects[bucket][key]
 
     def objects(self, bucket: str = BUCKET) -> dict[str, bytes]:
         """What the bucket holds: key -> bytes."""
