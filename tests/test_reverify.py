@@ -7,6 +7,7 @@ object deleted behind its back and uploaded again) is tests/e2e/test_e2e_reverif
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -216,3 +217,21 @@ def test_several_roots_under_one_prefix_are_listed_once(tmp_path: Path, world: W
     world.remote.store.calls.clear()
     world.verifier().round()
     assert [("list_objects", "bk/")] == world.remote.store.calls
+
+
+def test_a_record_rewritten_during_the_round_is_left_alone(world: World) -> None:
+    """An upload that finishes while the round works through its findings wins: its new record stays."""
+    world.uploaded("a.txt", b"alpha")
+    b = world.uploaded("b.txt", b"bravo")
+    world.remote.store.remove("bk/a.txt")
+    world.remote.store.remove("bk/b.txt")
+    fresh = dataclasses.replace(b, md5="0" * 32, uploaded_at=world.wall)
+
+    def emit(hint: Hint) -> None:  # while a.txt is handled, b.txt is uploaded again by a worker
+        world.hints.append(hint)
+        world.ledger.record_uploaded(fresh)
+
+    v = world.verifier()
+    v.emit = emit
+    assert ["bk/a.txt"] == [f.key for f in v.round()]
+    assert fresh == world.ledger.get(b.path)
