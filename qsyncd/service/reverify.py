@@ -84,19 +84,21 @@ class PeriodicVerify:
         for prefix in prefixes:
             for obj in self.remote.list_objects(prefix):
                 objects[obj.key] = obj
-        records: dict[str, tuple[FileRecord, str]] = {}  # path -> (record, its root)
-        for root in roots:
-            for path, rec in self.ledger.uploaded_under(root.path).items():
-                records[path] = (rec, root.path)
         before = started - UPLOAD_MARGIN
-        found = audit((r for r, _ in records.values()), objects, before=before)
-        acted = [f for f in found if f.path is not None and self._send_again(f, *records[f.path])]
+        acted: list[Finding] = []
+        records = checked = 0
+        for root in roots:  # one root's records at a time
+            known = self.ledger.uploaded_under(root.path)
+            records += len(known)
+            checked += sum(r.uploaded_at < before for r in known.values())
+            found = audit(known.values(), objects, before=before)
+            acted += [f for f in found if f.path is not None and self._send_again(f, known[f.path], root.path)]
         self.counters.verified()
         self.log.info(
             "verify_finished",
             prefixes=prefixes,
-            records=len(records),
-            checked=sum(r.uploaded_at < before for r, _ in records.values()),
+            records=records,
+            checked=checked,
             objects=len(objects),
             missing=sum(f.kind == "missing" for f in acted),
             changed=sum(f.kind == "changed" for f in acted),
