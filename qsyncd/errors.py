@@ -102,6 +102,14 @@ class BodyMismatch(BadRequest):
     settle (``FileChanged``) instead of being failed."""
 
 
+class SourceChanged(BadRequest):
+    """A copy or move found other content at the source than the caller expected; nothing was written.
+
+    Raised by ``Remote.copy``/``Remote.move`` when the source object's ETag or size is no longer what
+    the caller passed (a 412 on the store's copy condition, or a HEAD that says otherwise). The caller
+    HEADs the source again or uploads the file instead."""
+
+
 class TransientError(RemoteError):
     """A failure that may go away: 5xx, connection reset, timeout, endpoint unreachable."""
 
@@ -116,6 +124,15 @@ class SkipFile(QsyncdError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class ChangeRefused(QsyncdError):
+    """``on_change = "refuse"``: the bucket holds another version under the file's key, and it stays."""
+
+    def __init__(self, message: str, *, key: str, remote_etag: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.remote_etag = remote_etag
 
 
 class FileChanged(QsyncdError):

@@ -36,6 +36,19 @@ class _Collector:
         yield CounterMetricFamily(
             "qsyncd_files_skipped", "Files skipped (already present or not uploadable)", value=snap.skipped
         )
+        yield CounterMetricFamily(
+            "qsyncd_files_copied",
+            "Files put in place by a server-side copy or move of an object with the same bytes (renames)",
+            value=snap.copied,
+        )
+        yield CounterMetricFamily(
+            "qsyncd_versions_kept", 'Replaced versions kept (on_change = "keep")', value=snap.kept
+        )
+        yield CounterMetricFamily(
+            "qsyncd_changes_refused",
+            'Files not uploaded because the bucket holds another version (on_change = "refuse")',
+            value=snap.refused,
+        )
         yield GaugeMetricFamily("qsyncd_files_failed", "Files whose last upload attempt failed", value=snap.failed)
         yield CounterMetricFamily("qsyncd_retries", "Failed upload attempts scheduled again", value=snap.retries)
         yield CounterMetricFamily("qsyncd_part_retries", "Multipart part retries", value=c.part_retries)

@@ -41,6 +41,40 @@ class Item:
     priority: int
     attempts: int = 0
     not_before: float = 0.0
+    turn: int = -1  # the order it was taken in (Turns), while a worker holds it
+
+
+class Turns:
+    """The order in which the upload workers took their files, for the one step that needs it.
+
+    A file about to replace an object waits until every file taken before it has said which object it
+    copies its bytes from (``qsyncd.reuse``: renames), so in a rename chain (logrotate's ``.13 -> .14``,
+    then ``.12 -> .13``) each object is copied before it is replaced, whichever thread runs first.
+    ``take`` opens a turn (under the pipeline's lock, so the order is the order of ``Pipeline.take``),
+    ``resolve`` marks it as having said, ``wait_older`` waits for the older ones (with a time limit).
+    """
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._open: set[int] = set()
+        self._next = itertools.count()
+
+    def take(self) -> int:
+        with self._cv:
+            turn = next(self._next)
+            self._open.add(turn)
+            return turn
+
+    def resolve(self, turn: int) -> None:
+        with self._cv:
+            if turn in self._open:
+                self._open.discard(turn)
+                self._cv.notify_all()
+
+    def wait_older(self, turn: int, timeout: float) -> bool:
+        """Wait until no turn older than ``turn`` is open; False if ``timeout`` passed first."""
+        with self._cv:
+            return self._cv.wait_for(lambda: not any(t < turn for t in self._open), timeout)
 
 
 class Gate:
@@ -67,6 +101,7 @@ class Pipeline:
         self._closed = False
         self.submitted = 0  # paths ever queued by submit(): lets a caller see that work moved meanwhile
         self.gate = Gate()
+        self.turns = Turns()  # the order workers took their files in (renames: qsyncd.reuse)
 
     # -- producers
     def submit(self, path: str, priority: int) -> bool:
@@ -152,6 +187,7 @@ class Pipeline:
                             continue  # stale entry
                         del self._items[path]
                         self._inflight.add(path)
+                        item.turn = self.turns.take()
                         return item
                     if self._delayed:
                         wait = min(wait, self._delayed[0][0] - now)
@@ -165,6 +201,7 @@ class Pipeline:
 
         ``on_dirty(path)`` is called for such a file while it still counts as in flight, so that
         whoever waits for the pipeline to go idle never sees a moment when it is nowhere."""
+        self.turns.resolve(item.turn)
         with self._cv:
             dirty = item.path in self._dirty
             if dirty and on_dirty is not None:

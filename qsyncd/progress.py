@@ -25,6 +25,7 @@ class Progress:
         self.clock = clock
         self.files = 0
         self.skipped = 0
+        self.copied = 0  # files put in place server-side (renames)
         self.bytes = 0
         self.t0 = clock()
         self._waiting: Callable[[], int] = lambda: 0
@@ -41,6 +42,8 @@ class Progress:
         if out.action == "uploaded":
             self.files += 1
             self.bytes += out.bytes
+        elif out.action in ("copied", "moved"):
+            self.copied += 1
         else:
             self.skipped += 1
 
@@ -57,7 +60,8 @@ class Progress:
         waiting = self._waiting()
         return (
             f"uploaded {self.files} files, {_human(self.bytes)} ({_human(self.bytes / secs)}/s)"
-            f" · skipped {self.skipped} · waiting {waiting}"
+            + (f" · copied in the bucket {self.copied}" if self.copied else "")
+            + f" · skipped {self.skipped} · waiting {waiting}"
         )
 
     def _draw_loop(self) -> None:

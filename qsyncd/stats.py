@@ -27,6 +27,9 @@ class Counters:
         self.reuploaded = 0  # further uploads of files already uploaded in this run (they changed)
         self.uploaded_bytes = 0  # bytes of every upload, re-uploads included
         self.skipped = 0  # files not sent: already in the bucket, or not uploadable (FIFO, symlink, ...)
+        self.copied = 0  # files put in place by a server-side copy or move (renames): no byte sent
+        self.kept = 0  # versions kept before they were replaced (on_change = "keep")
+        self.refused = 0  # files not uploaded because the bucket holds another version (on_change = "refuse")
         self.retries = 0  # failed attempts that were scheduled again
         self.part_retries = 0  # parts sent again within a multipart upload
         self.last_upload_wall: float | None = None
@@ -44,6 +47,22 @@ class Counters:
             self.uploaded_bytes += size
             self.last_upload_wall = wall
             self._failing.discard(path)
+
+    def reused_file(self, path: str, via: str, wall: float) -> None:
+        """``path`` is in the bucket by a server-side ``via`` ("copied" or "moved")."""
+        with self._lock:
+            self.copied += 1
+            self.last_upload_wall = wall
+            self._failing.discard(path)
+
+    def kept_version(self) -> None:
+        with self._lock:
+            self.kept += 1
+
+    def refused_change(self, path: str) -> None:
+        with self._lock:
+            self.refused += 1
+            self._failing.add(path)
 
     def skipped_file(self, path: str) -> None:
         with self._lock:
@@ -102,6 +121,9 @@ class Status:
     reuploaded: int = 0
     uploaded_bytes: int = 0
     skipped: int = 0
+    copied: int = 0  # put in place server-side (renames), no byte sent
+    kept: int = 0  # replaced versions kept (on_change = "keep")
+    refused: int = 0  # not uploaded: the bucket holds another version (on_change = "refuse")
     failed: int = 0
     retries: int = 0
     last_upload_at: float | None = None

@@ -96,7 +96,8 @@ def render(data: dict[str, Any], *, now: float | None = None) -> str:
     if d and d.get("running"):
         lines.append(
             f"this run: {d.get('uploaded', 0)} files uploaded, {d.get('skipped', 0)} skipped, "
-            f"{d.get('failed', 0)} failing"
+            + "".join(f"{d[k]} {k}, " for k in ("copied", "kept", "refused") if d.get(k))
+            + f"{d.get('failed', 0)} failing"
         )
     lines.append(f"failed: {data['failed']}")
     for f in data.get("failures", [])[:20]:

@@ -14,7 +14,7 @@
 4. With ``after_upload = "delete"`` the file is removed only after the bucket confirmed it, and only if
    it is still exactly the version that was sent.
 
-``Uploader.examine()`` answers the same question without sending anything (``qsyncd sync --dry-run``).
+``qsyncd.dryrun.examine()`` answers the same question without sending anything (``qsyncd sync --dry-run``).
 """
 
 from __future__ import annotations
@@ -28,28 +28,33 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qsyncd import md5pair
+from qsyncd.changes import OLD_BEHAVIOUR, ChangeRules
 from qsyncd.config import UploadConfig
-from qsyncd.decide import UNKNOWN, Decision, decide
+from qsyncd.decide import UNKNOWN, decide
 from qsyncd.errors import BodyMismatch, FileChanged, RemoteError, TransientError
 from qsyncd.identity import FileIdentity
 from qsyncd.keys import content_type as guess_content_type
 from qsyncd.multipart import Interrupted, PartSender, complete_and_verify, stored_parts
+from qsyncd.pipeline import Turns
 from qsyncd.policy import RetryRules
 from qsyncd.remote.base import ObjectInfo, Remote
 from qsyncd.remoteindex import RemoteIndex
-from qsyncd.source import RateLimiter, Section, b64, check_unchanged, hash_file, md5_section, part_size_for, plan_parts
+from qsyncd.reuse import ServerSide
+from qsyncd.source import RateLimiter, Section, b64, check_unchanged, hash_file, part_size_for, plan_parts
 from qsyncd.state import FileRecord, Ledger, MultipartRecord
 
 __all__ = ["Interrupted", "Outcome", "Uploader"]
 
-_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
 Known = tuple[FileRecord | None, MultipartRecord | None]  # what the ledger holds of a path (Ledger.lookup)
+DONE = {"copy": "copied", "move": "moved"}  # Outcome.action of a file put in place server-side
 
 
 @dataclass
 class Outcome:
-    """What happened to one file. ``action`` is ``uploaded`` or ``skipped``."""
+    """What happened to one file. ``action`` is ``uploaded``, ``copied`` or ``moved`` (server-side, from
+    ``source_key``: no byte sent) or ``skipped``; ``kept`` where the version it replaced was kept."""
 
     action: str
     key: str
@@ -62,6 +67,8 @@ class Outcome:
     md5: str = ""
     seconds: float = 0.0
     deleted: bool = False
+    kept: str = ""
+    source_key: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -84,6 +91,7 @@ class Uploader:
         on_part_retry: Callable[[], None] | None = None,
         should_stop: Callable[[], bool] = lambda: False,
         index: RemoteIndex | None = None,
+        turns: Turns | None = None,
     ) -> None:
         self.remote = remote
         self.index = index  # recent listings that stand in for a HEAD (None: always HEAD)
@@ -114,6 +122,7 @@ class Uploader:
             should_stop=should_stop,
         )
         self._progress: dict[int, Callable[[int], None] | None] = {}
+        self.server = ServerSide(remote, ledger, log=log, wall=wall, clock=clock, turns=turns, index=index)
 
     def close(self) -> None:
         self.parts.close()
@@ -128,27 +137,30 @@ class Uploader:
         source: str | None = None,
         progress: Callable[[int], None] | None = None,
         known: Known | None = None,
+        rules: ChangeRules = OLD_BEHAVIOUR,
+        turn: int = -1,
     ) -> Outcome:
-        """Upload ``path`` as ``key``. Raises ``FileChanged``, ``Interrupted``, ``RemoteError`` or ``OSError``.
-
-        ``source``: the file to read instead of ``path`` when ``path`` is a symlink the caller has
-        resolved and vetted (follow_symlinks); ``path`` stays the ledger's name for it. ``known``: what
-        the caller has just read from the ledger for ``path`` (``Ledger.lookup``), so it is not read again.
-        """
+        """Upload ``path`` as ``key``; raises ``FileChanged``, ``Interrupted``, ``ChangeRefused``, ``RemoteError``,
+        ``OSError``. ``source``: the file to read instead of a symlink ``path`` the caller resolved and vetted
+        (follow_symlinks). ``known``: what the caller just read from the ledger for ``path`` (``Ledger.lookup``).
+        ``rules``: the root's renames and on_change (``qsyncd.changes``); ``turn``: see ``pipeline.Turns``."""
         t0 = self.clock()
-        fd = os.open(source or path, _OPEN_FLAGS)
+        fd = os.open(source or path, OPEN_FLAGS)
         self._progress[fd] = progress or self.on_progress  # called with every block read for this file
         try:
-            st = _regular(fd, path)
+            st = regular(fd, path)
             record, mp = known if known is not None else self.ledger.lookup(path)
             if mp is not None and not (mp.key == key and FileIdentity.of(st).same_version(mp.identity)):
                 self._abort(mp.key, mp.upload_id, reason="file_changed_since_upload_started")
                 mp = None
             try:
                 if mp is not None:
+                    self.server.pass_turn(turn)  # a resumed upload copies from nothing
                     out = self._multipart(fd, path, key, st, resume=mp, t0=t0)
                 else:
-                    out = self._fresh(fd, path, key, st, record=record, delete_after=delete_after, t0=t0)
+                    out = self._fresh(
+                        fd, path, key, st, record=record, delete_after=delete_after, t0=t0, rules=rules, turn=turn
+                    )
             finally:
                 if self.index is not None:  # the object may have changed: no earlier listing speaks for it
                     self.index.forget(key)
@@ -157,26 +169,6 @@ class Uploader:
             return out
         finally:
             self._progress.pop(fd, None)
-            os.close(fd)
-
-    def examine(self, path: str, key: str, *, source: str | None = None, known: Known | None = None) -> Decision:
-        """What ``upload()`` would do with ``path``: reads the file and HEADs the key, sends nothing, writes nothing."""
-        fd = os.open(source or path, _OPEN_FLAGS)
-        try:
-            st = _regular(fd, path)
-            record = (known if known is not None else self.ledger.lookup(path))[0]
-            ident = FileIdentity.of(st)
-            remote: ObjectInfo | object | None = UNKNOWN
-            md5: str | None = None
-            while True:
-                d = decide(key=key, local=ident, record=record, remote=remote, md5=md5)  # type: ignore[arg-type]
-                if d.action == "ask_remote":
-                    remote = self.remote.head(key)
-                elif d.action == "hash":
-                    md5 = md5_section(fd, 0, st.st_size).hexdigest()
-                else:
-                    return d
-        finally:
             os.close(fd)
 
     # ------------------------------------------------------------------ deciding
@@ -191,42 +183,68 @@ class Uploader:
         delete_after: bool,
         t0: float,
         use_index: bool = True,
+        rules: ChangeRules = OLD_BEHAVIOUR,
+        turn: int = -1,
     ) -> Outcome:
         size = st.st_size
         multipart = size >= self.s.multipart_threshold and size > 0
         ident = FileIdentity.of(st)
         remote: ObjectInfo | object | None = UNKNOWN
         pre: tuple[str, list[str]] | None = None
-        while True:
-            d = decide(
-                key=key,
-                local=ident,
-                record=record,
-                delete_after=delete_after,
-                remote=remote,  # type: ignore[arg-type]
-                md5=pre[0] if pre else None,
-            )
-            if d.action == "ask_remote":
-                remote = self._remote_info(key, use_index)
-            elif d.action == "hash":
-                pre = hash_file(fd, size, part_size_for(size, self.s.part_size) if multipart else None)
-                check_unchanged(fd, ident)
-            else:
-                break
-        if d.action == "skip":
-            if d.reason == "remote_match" and pre is not None:
-                self._record(path, key, st, pre[0])
-            return Outcome(
-                "skipped", key, path, bytes=size, reason=d.reason, md5=pre[0] if pre else "", seconds=self.clock() - t0
-            )
-        if multipart:
-            if pre is None and self.remote.needs_md5_at_initiate:
+        donor = None
+        if self.server.may_reuse(size, multipart, rules):  # a donor first, claimed before any request is sent
+            pre = self._hash(fd, ident, multipart)  # a small file is hashed before its PUT anyway
+            donor = self.server.donor(path, ident, pre[0], rules)
+        with self.server.claimed(donor, turn):  # a rename chain's files copy from each other in order
+            while True:
+                d = decide(
+                    key=key,
+                    local=ident,
+                    record=record,
+                    delete_after=delete_after,
+                    remote=remote,  # type: ignore[arg-type]
+                    md5=pre[0] if pre else None,
+                )
+                if d.action == "ask_remote":
+                    remote = self._remote_info(key, use_index)
+                elif d.action == "hash":
+                    pre = self._hash(fd, ident, multipart)
+                else:
+                    break
+            if d.action == "skip":
+                if d.reason == "remote_match" and pre is not None:
+                    self._record(path, key, st, pre[0])
+                md5 = pre[0] if pre else ""
+                return Outcome("skipped", key, path, bytes=size, reason=d.reason, md5=md5, seconds=self.clock() - t0)
+            # the bucket needs this version's bytes under key: keep or refuse what is there, then write
+            kept = ""
+            if remote is not None:
+                self.server.before_replacing(key, turn, rules)
+                kept = self.server.protect(path, key, record, rules)
+            if donor is not None and pre is not None:
+                via, donor = self.server.reuse(path, key, donor, ident, pre[0], rules)
+                if via != "upload":
+                    check_unchanged(fd, ident)  # what is recorded as copied must still be what is on disk
+                    self._record(path, key, st, pre[0])
+                    secs, src, md5 = self.clock() - t0, donor.key, pre[0]
+                    return Outcome(DONE[via], key, path, bytes=size, md5=md5, seconds=secs, source_key=src, kept=kept)
+            if multipart and pre is None and self.remote.needs_md5_at_initiate:
                 # The store keeps the file's MD5 from initiate on (S3 metadata): hash every part and the
                 # whole in one pass first; the parts then go out without being hashed again.
-                pre = hash_file(fd, size, part_size_for(size, self.s.part_size))
-                check_unchanged(fd, ident)
-            return self._multipart(fd, path, key, st, resume=None, t0=t0, prehashed=pre)
-        return self._put(fd, path, key, st, t0=t0, md5_hex=pre[0] if pre else None)
+                pre = self._hash(fd, ident, multipart)
+            out = (
+                self._multipart(fd, path, key, st, resume=None, t0=t0, prehashed=pre)
+                if multipart
+                else self._put(fd, path, key, st, t0=t0, md5_hex=pre[0] if pre else None)
+            )
+        out.kept = kept
+        return out
+
+    def _hash(self, fd: int, ident: FileIdentity, multipart: bool) -> tuple[str, list[str]]:
+        """The file's MD5 (and its parts' when ``multipart``), read once; raises FileChanged if it moved meanwhile."""
+        pre = hash_file(fd, ident.size, part_size_for(ident.size, self.s.part_size) if multipart else None)
+        check_unchanged(fd, ident)
+        return pre
 
     def _remote_info(self, key: str, use_index: bool) -> ObjectInfo | None:
         """What is stored under ``key``: from a fresh listing of its directory if one covers it, else HEAD."""
@@ -239,9 +257,7 @@ class Uploader:
     # ------------------------------------------------------------------ single PUT
     def _put(self, fd: int, path: str, key: str, st: os.stat_result, *, t0: float, md5_hex: str | None) -> Outcome:
         size = st.st_size
-        if md5_hex is None:
-            md5_hex = md5_section(fd, 0, size).hexdigest()
-            check_unchanged(fd, FileIdentity.of(st))
+        md5_hex = md5_hex or self._hash(fd, FileIdentity.of(st), False)[0]
         body = Section(fd, 0, size, limiter=self.limiter, on_read=self._progress.get(fd))
         try:
             etag = self.remote.put(
@@ -353,17 +369,7 @@ class Uploader:
 
     # ------------------------------------------------------------------ bookkeeping
     def _record(self, path: str, key: str, st: os.stat_result, md5_hex: str) -> None:
-        self.ledger.record_uploaded(
-            FileRecord(
-                path=path,
-                key=key,
-                size=st.st_size,
-                mtime_ns=st.st_mtime_ns,
-                ino=st.st_ino,
-                md5=md5_hex,
-                uploaded_at=self.wall(),
-            )
-        )
+        self.ledger.record_uploaded(FileRecord.of(path, key, st, md5_hex, self.wall()))
 
 
 def object_metadata(st: os.stat_result, hostname: str) -> dict[str, str]:
@@ -390,7 +396,7 @@ def delete_if_unchanged(path: str, st: os.stat_result, key: str, ledger: Ledger,
     return True
 
 
-def _regular(fd: int, path: str) -> os.stat_result:
+def regular(fd: int, path: str) -> os.stat_result:
     st = os.fstat(fd)
     if not statmod.S_ISREG(st.st_mode):
         raise FileChanged(f"{path} is no longer a regular file")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from qsyncd.errors import StateError, StateLockedError
-from qsyncd.state import FileRecord, Ledger, MultipartRecord, PartRecord, StateLock
+from qsyncd.state import SCHEMA_VERSION, FileRecord, Ledger, MultipartRecord, PartRecord, StateLock
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -76,7 +76,7 @@ def test_creates_private_dir_with_wal(tmp_path: Path) -> None:
     conn = sqlite3.connect(d / "state.db")
     try:
         assert "wal" == conn.execute("PRAGMA journal_mode").fetchone()[0]
-        assert 1 == conn.execute("PRAGMA user_version").fetchone()[0]
+        assert SCHEMA_VERSION == conn.execute("PRAGMA user_version").fetchone()[0]
     finally:
         conn.close()
 

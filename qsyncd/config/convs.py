@@ -160,6 +160,14 @@ def key_prefix(name: str, v: Any) -> str:
     return s
 
 
+def fixed_key_prefix(name: str, v: Any) -> str:
+    """A key prefix without ``{mtime:...}`` fields ("" or "dir/sub/"), e.g. where kept versions go."""
+    s = key_prefix(name, v)
+    if prefixes.is_template(s):
+        raise Invalid(f"{name} = {toml_value(v)}: takes no {{mtime:...}} field (only {{hostname}})")
+    return s
+
+
 def _check_prefix(name: str, v: Any, s: str) -> None:
     if s.startswith("/"):
         raise Invalid(f'{name} = {toml_value(v)}: must not start with "/" (object keys are relative to the bucket)')

@@ -66,6 +66,9 @@ class WatchConfig:
     after_upload: Literal["keep", "delete"] = "keep"
     watcher: Literal["inotify", "polling"] = "inotify"
     poll_interval_seconds: float = 5.0
+    renames: Literal["copy", "move", "upload"] = "copy"  # a file with uploaded content: server-side copy/move
+    on_change: Literal["keep", "overwrite", "refuse"] = "keep"  # the bucket holds another version of the file
+    kept_prefix: str = ".qsyncd-kept/"  # where on_change = "keep" puts the replaced object (qsyncd.changes)
 
 
 @dataclass(frozen=True)

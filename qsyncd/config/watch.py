@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from qsyncd.config.convs import abs_path, as_bool, glob_list, key_prefix, positive
+from qsyncd.config.convs import abs_path, as_bool, fixed_key_prefix, glob_list, key_prefix, positive
 from qsyncd.config.messages import describe, toml_value
 from qsyncd.config.model import DEFAULT_EXCLUDES, WatchConfig
 from qsyncd.config.readers import Errors, Table
@@ -51,6 +51,9 @@ def _read_watch(w: Table, env: Mapping[str, str]) -> WatchConfig | None:
     after_upload = w.choice("after_upload")
     watcher = w.choice("watcher")
     poll_interval = w.get("poll_interval_seconds", positive)
+    renames = w.choice("renames")
+    on_change = w.choice("on_change")
+    kept_prefix = w.get("kept_prefix", fixed_key_prefix)
     if path is None:
         return None
     return WatchConfig(
@@ -64,6 +67,9 @@ def _read_watch(w: Table, env: Mapping[str, str]) -> WatchConfig | None:
         after_upload=after_upload,
         watcher=watcher,
         poll_interval_seconds=poll_interval,
+        renames=renames,
+        on_change=on_change,
+        kept_prefix=kept_prefix,
     )
 
 

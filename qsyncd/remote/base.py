@@ -12,6 +12,8 @@ Errors are ``qsyncd.errors`` types only, classified by consequence:
   a skewed clock) or ``BucketMissing``; the caller pauses all uploads;
 * ``BodyMismatch`` — the body did not match its Content-MD5 or its size; nothing was stored; the
   caller re-reads the file (it changed while it was read);
+* ``SourceChanged`` — a copy or move found other content at its source than the caller named;
+  nothing was written;
 * ``AuthError``/``BadRequest`` — permanent for this request (one key refused, a malformed request);
 * ``TransientError``/``Unreachable`` — retry later (5xx, a timeout, a broken connection, no route).
 
@@ -185,4 +187,38 @@ class Remote(Protocol):
         whose listing cannot say it for some objects completes those entries itself, as ``S3Remote``
         HEADs each multipart object listed); ``content_type`` may be set and ``metadata`` is empty
         (listings do not carry it). A missing bucket raises ``BucketMissing``.
+        """
+
+    def copy(self, source: str, key: str, *, etag: str, size: int) -> str:
+        """Server-side copy of the object ``source`` to ``key`` (replacing any object there), only if
+        ``source`` still holds the content that ``head`` reports with this ``etag`` and ``size``.
+
+        Returns the new object's ETag as ``head(key)`` will report it (the same content: == ``etag``;
+        on S3, for a multipart object without ``md5chksum`` written by another tool, whatever the store
+        gives the copy). Content type and metadata (x-qs-meta-* / x-amz-meta-*) are kept. Objects
+        larger than the store's single-request copy limit (5 GiB on QingStor and S3; the constructor's
+        ``max_copy_size`` so tests can lower it) are copied part by part (initiate, part copy with a
+        byte range, complete), transparently; a part copy that fails aborts its upload.
+
+        Raises ``NotFound`` when no object has key ``source``; ``SourceChanged`` when it holds other
+        content (a 412 on the copy condition, or a HEAD that reports another ETag or size; QingStor's
+        one-request copy and move are conditional on the ETag alone, the MD5 that pins the size); otherwise
+        the usual contract errors. ``source == key``, an empty key or a malformed ``etag`` raise
+        ``ValueError`` before anything is sent.
+        """
+
+    def move(self, source: str, key: str, *, etag: str, size: int) -> str:
+        """Like ``copy``, and afterwards no object has key ``source``; returns what ``copy`` returns.
+
+        QingStor: one request (PUT with ``x-qs-move-source`` and ``x-qs-move-source-if-match``),
+        whatever the size. S3 has no move: ``copy``, then DeleteObject of the source. If the copy
+        succeeded but the delete failed, the delete's error is raised (the copy at ``key`` stands). A
+        retried move whose source is already gone raises ``NotFound`` (the caller HEADs ``key``).
+        """
+
+    def versioning(self) -> str:
+        """The bucket's versioning state: ``"enabled"``, ``"suspended"`` or ``"off"`` (never enabled).
+
+        QingStor: GET /<bucket>?versioning; S3: GetBucketVersioning. A key that may not read it raises
+        ``AuthError``; a store that does not implement it (501 / NotImplemented) returns ``"off"``.
         """

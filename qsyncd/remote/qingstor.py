@@ -7,7 +7,8 @@ ListObjects) are signed by qsyncd and sent on the same session's pool (``qingsto
 the success status exactly (PutObject 201, UploadMultipart 201, Initiate 200, Complete 201, Abort 204,
 Head 200, List 200) and turn anything else into a ``qsyncd.errors`` type (``qingstor_reply``,
 QingStor's codes in ``translate``). Arguments are checked first (``qingstor_checks``): the SDK's
-"validation" never notices a missing ``upload_id``/``part_number``.
+"validation" never notices a missing ``upload_id``/``part_number``. Copy, move and the versioning
+state are in ``qingstor_copy`` (copy and move hand-signed, part copy built by the SDK).
 
 This module holds what the API's answers mean: paging and the parsing of listings.
 
@@ -32,6 +33,7 @@ from typing import Any
 
 from qsyncd.remote.base import Body, ObjectInfo, PartInfo, UploadInfo
 from qsyncd.remote.body import SizedBody
+from qsyncd.remote.copies import MAX_COPY_SIZE, check_limit
 from qsyncd.remote.endpoint import Endpoint, ZoneSite, parse_endpoint
 from qsyncd.remote.qingstor_checks import (
     HEX32_RE,
@@ -39,6 +41,7 @@ from qsyncd.remote.qingstor_checks import (
     check_key,
     check_md5_b64,
     check_part_number,
+    check_settings,
     check_size,
     check_storage_class,
     check_upload_id,
@@ -46,6 +49,7 @@ from qsyncd.remote.qingstor_checks import (
     normalise_etag,
     object_headers,
 )
+from qsyncd.remote.qingstor_copy import QingStorCopies
 from qsyncd.remote.qingstor_fast import FastTransport
 from qsyncd.remote.qingstor_reply import Judge, invalid_response
 from qsyncd.remote.qingstor_sdk import Clients, SdkTransport, diagnose_auth_code
@@ -69,16 +73,10 @@ class QingStorRemote:
         secret_access_key: str,
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
+        max_copy_size: int = MAX_COPY_SIZE,
     ) -> None:
         self._endpoint = parse_endpoint(endpoint)
-        if not isinstance(bucket, str) or not bucket:
-            raise ValueError("bucket must be a non-empty str")
-        if not isinstance(zone, str):
-            raise ValueError("zone must be a str ('' for no zone prefix, e.g. a local emulator)")
-        if not access_key_id or not secret_access_key:
-            raise ValueError("access_key_id and secret_access_key must be non-empty")
-        if connect_timeout <= 0 or read_timeout <= 0:
-            raise ValueError("connect_timeout and read_timeout must be > 0 (0 would mean no timeout)")
+        check_settings(bucket, zone, access_key_id, secret_access_key, (connect_timeout, read_timeout))
         self._zone = zone
         self._bucket_name = bucket
         self._access_key_id = access_key_id
@@ -90,6 +88,7 @@ class QingStorRemote:
         self._fast = FastTransport(
             self._clients, site, bucket, Signer(access_key_id, secret_access_key), timeout, judge
         )
+        self._copies = QingStorCopies(self, self._sdk, self._fast, bucket, check_limit(max_copy_size))
 
     def __repr__(self) -> str:
         return (
@@ -291,6 +290,18 @@ class QingStorRemote:
             key_marker = str(result.get("next_key_marker") or last[0])
             id_marker = str(result.get("next_upload_id_marker") or last[1])
         return sorted(uploads.values(), key=lambda u: (u.key, u.upload_id))
+
+    def copy(self, source: str, key: str, *, etag: str, size: int) -> str:
+        """Server-side copy, conditional on the source's ETag (``qingstor_copy``); the new object's ETag."""
+        return self._copies.copy(source, key, etag, size)
+
+    def move(self, source: str, key: str, *, etag: str, size: int) -> str:
+        """Server-side move (one PUT with ``x-qs-move-source``, ``qingstor_copy``); the new object's ETag."""
+        return self._copies.move(source, key, etag, size)
+
+    def versioning(self) -> str:
+        """The bucket's versioning state (GET ?versioning): "enabled", "suspended" or "off"."""
+        return self._copies.versioning()
 
     def list_objects(self, prefix: str, delimiter: str = "") -> list[ObjectInfo]:
         """Every object under ``prefix`` (common prefixes left out), paging ListObjects (200)."""

@@ -110,3 +110,17 @@ def check_storage_class(storage_class: str | None) -> None:
     """``None`` (the bucket's default) or one of ``STORAGE_CLASSES``."""
     if storage_class is not None and storage_class not in STORAGE_CLASSES:
         raise ValueError(f"storage_class must be one of {STORAGE_CLASSES}, got {storage_class!r}")
+
+
+def check_settings(
+    bucket: str, zone: str, access_key_id: str, secret_access_key: str, timeouts: tuple[float, float]
+) -> None:
+    """The settings of a ``QingStorRemote``, refused with ``ValueError`` before anything is made."""
+    if not isinstance(bucket, str) or not bucket:
+        raise ValueError("bucket must be a non-empty str")
+    if not isinstance(zone, str):
+        raise ValueError("zone must be a str ('' for no zone prefix, e.g. a local emulator)")
+    if not access_key_id or not secret_access_key:
+        raise ValueError("access_key_id and secret_access_key must be non-empty")
+    if min(timeouts) <= 0:
+        raise ValueError("connect_timeout and read_timeout must be > 0 (0 would mean no timeout)")

@@ -1,6 +1,9 @@
 """The hand-signed transport: the requests sent once per file or part, signed by qsyncd, sent on the SDK's pool.
 
-HeadObject, PutObject, UploadMultipart and ListObjects are sent once per file or part. Building an SDK
+HeadObject, PutObject, UploadMultipart and ListObjects are sent once per file or part, and so are a
+copy or move (PutObject with ``x-qs-copy-source`` / ``x-qs-move-source``: once per renamed file, and
+qingstor-sdk 2.6.0 has no parameter for ``x-qs-move-source-if-match``); GetBucketVersioning is here
+because the SDK has no call for it at all. Building an SDK
 request (Builder, requests' prepare, Session.send) cost more CPU than sending a 16 KiB file, so qsyncd
 signs them itself (``signature.py``, pinned to the SDK's output by ``tests/remote/test_remote_signature.py``)
 and sends them on the same session's urllib3 pool (``qingstor_sdk.Clients``: same proxies, TLS settings
@@ -22,6 +25,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from email.utils import formatdate
 from typing import Any
+from urllib.parse import quote
 
 from urllib3 import Timeout
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
@@ -125,3 +129,18 @@ class FastTransport:
         result = self.send(operation, method, key, headers, ok, **kw)
         assert result is not None
         return result
+
+    def copy(self, operation: str, key: str, source: str, if_match: str, *, move: bool) -> Reply:
+        """PUT ``key`` with ``x-qs-copy-source`` (or ``x-qs-move-source``) ``/<bucket>/<source>`` URL-encoded
+        as the SDK encodes it, conditional on the source's ETag (``...-if-match``), no body (201)."""
+        header = "x-qs-move-source" if move else "x-qs-copy-source"
+        headers = {
+            header: quote(f"/{self._bucket_name}/{source}"),
+            f"{header}-if-match": f'"{if_match}"',
+            "content-length": "0",
+        }
+        return self.sent(operation, "PUT", key, headers, 201)
+
+    def versioning(self) -> Reply:
+        """GET /<bucket>?versioning (200, ``{"status": "ENABLED" | "SUSPENDED" | "DISABLED"}``)."""
+        return self.sent("GetBucketVersioning", "GET", "", {}, 200, query=[("versioning", "")], bucket_level=True)

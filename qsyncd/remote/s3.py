@@ -34,7 +34,7 @@ stale. The rules:
 * HEAD reports as ``etag`` the metadata MD5 when it is there, else the server's ETag (a plain MD5, or
   ``<hex>-N`` for a multipart object written by someone else, which never equals a file's MD5: such an
   object is uploaded again rather than skipped on a guess);
-* a listing does not carry metadata: ``listed_md5`` is the rule for one listed ETag. A plain 32-digit
+* a listing does not carry metadata: ``listed_md5`` (``s3_meta.py``) is the rule for one listed ETag. A plain 32-digit
   hex ETag is the object's MD5 (a single PutObject); ``<hex>-N`` (multipart) or any other form says
   nothing about the bytes, so that entry is completed with a HEAD. ``list_objects`` thus reports the
   same ``etag`` as HEAD does, as the contract says, at one request per multipart object listed (few,
@@ -48,6 +48,9 @@ stale. The rules:
   without an MD5, it then copies the object onto itself (``CopyObject``, ``MetadataDirective=REPLACE``,
   only if its ETag is still the one just completed) to add the metadata; that costs a server-side copy
   and works up to 5 GiB, and the uploader never needs it.
+
+Copy, move and the versioning state are in ``s3_copy.py`` (a copy keeps ``md5chksum``, so the copy
+reports the same MD5); the ``md5chksum`` helpers are in ``s3_meta.py``.
 
 Trust: the metadata is what the writer said. qsyncd only writes it from the bytes it hashed and sent
 under Content-MD5; an object written by another tool with a wrong ``md5chksum`` would be wrongly
@@ -79,15 +82,16 @@ from qsyncd.errors import NotFound, PermanentError, RemoteError, TransientError
 from qsyncd.remote import s3_fast
 from qsyncd.remote.base import Body, ObjectInfo, PartInfo, UploadInfo
 from qsyncd.remote.body import ShortBodyError, SizedBody, shrank
+from qsyncd.remote.copies import MAX_COPY_SIZE, check_limit
 from qsyncd.remote.endpoint import Endpoint, parse_endpoint
 from qsyncd.remote.qingstor_checks import check_key, normalise_etag
+from qsyncd.remote.s3_copy import S3Copies
+from qsyncd.remote.s3_meta import MD5_META, b64, listed_md5, reported_md5, user_metadata
 from qsyncd.remote.s3_translate import status_error, transport_error
 
 LIST_LIMIT = 1000
 MAX_PART_NUMBER = 9999  # 0-based: S3 allows parts 1..10000
-MAX_COPY_SIZE = 5 * 1024**3  # CopyObject's limit
 S3_MAX_KEY_BYTES = 1024  # bytes of UTF-8 in a key
-MD5_META = "md5chksum"  # x-amz-meta-md5chksum: Base64 MD5 of the whole object (rclone's name and form)
 ADDRESSING_STYLES = ("auto", "path", "virtual")
 STORAGE_CLASSES = (
     "STANDARD",
@@ -168,26 +172,6 @@ def multipart_etag(part_md5_hexes: Sequence[str]) -> str:
     """The ETag S3 gives a multipart object: the MD5 of the parts' binary MD5s, ``-`` and the count."""
     joined = b"".join(bytes.fromhex(h) for h in part_md5_hexes)
     return f"{hashlib.md5(joined).hexdigest()}-{len(part_md5_hexes)}"
-
-
-def listed_md5(etag: str) -> str | None:
-    """The MD5 a listing entry's (normalised) ETag vouches for, or ``None`` when only a HEAD can tell.
-
-    A plain 32-digit hex ETag is the MD5 of a single PutObject's bytes; a multipart ETag
-    (``<hex>-N``: ``md5(part MD5s)-N``), an empty one or any other form is not, and the whole-file MD5
-    is then in ``x-amz-meta-md5chksum``, which listings do not carry (``reported_md5`` reads it).
-    """
-    return etag if _HEX32_RE.match(etag) else None
-
-
-def reported_md5(etag: str, metadata: Mapping[str, str]) -> str:
-    """What qsyncd takes as an object's MD5: ``x-amz-meta-md5chksum`` if valid, else its ETag."""
-    value = metadata.get(MD5_META, "")
-    try:
-        raw = base64.b64decode(value, validate=True) if value else b""
-    except (binascii.Error, ValueError):
-        raw = b""
-    return raw.hex() if len(raw) == 16 else etag
 
 
 def _check_key(key: str) -> None:
@@ -351,6 +335,22 @@ class _Botocore:
         return "", ""
 
 
+def _config(region: str, addressing_style: str, timeouts: tuple[float, float], max_connections: int) -> Config:
+    """The botocore client's settings (see the module docstring: no retries, no CRC trailers, SigV4)."""
+    return Config(
+        signature_version="s3v4",
+        region_name=region,
+        connect_timeout=timeouts[0],
+        read_timeout=timeouts[1],
+        retries={"total_max_attempts": 1},
+        max_pool_connections=max_connections,
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        s3={"addressing_style": addressing_style, "payload_signing_enabled": False},
+        user_agent_extra=f"qsyncd/{__version__}",
+    )
+
+
 class S3Remote:
     """One bucket of an S3-compatible store, safe for concurrent use from many threads."""
 
@@ -368,6 +368,7 @@ class S3Remote:
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
         max_connections: int = 32,
+        max_copy_size: int = MAX_COPY_SIZE,
     ) -> None:
         self._endpoint = parse_endpoint(endpoint)
         _check_settings(bucket, region, access_key_id, secret_access_key, addressing_style)
@@ -375,19 +376,9 @@ class S3Remote:
             raise ValueError("timeouts must be positive and max_connections at least 1")
         self._bucket = bucket
         self._region = region
-        self._config = Config(
-            signature_version="s3v4",
-            region_name=region,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            retries={"total_max_attempts": 1},
-            max_pool_connections=max_connections,
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            s3={"addressing_style": addressing_style, "payload_signing_enabled": False},
-            user_agent_extra=f"qsyncd/{__version__}",
-        )
+        self._config = _config(region, addressing_style, (connect_timeout, read_timeout), max_connections)
         self._boto = _Botocore(self._endpoint, bucket, region, (access_key_id, secret_access_key), self._config)
+        self._copies = S3Copies(self._boto.call, bucket, check_limit(max_copy_size), _check_key)
         self._fast = (
             s3_fast.FastPut(
                 self._endpoint,
@@ -456,7 +447,7 @@ class S3Remote:
             size=int(reply.get("ContentLength") or 0),
             etag=reported_md5(normalise_etag(reply.get("ETag")), metadata),
             content_type=str(reply.get("ContentType") or ""),
-            metadata=_user_metadata(metadata),
+            metadata=user_metadata(metadata),
         )
         return info, MD5_META in metadata
 
@@ -617,6 +608,18 @@ class S3Remote:
             }
         return sorted(uploads.values(), key=lambda u: (u.key, u.upload_id))
 
+    def copy(self, source: str, key: str, *, etag: str, size: int) -> str:
+        """Server-side copy (HEAD, then CopyObject or part copies, ``s3_copy``); the new object's ETag."""
+        return self._copies.copy(source, key, etag, size)
+
+    def move(self, source: str, key: str, *, etag: str, size: int) -> str:
+        """The copy, then DeleteObject of the source (``s3_copy``); the new object's ETag."""
+        return self._copies.move(source, key, etag, size)
+
+    def versioning(self) -> str:
+        """The bucket's versioning state (GetBucketVersioning): "enabled", "suspended" or "off"."""
+        return self._copies.versioning()
+
     def list_objects(self, prefix: str, delimiter: str = "") -> list[ObjectInfo]:
         """Every object under ``prefix`` (common prefixes left out), sorted, with HEAD's ``etag`` (ListObjects)."""
         if not isinstance(prefix, str) or not isinstance(delimiter, str):
@@ -656,7 +659,7 @@ def _add_md5(boto: _Botocore, key: str, info: ObjectInfo, etag: str, whole: str)
             operation="CopyObject",
             key=key,
         )
-    params = _object_params(info.content_type, info.metadata, None, _b64(whole))
+    params = _object_params(info.content_type, info.metadata, None, b64(whole))
     boto.call(
         "CopyObject",
         key,
@@ -716,14 +719,6 @@ _SNAKE_RE = re.compile(r"(?<!^)(?=[A-Z])")
 def _snake(operation: str) -> str:
     """``HeadObject`` -> ``head_object`` (botocore's client method names)."""
     return _SNAKE_RE.sub("_", operation).lower()
-
-
-def _b64(md5_hex: str) -> str:
-    return base64.b64encode(bytes.fromhex(md5_hex)).decode("ascii")
-
-
-def _user_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
-    return {k: v for k, v in metadata.items() if k != MD5_META}
 
 
 def _rfc3339(value: Any) -> str:

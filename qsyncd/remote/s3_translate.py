@@ -26,6 +26,7 @@ from qsyncd.errors import (
     CredentialsRejected,
     NotFound,
     RemoteError,
+    SourceChanged,
     StoreRefused,
     TransientError,
     Unreachable,
@@ -109,6 +110,11 @@ _RULES: dict[str, _Rule] = {
     ),
     "KeyTooLongError": _Rule(BadRequest, "invalid_object_name", "the key is longer than 1024 bytes"),
     "MetadataTooLarge": _Rule(BadRequest, "metadata_too_large", "the x-amz-meta-* metadata exceeds 2 KB"),
+    "PreconditionFailed": _Rule(  # only copies send conditions (CopySourceIfMatch)
+        SourceChanged,
+        "precondition_failed",
+        "the copy source no longer has the expected ETag; nothing was written",
+    ),
     "InvalidPart": _Rule(
         BadRequest, "invalid_part", "a part to complete is not stored or its ETag differs: start a new upload"
     ),

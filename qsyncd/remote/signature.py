@@ -22,7 +22,8 @@ from collections.abc import Iterable, Mapping
 from hashlib import sha256
 from urllib.parse import quote
 
-# Query parameters that are part of the signed resource (the SDK's ``is_sub_resource`` list).
+# Query parameters that are part of the signed resource (the SDK's ``is_sub_resource`` list, plus
+# ``versioning``, ``version_id`` and ``versions``, which Go SDK v4 signs and 2.6.0 has no call for).
 SUB_RESOURCES = frozenset(
     {
         "acl",
@@ -48,6 +49,9 @@ SUB_RESOURCES = frozenset(
         "append",
         "position",
         "cname",
+        "versioning",
+        "version_id",
+        "versions",
     }
 )
 
@@ -63,8 +67,9 @@ def bucket_path(bucket: str) -> str:
 
 
 def query_string(params: Iterable[tuple[str, str]]) -> str:
-    """``k=v&...`` sorted, values quoted as the SDK quotes them."""
-    return "&".join(sorted(f"{k}={quote(v)}" for k, v in params))
+    """``k=v&...`` sorted, values quoted as the SDK quotes them; an empty value is the bare name
+    (``?versioning``), as the SDK signs a sub-resource without a value."""
+    return "&".join(sorted(f"{k}={quote(v)}" if v else k for k, v in params))
 
 
 def canonical_resource(path: str, query: str) -> str:

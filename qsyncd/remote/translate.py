@@ -30,6 +30,7 @@ from qsyncd.errors import (
     CredentialsRejected,
     NotFound,
     RemoteError,
+    SourceChanged,
     TransientError,
     Unreachable,
 )
@@ -116,6 +117,11 @@ def status_error(
         if status == 401 or code in CREDENTIAL_CODES:
             return CredentialsRejected(f"{where} failed: {advice}{server}{ref}", **kwargs)
         return AuthError(f"{where} failed: {advice}{server}{ref}", **kwargs)
+    if status == 412:  # only copy and move send conditions: the source is no longer what the caller named
+        return SourceChanged(
+            f"{where} failed: the copy source no longer has the expected ETag{server}; nothing was written{ref}",
+            **kwargs,
+        )
     if status in (408, 429):  # request timeout / rate limited: waiting helps, so retry later
         return TransientError(
             f"{where} failed: the server asked to slow down or timed out the request{server}; it will be retried{ref}",

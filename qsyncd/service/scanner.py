@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -26,6 +27,11 @@ from qsyncd.watch import Hint
 
 ScanRequest = tuple[str, str, str]  # (root, start directory, reason)
 POLL_SECONDS = 1.0  # the scan thread beats at least this often while it waits for requests
+# A scan waits before its next directory while this many files are already waiting downstream (hints,
+# settling, queued): a first sync of a big tree then holds about this many files in memory, not the whole
+# tree (each waiting file costs about 0.5 KiB), and each directory is listed just before its files go up.
+MAX_BACKLOG = 5_000
+BACKLOG_POLL_SECONDS = 0.05
 
 
 class Scanner:
@@ -45,6 +51,8 @@ class Scanner:
         stopping: Callable[[], bool],
         log: Any,
         list_directories: bool,
+        backlog: Callable[[], int] = lambda: 0,
+        wait: Callable[[float], None] = time.sleep,
     ) -> None:
         self.roots = roots
         self.ledger = ledger
@@ -57,6 +65,8 @@ class Scanner:
         self.stopping = stopping
         self.log = log
         self.list_directories = list_directories
+        self.backlog = backlog  # files waiting downstream of the scan (MAX_BACKLOG)
+        self.wait = wait
         self.requests: CountingQueue = CountingQueue()  # of ScanRequest, or None to stop
         self._lock = threading.Lock()
         self._pending: set[tuple[str, str]] = set()  # queued, not yet started
@@ -144,6 +154,9 @@ class Scanner:
         )
         wanted = root.filt.wanted
         for directory, entries in walked:
+            while self.backlog() > MAX_BACKLOG and not self.stopping():  # let the uploads catch up
+                self.beat()
+                self.wait(BACKLOG_POLL_SECONDS)
             known = self.ledger.versions_in(directory)  # name -> (size, mtime_ns, ino)
             lister.enter(directory)
             for name, rel, st in entries:

@@ -102,6 +102,7 @@ def build_stages(
         limiter=RateLimiter(up.max_bytes_per_second) if up.max_bytes_per_second else None,
         on_part_retry=counters.part_retried,
         should_stop=stopping,
+        turns=pipeline.turns,
     )
     scanner = Scanner(
         roots,
@@ -115,6 +116,7 @@ def build_stages(
         stopping=stopping,
         log=log,
         list_directories=mode.lists_directories,
+        backlog=lambda: hints.qsize() + len(settler) + pipeline.queued(),
     )
     settle = SettleStage(
         roots,

@@ -15,8 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from qsyncd.changes import ChangeRules
 from qsyncd.decide import decide
-from qsyncd.errors import BucketMissing, FileChanged, RemoteError, SkipFile
+from qsyncd.dryrun import examine
+from qsyncd.errors import BucketMissing, ChangeRefused, FileChanged, RemoteError, SkipFile
 from qsyncd.identity import FileIdentity
 from qsyncd.keys import classify, object_key
 from qsyncd.pipeline import CountingQueue, Item, Pipeline
@@ -144,7 +146,7 @@ class UploadWorker:
         if self.mode.sends:
             self._upload(item, root, key, st, known, source, beat, delete_after)
         else:
-            self._guarded(item, key, lambda: self._dry_run(path, key, st, known, source))
+            self._guarded(item, key, lambda: self._dry_run(path, key, st, known, source, rules_of(root)))
 
     def _upload(
         self,
@@ -168,7 +170,14 @@ class UploadWorker:
                 item,
                 key,
                 lambda: self.uploader.upload(
-                    path, key, delete_after=delete_after, source=source, progress=beat, known=known
+                    path,
+                    key,
+                    delete_after=delete_after,
+                    source=source,
+                    progress=beat,
+                    known=known,
+                    rules=rules_of(root),
+                    turn=item.turn,
                 ),
             )
         finally:
@@ -181,7 +190,20 @@ class UploadWorker:
             self.log.info("remote_recovered", down_seconds=round(self.wall() - since, 1))
         self.report.forgive(path)
         self._skip_memo.pop(path, None)
-        if out.action == "uploaded":
+        if out.kept:
+            self.counters.kept_version()
+        if out.action in ("copied", "moved"):
+            self.counters.reused_file(path, out.action, self.wall())
+            self.log.info(
+                "object_" + out.action,
+                path=path,
+                key=key,
+                source_key=out.source_key,
+                bytes=out.bytes,
+                md5=out.md5,
+                seconds=round(out.seconds, 3),
+            )
+        elif out.action == "uploaded":
             self.counters.uploaded_file(path, out.bytes, self.wall(), again=again)
             self.log.info(
                 "upload_finished",
@@ -201,8 +223,10 @@ class UploadWorker:
         if self.on_outcome is not None:
             self.on_outcome(out)
 
-    def _dry_run(self, path: str, key: str, st: os.stat_result, known: Known, source: str | None) -> None:
-        d = self.uploader.examine(path, key, source=source, known=known)
+    def _dry_run(
+        self, path: str, key: str, st: os.stat_result, known: Known, source: str | None, rules: ChangeRules
+    ) -> None:
+        d = examine(self.uploader, path, key, source=source, known=known, rules=rules)
         self.report.forgive(path)
         self.counters.settled(path)
         if d.action == "skip":
@@ -224,6 +248,8 @@ class UploadWorker:
                 self.hints.put(Hint("closed", path, root.path, "changed_during_upload"))
         except FileNotFoundError:
             self._vanished(path, key)
+        except ChangeRefused as err:
+            self._refused(item, err)
         except Interrupted as err:
             self.log.info("upload_interrupted", path=path, key=key, reason=str(err))
         except PermissionError as err:
@@ -248,19 +274,33 @@ class UploadWorker:
         else:
             self.log.info("file_vanished", path=path, key=key)
 
-    def _report_skip(self, path: str, skip: SkipFile) -> None:
+    def _said_before(self, path: str, reason: str) -> bool:
+        """Whether this version of ``path`` was already reported for ``reason`` (then it is not again)."""
         try:
             st = os.lstat(path)
             ident = (st.st_size, st.st_mtime_ns, st.st_ino)
         except OSError:
             ident = (0, 0, 0)
-        if self._skip_memo.get(path) == (skip.reason, ident):
+        said, self._skip_memo[path] = self._skip_memo.get(path) == (reason, ident), (reason, ident)
+        return said
+
+    def _report_skip(self, path: str, skip: SkipFile) -> None:
+        if self._said_before(path, skip.reason):
             return
-        self._skip_memo[path] = (skip.reason, ident)
         self.counters.skipped_file(path)
         self.log.warning("file_skipped", path=path, reason=skip.reason, error=str(skip))
         if self.mode.unreadable_is_failure and skip.reason == "unreadable":
             self.report.give_up(path, f"skipped: {skip}")
+
+    def _refused(self, item: Item, err: ChangeRefused) -> None:
+        """``on_change = "refuse"``: said once per version of the file, recorded as a permanent failure."""
+        self.report.give_up(item.path, str(err))
+        if self._said_before(item.path, "change_refused"):
+            return
+        self.counters.refused_change(item.path)
+        if self.mode.writes_ledger:
+            self.ledger.record_failure(item.path, err.key, str(err), True)
+        self.log.warning("change_refused", path=item.path, key=err.key, remote_etag=err.remote_etag, error=str(err))
 
     def _failed(self, item: Item, key: str, err: BaseException, error: str, *, logged: bool = False) -> None:
         verdict = after_failure(err, item.attempts + 1, self.pipeline.gate.failures, self.rules)
@@ -319,3 +359,9 @@ class UploadWorker:
                 )
         # due at once: the closed gate holds it back, and it goes as soon as the gate opens (not a delay of its own)
         self.pipeline.retry_later(item, 0.0)
+
+
+def rules_of(root: Root) -> ChangeRules:
+    """The root's ``renames``, ``on_change`` and ``kept_prefix``, as the uploader takes them."""
+    c = root.cfg
+    return ChangeRules(root=root.path, renames=c.renames, on_change=c.on_change, kept_prefix=c.kept_prefix)

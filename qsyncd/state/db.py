@@ -19,7 +19,8 @@ from urllib.parse import quote
 from qsyncd.errors import StateError
 from qsyncd.state.lock import ensure_dir
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the donor indexes and the kept table (renames and on_change)
+READABLE_VERSIONS = (1, 2)  # what a read-only open accepts: `status` beside a daemon not restarted since an upgrade
 DB_NAME = "state.db"
 LOCK_NAME = "qsyncd.lock"
 
@@ -65,6 +66,18 @@ CREATE TABLE IF NOT EXISTS daemon (
     updated_at REAL NOT NULL,
     pid INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS files_by_content ON files (size, md5);
+CREATE TABLE IF NOT EXISTS kept (
+    kept_key TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    path BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    md5 TEXT NOT NULL,
+    ino INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    kept_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS kept_by_content ON kept (size, md5);
 """
 
 
@@ -200,7 +213,7 @@ class Database:
         assert conn is not None
         conn.execute("PRAGMA busy_timeout=5000")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             raise StateError(
                 f"state database {self.path} has schema version {version}; this qsyncd reads version "
                 f"{SCHEMA_VERSION}" + (" (start the daemon once to create it)" if version == 0 else "")

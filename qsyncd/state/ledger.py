@@ -23,13 +23,13 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from qsyncd.state.db import Database
+from qsyncd.state.donors import DonorRecords
 from qsyncd.state.records import FailureRecord, FileRecord, MultipartRecord, PartRecord, clean_text, dec_path, enc_path
 
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 
 
-class Ledger(Database):
+class Ledger(DonorRecords):
     """The records of the state database. Every method may be called from any thread."""
 
     # -- files ----------------------------------------------------------------------------------

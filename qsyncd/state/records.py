@@ -20,6 +20,11 @@ class FileRecord:
     md5: str
     uploaded_at: float
 
+    @classmethod
+    def of(cls, path: str, key: str, st: os.stat_result, md5: str, now: float) -> FileRecord:
+        """The record of the version ``st`` describes, uploaded (or put in place) under ``key`` at ``now``."""
+        return cls(path, key, st.st_size, st.st_mtime_ns, st.st_ino, md5, now)
+
     @property
     def identity(self) -> FileIdentity:
         """The version of the file that was uploaded (compare with ``FileIdentity.same_version``)."""

@@ -173,16 +173,20 @@ def test_rewritten_during_multipart_upload(setup):
 
 
 def test_empty_file_and_rename_of_uploaded_file(setup):
-    """An empty file uploads as an empty object; renaming an uploaded file uploads it under the new key."""
+    """An empty file uploads as an empty object; a renamed uploaded file is copied server-side under the new
+    key (renames = "copy", the default): no byte is sent again, and the old key stays."""
     d = setup.daemon()
     (setup.root / "empty.dat").write_bytes(b"")
     (setup.root / "old-name.txt").write_bytes(b"renamed content")
     setup.wait_uploaded(d, ["empty.dat", "old-name.txt"])
     os.rename(setup.root / "old-name.txt", setup.root / "new-name.txt")
-    setup.wait_uploaded(d, ["new-name.txt"])
+    ev = d.wait_event("object_copied", timeout=30, pred=lambda e: e.get("key") == "new-name.txt")[0]
+    assert ev["source_key"] == "old-name.txt", ev
     assert_remote_equals(setup.emu, "empty.dat", b"")
     assert_remote_equals(setup.emu, "new-name.txt", b"renamed content")
-    assert op_counts(setup.emu, "PutObject")["new-name.txt"] == 1
+    assert_remote_equals(setup.emu, "old-name.txt", b"renamed content")
+    puts = [r for r in setup.emu.requests if r.key == "new-name.txt" and r.operation == "PutObject"]
+    assert [r.bytes_in for r in puts] == [0], "the renamed file's bytes went up again"
 
 
 def test_same_content_rewritten_or_touched_is_not_sent_again(setup):

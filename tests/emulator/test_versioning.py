@@ -15,6 +15,7 @@ import os
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 from emulator_helpers import BUCKET, Reply, request, sdk_bucket
 from qsynctest import md5_b64
 
@@ -64,6 +65,26 @@ def test_copy_and_move_with_the_sdk(emu: Emulator) -> None:
         assert "test" == got.headers["x-qs-meta-origin"]
         assert f'"{hashlib.md5(data).hexdigest()}"' == got.headers["ETag"]
     assert 404 == bucket.put_object("x", x_qs_move_source=f"/{BUCKET}/a b/src.log").status_code
+
+
+def test_copy_and_move_conditions_etag_and_size_limit(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy is conditional on ``x-qs-copy-source-if-match``, a move on ``x-qs-move-source-if-match``
+    (docs ``copy.md``, ``move.md``): 412 ``precondition_failed`` and nothing written; both answer 201 with
+    the new object's ETag; a copy (not a move) of a source over the 5 GiB limit is 400 ``entity_too_large``."""
+    data = b"conditional source"
+    etag, wrong = f'"{hashlib.md5(data).hexdigest()}"', '"0123456789abcdef0123456789abcdef"'
+    assert 201 == request(emu, "PUT", f"{P}/src", "", {"Content-Type": "text/plain"}, data).status
+    for header, target in (("x-qs-copy-source", "copy"), ("x-qs-move-source", "moved")):
+        refused = request(emu, "PUT", f"{P}/{target}", "", {header: f"{P}/src", f"{header}-if-match": wrong})
+        assert 412 == refused.status and "precondition_failed" == json.loads(refused.body)["code"]
+        assert 404 == request(emu, "HEAD", f"{P}/{target}").status
+        done = request(emu, "PUT", f"{P}/{target}", "", {header: f"{P}/src", f"{header}-if-match": etag})
+        assert 201 == done.status and etag == done.header("ETag")
+    assert 201 == request(emu, "PUT", f"{P}/src", "", {}, data).status
+    monkeypatch.setattr("qsyncd.emulator.operations.objects.MAX_OBJECT_SIZE", len(data) - 1)
+    too_big = request(emu, "PUT", f"{P}/big-copy", "", {"x-qs-copy-source": f"{P}/src"})
+    assert 400 == too_big.status and "entity_too_large" == json.loads(too_big.body)["code"]
+    assert 201 == request(emu, "PUT", f"{P}/big-move", "", {"x-qs-move-source": f"{P}/src"}).status
 
 
 def test_part_copy_with_the_sdk(emu: Emulator) -> None:

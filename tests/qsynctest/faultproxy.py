@@ -5,7 +5,8 @@ client is pointed at the proxy instead. Each message (a request, or an answer: t
 sends before the other side speaks) is, with the given probabilities, cut off with a TCP reset after
 a random number of its bytes (both sides: mid-request or mid-response), or held for ``stall_seconds``
 before it is forwarded (longer than the client's read timeout, so it times out). Decisions come from
-one seeded ``random.Random``. ``resets`` and ``stalls`` count what was done. Threads only; ``close()``
+one seeded ``random.Random``. ``resets`` and ``stalls`` count what was done; ``upstream_bytes`` what the
+clients sent (with no faults asked for, it is a byte counter: how much went up to the store). Threads only; ``close()``
 stops listening and drops every connection.
 """
 
@@ -42,6 +43,7 @@ class FaultProxy:
         self.lock = threading.Lock()
         self.resets = 0
         self.stalls = 0
+        self.upstream_bytes = 0  # bytes the clients sent towards the server (requests and their bodies)
         self.enabled = True
         self.port = free_ports(1)[0]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -78,11 +80,11 @@ class FaultProxy:
             with self.lock:
                 self._socks.update((client, server))
             turn: list[object] = [None]  # which side spoke last on this connection: a new message starts
-            for src, dst in ((client, server), (server, client)):
-                args = (src, dst, turn)
+            for src, dst, up in ((client, server, True), (server, client, False)):
+                args = (src, dst, turn, up)
                 threading.Thread(target=self._pump, args=args, name="faultproxy-pump", daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, turn: list[object]) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, turn: list[object], up: bool) -> None:
         cut_at = -1  # bytes into the current message at which it is cut off (-1: not this one)
         sent = 0
         try:
@@ -106,6 +108,9 @@ class FaultProxy:
                     return
                 dst.sendall(data)
                 sent += len(data)
+                if up:
+                    with self.lock:
+                        self.upstream_bytes += len(data)
         except OSError:
             _reset(src)
             _reset(dst)

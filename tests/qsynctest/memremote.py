@@ -8,8 +8,10 @@ the QingStor remote. ``tests/remote/test_contract.py`` runs the one contract sui
 the emulator, so a stage tested against it is tested against the contract.
 
 Extras for tests: ``store.calls`` (every request as ``(method, key)``), ``store.fail(method, error)``
-to make the next call(s) of a method raise, ``store.objects(bucket)`` to see what is stored and
-``store.remove(key)`` to delete an object behind the clients' back.
+to make the next call(s) of a method raise, ``store.objects(bucket)`` to see what is stored,
+``store.parts(key)`` how many parts an object was assembled from, ``store.versioning[bucket]``
+("off", "enabled", "suspended") for ``versioning()``, and ``store.remove(key)`` to delete an object
+behind the clients' back.
 
     remote = MemRemote()                      # a fresh store with one bucket, the right key
     remote.store.fail("put", TransientError("boom", code="connection_reset"))
@@ -38,6 +40,7 @@ from qsyncd.errors import (
     RemoteError,
 )
 from qsyncd.remote.base import Body, ObjectInfo, PartInfo, UploadInfo
+from qsyncd.remote.copies import MAX_COPY_SIZE, check_copy, check_limit, copy_by_parts, source_changed
 
 BUCKET = "qsyncd-test"
 ACCESS_KEY_ID = "MEMREMOTEKEY"
@@ -54,6 +57,7 @@ class _Object:
     etag: str
     content_type: str
     metadata: dict[str, str]
+    parts: int = 1  # 1 for a PUT or a single copy, the part count for a completed upload
 
 
 @dataclass
@@ -83,6 +87,7 @@ class MemStore:
         self._objects: dict[str, dict[str, _Object]] = {b: {} for b in buckets}
         self._uploads: dict[str, dict[str, _Upload]] = {b: {} for b in buckets}
         self._faults: list[tuple[str, RemoteError]] = []
+        self.versioning: dict[str, str] = dict.fromkeys(buckets, "off")
 
     def fail(self, method: str, error: RemoteError, times: int = 1) -> None:
         """Make the next ``times`` calls of ``method`` (e.g. ``"put"``) raise ``error`` (before any effect)."""
@@ -99,6 +104,11 @@ class MemStore:
         with self.lock:
             return {k: o.data for k, o in sorted(self._objects[bucket].items())}
 
+    def parts(self, key: str, bucket: str = BUCKET) -> int:
+        """How many parts the object ``key`` was assembled from (1 for a PUT or a single copy)."""
+        with self.lock:
+            return self._objects[bucket][key].parts
+
 
 class MemRemote:
     """One bucket of a ``MemStore`` seen with one access key; safe to call from many threads."""
@@ -112,8 +122,10 @@ class MemRemote:
         bucket: str = BUCKET,
         access_key_id: str = ACCESS_KEY_ID,
         secret_access_key: str = SECRET_ACCESS_KEY,
+        max_copy_size: int = MAX_COPY_SIZE,
     ) -> None:
         self.store = store if store is not None else MemStore()
+        self._max_copy_size = check_limit(max_copy_size)
         self.bucket = bucket
         self._access_key_id = access_key_id
         self._secret = secret_access_key
@@ -277,7 +289,7 @@ class MemRemote:
                 if i < len(parts) - 1 and p.size < MIN_PART_SIZE:
                     raise _bad_request(op, key, "entity_too_small", f"part {p.part_number} is smaller than 4 MiB")
                 chosen.append(stored[0])
-            objects[key] = _Object(b"".join(chosen), whole, upload.content_type, upload.metadata)
+            objects[key] = _Object(b"".join(chosen), whole, upload.content_type, upload.metadata, len(chosen))
             del uploads[upload_id]
 
     def abort(self, key: str, upload_id: str) -> None:
@@ -306,6 +318,67 @@ class MemRemote:
                 for k, o in sorted(objects.items())
                 if k.startswith(prefix) and not (delimiter and delimiter in k[len(prefix) :])
             ]
+
+    def copy(self, source: str, key: str, *, etag: str, size: int) -> str:
+        """Copy ``source`` to ``key`` if it still has this ETag and size; part by part above ``max_copy_size``."""
+        tag = check_copy(source, key, etag, size, _check_key)
+        with self.store.lock:
+            objects, uploads = self._enter("copy", "CopyObject", key)
+            obj = self._source(objects, "CopyObject", source, key, tag, size)
+            if size <= self._max_copy_size:
+                objects[key] = _Object(obj.data, obj.etag, obj.content_type, dict(obj.metadata))
+                return obj.etag
+
+            def copy_part(upload_id: str, number: int, first: int, last: int) -> str:
+                self._enter("upload_part_copy", "CopyObjectPart", key)
+                if objects.get(source) is not obj:
+                    raise source_changed("CopyObjectPart", source, key, f"its ETag is no longer {tag}")
+                data = obj.data[first : last + 1]
+                md5 = hashlib.md5(data).hexdigest()
+                self._upload(uploads, "CopyObjectPart", key, upload_id).parts[number] = (data, md5)
+                return md5
+
+            copy_by_parts(
+                size,
+                self._max_copy_size,
+                initiate=lambda: self.initiate(key, content_type=obj.content_type, metadata=obj.metadata),
+                copy_part=copy_part,
+                complete=lambda upload_id, parts: self.complete(key, upload_id, parts, tag),
+                abort=lambda upload_id: self.abort(key, upload_id),
+            )
+            return tag
+
+    def move(self, source: str, key: str, *, etag: str, size: int) -> str:
+        """Move ``source`` to ``key`` in one request (as QingStor does) if it still has this ETag and size."""
+        tag = check_copy(source, key, etag, size, _check_key)
+        with self.store.lock:
+            objects, _ = self._enter("move", "MoveObject", key)
+            obj = self._source(objects, "MoveObject", source, key, tag, size)
+            objects[key] = _Object(obj.data, obj.etag, obj.content_type, dict(obj.metadata), obj.parts)
+            del objects[source]
+            return obj.etag
+
+    def versioning(self) -> str:
+        """The bucket's versioning state as ``store.versioning`` holds it."""
+        with self.store.lock:
+            self._enter("versioning", "GetBucketVersioning", "")
+            return self.store.versioning[self.bucket]
+
+    def _source(
+        self, objects: dict[str, _Object], operation: str, source: str, key: str, tag: str, size: int
+    ) -> _Object:
+        obj = objects.get(source)
+        if obj is None:
+            raise NotFound(
+                f"{operation} {source!r} -> {key!r} failed: the source {source!r} does not exist",
+                status=404,
+                code="object_not_exists",
+                operation=operation,
+                key=source,
+            )
+        if (obj.etag, len(obj.data)) != (tag, size):
+            raise source_changed(operation, source, key, f"ETag {obj.etag}, {len(obj.data)} bytes")
+        return obj
 
 
 def _read_checked(body: Body, size: int, want: str, operation: str, key: str) -> bytes:

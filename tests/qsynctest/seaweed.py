@@ -104,6 +104,7 @@ def write_s3_config(
     endpoint: str | None = None,
     prefix: str = "",
     extra: str = "",
+    watch_opts: dict[str, Any] | None = None,
 ) -> Path:
     """A qsyncd.toml whose store is ``[s3]`` on ``server`` (a ``Seaweed`` or a ``WeedCluster``); the secret
     goes into a 0600 file beside it."""
@@ -128,6 +129,7 @@ def write_s3_config(
         "[[watch]]",
         f"path = {val(str(watch))}",
         f"prefix = {val(prefix)}",
+        *(f"{k} = {val(v)}" for k, v in (watch_opts or {}).items()),
         "",
         "[settle]",
         *(f"{k} = {val(v)}" for k, v in {"quiet_seconds": 0.5, **(settle or {})}.items()),

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from qsynctest.seaweed import s3_bucket, seaweed  # noqa: F401  (fixtures of the seaweedfs store)
-from remote_support import EMU_AKID, EMU_BUCKET, EMU_SECRET, Store, Target, live_settings
+from remote_support import EMU_AKID, EMU_BUCKET, EMU_SECRET, Store, Target, live_settings, put_versioning
 
 from qsyncd.remote.qingstor import QingStorRemote
 
@@ -112,6 +112,12 @@ def remote(target: Target) -> QingStorRemote:
 def _emulator_store(request: pytest.FixtureRequest) -> Store:
     """The emulator over real HTTP on 127.0.0.1 (or live QingStor when configured, see remote_support)."""
     target: Target = request.getfixturevalue("target")
+
+    def emu() -> Any:
+        if target.emu is None:
+            pytest.skip("reads the emulator's store (live QingStor: not implemented)")
+        return target.emu
+
     return Store(
         name="emulator",
         remote=target.remote(),
@@ -119,12 +125,16 @@ def _emulator_store(request: pytest.FixtureRequest) -> Store:
         min_part_size=4 * 1024 * 1024,
         wrong_secret=lambda: target.remote(secret_access_key=target.secret_access_key + "-wrong"),
         missing_bucket=lambda: target.remote(bucket=f"qsyncd-missing-{uuid.uuid4().hex[:8]}"),
+        copy_limited=lambda limit: target.remote(max_copy_size=limit),
+        read=lambda key: bytes(emu().object_bytes(target.bucket, key)),
+        parts=lambda key: len(emu().object_files(target.bucket, key)),
+        set_versioning=lambda status: put_versioning(target, status),
     )
 
 
 def _memory_store(request: pytest.FixtureRequest) -> Store:
     """The in-memory Remote of tests/qsynctest/memremote.py."""
-    from qsynctest.memremote import MIN_PART_SIZE, SECRET_ACCESS_KEY, MemRemote, MemStore
+    from qsynctest.memremote import BUCKET, MIN_PART_SIZE, SECRET_ACCESS_KEY, MemRemote, MemStore
 
     mem = MemStore()
     return Store(
@@ -134,6 +144,10 @@ def _memory_store(request: pytest.FixtureRequest) -> Store:
         min_part_size=MIN_PART_SIZE,
         wrong_secret=lambda: MemRemote(mem, secret_access_key=SECRET_ACCESS_KEY + "-wrong"),
         missing_bucket=lambda: MemRemote(mem, bucket="qsyncd-missing"),
+        copy_limited=lambda limit: MemRemote(mem, max_copy_size=limit),
+        read=lambda key: mem.objects()[key],
+        parts=mem.parts,
+        set_versioning=lambda status: mem.versioning.__setitem__(BUCKET, status.lower()),
     )
 
 
@@ -141,6 +155,15 @@ def _seaweedfs_store(request: pytest.FixtureRequest) -> Store:
     """SeaweedFS's S3 gateway behind ``S3Remote`` (tests/qsynctest/seaweed.py; a new bucket per test)."""
     server = request.getfixturevalue("seaweed")
     bucket = request.getfixturevalue("s3_bucket")
+    client = server.client()
+
+    def parts(key: str) -> int:  # a multipart object's ETag is md5(part MD5s)-N
+        etag = str(client.head_object(Bucket=bucket, Key=key)["ETag"]).strip('"')
+        return int(etag.rpartition("-")[2]) if "-" in etag else 1
+
+    def set_versioning(status: str) -> None:  # SeaweedFS 4.48 implements PutBucketVersioning
+        client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": status.title()})
+
     return Store(
         name="seaweedfs",
         remote=server.remote(bucket),
@@ -148,6 +171,10 @@ def _seaweedfs_store(request: pytest.FixtureRequest) -> Store:
         min_part_size=5 * 1024 * 1024,
         wrong_secret=lambda: server.remote(bucket, secret_access_key=server.secret + "-wrong"),
         missing_bucket=lambda: server.remote(f"qsyncd-missing-{uuid.uuid4().hex[:8]}"),
+        copy_limited=lambda limit: server.remote(bucket, max_copy_size=limit),
+        read=lambda key: bytes(client.get_object(Bucket=bucket, Key=key)["Body"].read()),
+        parts=parts,
+        set_versioning=set_versioning,
     )
 
 

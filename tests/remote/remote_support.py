@@ -10,13 +10,18 @@ skipped there.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import Any
+
+import requests
 
 from qsyncd.remote.base import Remote
 from qsyncd.remote.qingstor import QingStorRemote
+from qsyncd.remote.signature import Signer, bucket_path, canonical_resource
 
 LIVE_VARS = ("ENDPOINT", "ZONE", "BUCKET", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY")
 EMU_AKID = "QSYNCDTESTAKID0000001"
@@ -89,7 +94,22 @@ class Store:
     min_part_size: int  # the smallest part other than the last that Complete accepts
     wrong_secret: Callable[[], Remote]  # a Remote with the right key id and a wrong secret
     missing_bucket: Callable[[], Remote]  # a Remote for a bucket that does not exist
+    copy_limited: Callable[[int], Remote]  # a Remote on the same bucket with this ``max_copy_size``
+    read: Callable[[str], bytes]  # the bytes stored under a key, read with the store's own client
+    parts: Callable[[str], int]  # how many parts the object under a key was assembled from (1: one piece)
+    set_versioning: Callable[[str], None]  # "ENABLED" or "SUSPENDED", through the store's own API
 
     def key(self, name: str) -> str:
         """A key unique to this test."""
         return self.prefix + name
+
+
+def put_versioning(target: Target, status: str) -> None:
+    """PUT /<bucket>?versioning ``{"status": ...}`` on the QingStor API (qingstor-sdk 2.6.0 has no call for it)."""
+    body = json.dumps({"status": status}).encode()
+    headers = {"content-type": "application/json", "date": formatdate(usegmt=True)}
+    path = bucket_path(target.bucket)
+    signer = Signer(target.access_key_id, target.secret_access_key)
+    headers["authorization"] = signer.authorization("PUT", headers, canonical_resource(path, "versioning"))
+    reply = requests.put(f"{target.endpoint}{path}?versioning", data=body, headers=headers, timeout=10)
+    assert 200 == reply.status_code, reply.text

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import os
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from qsyncd.errors import (
     CredentialsRejected,
     NotFound,
     PermanentError,
+    SourceChanged,
     StoreRefused,
 )
 from qsyncd.remote.base import ObjectInfo, PartInfo, Remote
@@ -236,6 +238,109 @@ def test_complete_refuses_a_short_middle_part_and_an_unknown_part(store: Store) 
     assert info2 is not None and hexmd5(small[1]) == info2.etag
 
 
+# ---- server-side copy and move, versioning -------------------------------------------------------
+
+MiB = 1024 * 1024
+
+
+def _same_object(store: Store, key: str, data: bytes, content_type: str, metadata: dict[str, str]) -> None:
+    """``key`` holds ``data`` (read back with the store's own client) and HEAD reports its MD5, size,
+    content type and metadata."""
+    info = store.remote.head(key)
+    assert info is not None
+    assert (len(data), hexmd5(data), content_type, metadata) == (
+        info.size,
+        info.etag,
+        info.content_type,
+        dict(info.metadata),
+    )
+    assert hexmd5(data) == hexmd5(store.read(key))
+
+
+def test_copy_keeps_bytes_size_etag_and_metadata_and_replaces_the_target(store: Store) -> None:
+    """copy returns the ETag head(key) reports (the source's), keeps the source, and replaces what was at
+    the target; content type and metadata are kept."""
+    src, dst, data = store.key("dir/src one.txt"), store.key("other/copy.txt"), b"copied server-side\n" * 500
+    put(store.remote, src, data, content_type="text/plain", metadata={"qsyncd-mtime": "1700000000.5"})
+    put(store.remote, dst, b"the old target")
+    assert hexmd5(data) == store.remote.copy(src, dst, etag=hexmd5(data), size=len(data))
+    _same_object(store, dst, data, "text/plain", {"qsyncd-mtime": "1700000000.5"})
+    _same_object(store, src, data, "text/plain", {"qsyncd-mtime": "1700000000.5"})
+
+
+def test_copy_of_a_multipart_object_reports_the_whole_file_md5(store: Store) -> None:
+    """A multipart object's copy reports the whole-file MD5 (on S3 the copy keeps ``md5chksum``)."""
+    src, dst, parts = store.key("big.bin"), store.key("big copy.bin"), _parts(store)
+    upload_id = store.remote.initiate(src, content_type="application/x-test", metadata={"qsyncd-mode": "644"})
+    data, whole = b"".join(parts), hexmd5(b"".join(parts))
+    store.remote.complete(src, upload_id, _send_parts(store, src, upload_id, parts), whole)
+    assert whole == store.remote.copy(src, dst, etag=whole, size=len(data))
+    _same_object(store, dst, data, "application/x-test", {"qsyncd-mode": "644"})
+    assert [whole] == [o.etag for o in store.remote.list_objects(dst)]
+
+
+def test_copy_part_by_part_above_the_limit(store: Store) -> None:
+    """Above ``max_copy_size`` the copy goes part by part (here 5 + 5 + 2 MiB): same bytes, MD5, content type
+    and metadata, no upload left behind; a wrong ETag on that path is SourceChanged and writes nothing."""
+    remote = store.copy_limited(5 * MiB)
+    src, dst, data = store.key("twelve.bin"), store.key("twelve copy.bin"), os.urandom(12 * MiB)
+    put(remote, src, data, content_type="video/mp4", metadata={"qsyncd-mode": "600"})
+    assert hexmd5(data) == remote.copy(src, dst, etag=hexmd5(data), size=len(data))
+    _same_object(store, dst, data, "video/mp4", {"qsyncd-mode": "600"})
+    assert 3 == store.parts(dst)
+    assert [] == remote.list_uploads(store.prefix)
+    other = store.key("not written.bin")
+    with pytest.raises(SourceChanged):
+        remote.copy(src, other, etag=hexmd5(b"other content"), size=len(data))
+    assert remote.head(other) is None and [] == remote.list_uploads(store.prefix)
+
+
+def test_copy_with_a_wrong_etag_is_source_changed_and_leaves_the_target(store: Store) -> None:
+    """A source that no longer holds the content the caller names: SourceChanged (a BadRequest), and the
+    object at the target stays as it was."""
+    src, dst, data = store.key("changed"), store.key("target"), b"what is there now"
+    put(store.remote, src, data)
+    put(store.remote, dst, b"the target that stays")
+    for call in (store.remote.copy, store.remote.move):
+        with pytest.raises(SourceChanged) as info:
+            call(src, dst, etag=hexmd5(b"what was there before"), size=len(data))
+        assert isinstance(info.value, BadRequest)
+        head = store.remote.head(dst)
+        assert head is not None and hexmd5(b"the target that stays") == head.etag
+    assert store.remote.head(src) is not None  # the failed move kept its source
+
+
+def test_copy_and_move_of_a_missing_source_are_not_found(store: Store) -> None:
+    """No object at the source: NotFound, and nothing is created at the target."""
+    src, dst = store.key("never-stored"), store.key("target")
+    for call in (store.remote.copy, store.remote.move):
+        with pytest.raises(NotFound):
+            call(src, dst, etag=hexmd5(b"x"), size=1)
+    assert store.remote.head(dst) is None
+
+
+def test_move_leaves_no_source_and_a_retry_is_not_found(store: Store) -> None:
+    """move: the target has the source's bytes, MD5 and metadata and the source is gone; the same move
+    again (an answer lost) raises NotFound and the target stands."""
+    src, dst, data = store.key("a/old name.log"), store.key("b/new name.log"), b"renamed, not re-sent\n" * 300
+    put(store.remote, src, data, content_type="text/plain", metadata={"qsyncd-mtime": "1"})
+    assert hexmd5(data) == store.remote.move(src, dst, etag=hexmd5(data), size=len(data))
+    assert store.remote.head(src) is None
+    _same_object(store, dst, data, "text/plain", {"qsyncd-mtime": "1"})
+    with pytest.raises(NotFound):
+        store.remote.move(src, dst, etag=hexmd5(data), size=len(data))
+    _same_object(store, dst, data, "text/plain", {"qsyncd-mtime": "1"})
+
+
+def test_versioning_off_then_enabled_then_suspended(store: Store) -> None:
+    """A new bucket's versioning is "off"; after enabling it "enabled"; after suspending it "suspended"."""
+    assert "off" == store.remote.versioning()
+    store.set_versioning("ENABLED")
+    assert "enabled" == store.remote.versioning()
+    store.set_versioning("SUSPENDED")
+    assert "suspended" == store.remote.versioning()
+
+
 # ---- errors by type ------------------------------------------------------------------------------
 
 
@@ -280,6 +385,9 @@ def test_a_missing_bucket_is_bucket_missing(store: Store) -> None:
         pytest.param(lambda r: r.upload_part("k", "u", -1, io.BytesIO(b"x"), 1, b64(b"x")), id="part-number"),
         pytest.param(lambda r: r.complete("k", "u", [], hexmd5(b"")), id="no-parts"),
         pytest.param(lambda r: r.complete("k", "u", [PartInfo(0, 1, "a")], "not-hex"), id="bad-etag"),
+        pytest.param(lambda r: r.copy("k", "k", etag=hexmd5(b""), size=0), id="copy-onto-itself"),
+        pytest.param(lambda r: r.move("a", "b", etag="not an etag", size=0), id="move-bad-etag"),
+        pytest.param(lambda r: r.copy("", "b", etag=hexmd5(b""), size=0), id="copy-empty-source"),
     ],
 )
 def test_arguments_outside_the_contract_are_value_errors(store: Store, call: object) -> None:

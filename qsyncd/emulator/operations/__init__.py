@@ -48,6 +48,12 @@ copy/move (``put_object(x_qs_copy_source=, x_qs_move_source=)``) and part copy
 (``upload_multipart(x_qs_copy_source=, x_qs_copy_range=)``) but **no versioning call**; neither Go
 SDK has one either (v4 only signs the names).
 
+- Copy and move answer 201 with the new object's quoted ``ETag`` (the docs' response examples).
+  A copy is conditional on ``x-qs-copy-source-if-match`` / ``-if-none-match``, a move on
+  ``x-qs-move-source-if-match`` / ``-if-none-match`` (412 ``precondition_failed``) [docs ``copy.md``,
+  ``move.md``]; the ``-modified-since`` conditions are not implemented. A copy of a source over
+  5 GiB is 400 ``entity_too_large`` (the docs: one copy is at most 5 GiB; the code is a guess);
+  ``move.md`` names no limit.
 - Move: same or another bucket, overwrites the target, 201; 404 if the source or target bucket is
   missing [docs ``move.md``]. In a versioned bucket the source gets a delete marker (a guess: copy
   plus plain delete). A move source naming a version: 400 ``invalid_argument`` (not documented).

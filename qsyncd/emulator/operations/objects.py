@@ -105,15 +105,16 @@ def put_object(req: Request, ctx: Context) -> Response:
     return Response.empty(201, [("ETag", f'"{md5}"'), *version_headers(ctx, req.bucket, stored)])
 
 
-def check_copy_conditions(req: Request, src_meta: ObjectMeta) -> None:
-    """412 if an ``x-qs-copy-source-if-match`` / ``-if-none-match`` header fails for the source."""
+def check_copy_conditions(req: Request, src_meta: ObjectMeta, header: str = "x-qs-copy-source") -> None:
+    """412 if an ``<header>-if-match`` / ``-if-none-match`` header fails for the source: ``x-qs-copy-source-*``
+    for a copy or part copy, ``x-qs-move-source-*`` for a move (docs ``copy.md``, ``move.md``)."""
     etag = f'"{src_meta.etag}"'
-    cond = req.headers.get("x-qs-copy-source-if-match")
+    cond = req.headers.get(f"{header}-if-match")
     if cond is not None and cond.strip() not in (etag, src_meta.etag):
-        raise EmulatorError(412, "precondition_failed", "copy source If-Match failed")
-    cond = req.headers.get("x-qs-copy-source-if-none-match")
+        raise EmulatorError(412, "precondition_failed", f"{header} If-Match failed")
+    cond = req.headers.get(f"{header}-if-none-match")
     if cond is not None and cond.strip() in (etag, src_meta.etag):
-        raise EmulatorError(412, "precondition_failed", "copy source If-None-Match failed")
+        raise EmulatorError(412, "precondition_failed", f"{header} If-None-Match failed")
 
 
 def split_source(source: str) -> tuple[str, str, str | None]:
@@ -146,7 +147,10 @@ def _copy_or_move(req: Request, ctx: Context, source: str, sclass: str, meta_hea
         if err.status == 405:
             raise EmulatorError(400, "invalid_argument", "the copy source version is a delete marker") from None
         raise EmulatorError(404, "object_not_exists", "the source object does not exist") from None
-    check_copy_conditions(req, src_meta)
+    header = "x-qs-move-source" if move else "x-qs-copy-source"
+    check_copy_conditions(req, src_meta, header)
+    if not move and src_meta.size > MAX_OBJECT_SIZE:  # copy.md: one copy is at most 5 GiB (move.md says none)
+        raise EmulatorError(400, "entity_too_large", "an object over 5 GiB is copied part by part (part copy)")
     replace = (req.headers.get("x-qs-metadata-directive") or "COPY").upper() == "REPLACE"
     now = ctx.now()
     meta = ObjectMeta(
@@ -160,10 +164,12 @@ def _copy_or_move(req: Request, ctx: Context, source: str, sclass: str, meta_hea
         metadata=meta_headers if replace else dict(src_meta.metadata),
         headers=stored_headers(req) if replace else dict(src_meta.headers),
     )
-    stored = ctx.store.objects.copy(sbucket, skey, req.bucket, meta, version)
+    stored = ctx.store.objects.copy(
+        sbucket, skey, req.bucket, meta, version, check=lambda opened: check_copy_conditions(req, opened, header)
+    )
     if move and (sbucket, skey) != (req.bucket, req.key):
         ctx.store.objects.delete(sbucket, skey)
-    return Response.empty(201, version_headers(ctx, req.bucket, stored))
+    return Response.empty(201, [("ETag", f'"{stored.etag}"'), *version_headers(ctx, req.bucket, stored)])
 
 
 def _current_or_version(req: Request, ctx: Context) -> ObjectMeta:

@@ -19,6 +19,7 @@ import json
 import os
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -138,13 +139,27 @@ class ObjectStore:
         return dataclasses.replace(meta, data_files=list(meta.data_files))
 
     def copy(
-        self, src_bucket: str, src_key: str, dst_bucket: str, meta: ObjectMeta, src_version: str | None = None
+        self,
+        src_bucket: str,
+        src_key: str,
+        dst_bucket: str,
+        meta: ObjectMeta,
+        src_version: str | None = None,
+        check: Callable[[ObjectMeta], None] | None = None,
     ) -> ObjectMeta:
-        """Copy an object's data (streamed; of version ``src_version`` if given) to ``meta.key`` in ``dst_bucket``."""
+        """Copy an object's data (streamed; of version ``src_version`` if given) to ``meta.key`` in ``dst_bucket``;
+        ``check`` (a copy condition) is applied to the version that was opened, so a source replaced since
+        it was checked cannot slip through."""
         if src_version is None:
-            _src_meta, fh = self.open(src_bucket, src_key)
+            src_meta, fh = self.open(src_bucket, src_key)
         else:
-            _src_meta, fh = self.open_version(src_bucket, src_key, src_version)
+            src_meta, fh = self.open_version(src_bucket, src_key, src_version)
+        if check is not None:
+            try:
+                check(src_meta)
+            except BaseException:
+                fh.close()
+                raise
         writer = self.writer(dst_bucket, meta.key)
         try:
             with fh:
