@@ -25,8 +25,8 @@ import qsyncd
 from bench import harness
 from bench.harness import EmulatorProc, Row
 
-SCENARIOS = ("large", "small", "small-rtt", "latency", "idle", "restart", "s3", "scale")
-DEFAULT_SCENARIOS = tuple(s for s in SCENARIOS if s != "scale")  # scale runs only when named: it takes long
+SCENARIOS = ("large", "small", "small-rtt", "latency", "idle", "restart", "s3", "scale", "verify")
+DEFAULT_SCENARIOS = tuple(s for s in SCENARIOS if s not in ("scale", "verify"))  # only when named: they take long
 MARK_START = "<!-- bench:results:start -->"
 MARK_END = "<!-- bench:results:end -->"
 
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         choices=(*SCENARIOS, "memory"),
         default=[],
-        help="run only this scenario (repeatable; memory is measured by large; scale runs only when named)",
+        help="run only this scenario (repeatable; memory is measured by large; scale and verify run only when named)",
     )
     p.add_argument(
         "--repeats",
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "--files",
         type=int,
         default=100_000,
-        help="scale: files in the tree (1 KiB, 1,000 per directory; default 100000)",
+        help="scale, verify: files in the tree (1 KiB, 1,000 per directory; default 100000)",
     )
     p.add_argument("--rescans", type=int, default=10, help="scale: periodic rescans measured (default 10)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) afterwards")
@@ -249,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
                     e, w, files=args.files, rescans=args.rescans, log=log
                 ),
             ),
+            (
+                "verify",
+                lambda e, w: __import__("bench.reverify", fromlist=["run"]).run(e, w, files=args.files, log=log),
+            ),
         ]
         for name, fn in plan:
             if name not in only:
@@ -279,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     header = [
         f"Run: `python -m bench{' --quick' if q else ''}{' --big' if args.big else ''}"
         f"{''.join(' --only ' + s for s in args.only)}"
-        f"{f' --files {args.files}' if 'scale' in only else ''}` "
+        f"{f' --files {args.files}' if {'scale', 'verify'} & set(only) else ''}` "
         f"({mode}, {large_repeats} round{'s' * (large_repeats != 1)} "
         f"for the large file (1b: {settled_repeats}, 1c: {daemon_repeats}), {repeats} for the others, "
         "running order rotated each round, "

@@ -443,8 +443,9 @@ def qsyncd_config(
     prefix: str,
     settle: dict[str, Any] | None = None,
     upload: dict[str, Any] | None = None,
+    extra: str = "",
 ) -> Path:
-    """A qsyncd.toml with qsyncd's defaults, except what a scenario passes explicitly."""
+    """A qsyncd.toml with qsyncd's defaults, except what a scenario passes explicitly (``extra``: more tables)."""
     secret_file = path.with_name(path.name + ".secret")
     secret_file.write_text(SECRET)
     os.chmod(secret_file, 0o600)
@@ -465,7 +466,7 @@ def qsyncd_config(
         lines += ["[settle]"] + [f"{k} = {_toml(v)}" for k, v in settle.items()] + [""]
     if upload:
         lines += ["[upload]"] + [f"{k} = {_toml(v)}" for k, v in upload.items()] + [""]
-    lines += ["[state]", f"dir = {_toml(state)}", ""]
+    lines += ["[state]", f"dir = {_toml(state)}", "", extra]
     path.write_text("\n".join(lines))
     os.chmod(path, 0o600)
     return path

@@ -76,7 +76,7 @@ def proc_rss_kib(pid: int) -> int:
     return 0
 
 
-def _ops(reqs: list[dict[str, Any]]) -> dict[str, int]:
+def operations(reqs: list[dict[str, Any]]) -> dict[str, int]:
     ops: dict[str, int] = {}
     for r in reqs:
         op = str(r.get("operation", "?"))
@@ -112,7 +112,7 @@ def run(emu: EmulatorProc, work: Path, *, files: int, rescans: int, log: Callabl
         done = len(read_events(m.log, "upload_finished"))
         if done != files:
             raise BenchError(f"scale: qsyncd sync uploaded {done} of {files} files")
-        ops = _ops(emu.requests())
+        ops = operations(emu.requests())
         total = sum(ops.values())
         heads = sum(n for op, n in ops.items() if op.startswith("HeadObject"))
         db = _dir_bytes(state)
@@ -166,7 +166,7 @@ def run(emu: EmulatorProc, work: Path, *, files: int, rescans: int, log: Callabl
             t_scan = time.monotonic() - d.started
             hwm_start = proc_hwm_kib(d.pid)
             cpu_prev = proc_cpu_seconds(d.pid)
-            startup_reqs = _ops(emu.requests())
+            startup_reqs = operations(emu.requests())
             log(
                 f"scale: restart ready {t_ready:.2f} s, reconciled {t_scan:.2f} s, "
                 f"peak rss {hwm_start // 1024} MiB, requests {startup_reqs}"
@@ -188,7 +188,7 @@ def run(emu: EmulatorProc, work: Path, *, files: int, rescans: int, log: Callabl
                     raise BenchError(f"scale: only {len(cpus)} of {rescans} rescans in time")
                 time.sleep(0.01)
             hwm_all = proc_hwm_kib(d.pid)
-            scan_reqs = _ops(emu.requests())
+            scan_reqs = operations(emu.requests())
         finally:
             d.stop()
         cpu_med = median(cpus)
@@ -253,7 +253,7 @@ def run(emu: EmulatorProc, work: Path, *, files: int, rescans: int, log: Callabl
         log(f"scale: rclone copy (first, over qsyncd's objects) {first.seconds:.1f} s")
         emu.clear_requests()
         r = run_measured(argv, work / "rclone-scale-1.log", emulator=emu, timeout=7200).check("rclone copy")
-        rops = _ops(emu.requests())
+        rops = operations(emu.requests())
         log(f"scale: rclone no-op re-run {r.seconds:.1f} s, rss {r.maxrss_kib // 1024} MiB, {rops}")
         rows.append(
             Row(

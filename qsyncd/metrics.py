@@ -65,6 +65,17 @@ class _Collector:
             "1 unless the remote is unreachable or refusing us",
             value=0 if snap.remote_down_since else 1,
         )
+        yield CounterMetricFamily(
+            "qsyncd_verify_rounds", "Periodic verifies of the bucket against the ledger", value=c.verify_rounds
+        )
+        lost = CounterMetricFamily(
+            "qsyncd_objects_lost",
+            "Uploaded files whose object a periodic verify found missing or changed (sent again), by kind",
+            labels=["kind"],
+        )
+        for kind in ("missing", "changed"):
+            lost.add_metric([kind], dict(c.objects_lost).get(kind, 0))
+        yield lost
         errs = CounterMetricFamily("qsyncd_remote_errors", "Remote errors by code", labels=["code"])
         for code, n in sorted(dict(c.remote_errors).items()):
             errs.add_metric([code], n)

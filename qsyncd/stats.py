@@ -34,6 +34,8 @@ class Counters:
         self.part_retries = 0  # parts sent again within a multipart upload
         self.last_upload_wall: float | None = None
         self.remote_errors: dict[str, int] = {}  # failed requests by error code
+        self.verify_rounds = 0  # periodic verifies of the bucket against the ledger that finished
+        self.objects_lost: dict[str, int] = {}  # objects found missing or changed by them, by kind
         self._failing: set[str] = set()  # files whose last attempt failed
 
     def uploaded_file(self, path: str, size: int, wall: float, *, again: bool) -> None:
@@ -85,6 +87,15 @@ class Counters:
     def remote_error(self, code: str) -> None:
         with self._lock:
             self.remote_errors[code] = self.remote_errors.get(code, 0) + 1
+
+    def verified(self) -> None:
+        with self._lock:
+            self.verify_rounds += 1
+
+    def object_lost(self, kind: str) -> None:
+        """A periodic verify found an uploaded file's object ``missing`` or ``changed`` in the bucket."""
+        with self._lock:
+            self.objects_lost[kind] = self.objects_lost.get(kind, 0) + 1
 
     @property
     def failed(self) -> int:

@@ -7,14 +7,22 @@ daemon) and the bucket (one listing per watch prefix, ``Remote.list_objects``, n
 ``check_file`` is the pure decision for one file and ``extras`` the one for objects no file maps to;
 ``verify`` gathers the inputs and applies them. A file's MD5 is taken from the ledger when the
 ledger holds exactly this version of the file under this key (its identity: size, mtime, inode);
-otherwise, or with ``rehash``, the file is read and hashed. The ETag is the file's MD5 on QingStor,
-multipart uploads included, so an ETag that differs means other bytes in the bucket.
+otherwise, or with ``rehash``, the file is read and hashed. A listed ETag is the object's MD5 on every
+store (``Remote.list_objects``): on QingStor it is, multipart uploads included; on S3 the remote
+completes a multipart entry (``<hex>-N``) with a HEAD that reads the whole-file MD5 from the object's
+metadata (``remote.s3.listed_md5``). So an ETag that differs means other bytes in the bucket, and one
+that is no MD5 at all (a multipart object another tool wrote) cannot be checked: ``md5_unknown``.
+
+``audit`` is the daemon's periodic verify (``service/reverify.py``): the ledger's records against one
+listing per prefix, without the disk (no walk, no hashing): which objects are gone or differ from what
+the ledger says was uploaded.
 """
 
 from __future__ import annotations
 
 import datetime
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +40,7 @@ from qsyncd.state import FileRecord, Ledger
 
 Kind = Literal["missing", "changed", "extra"]
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_MD5_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,9 @@ def check_file(
         return NEED_HASH
     if remote.etag == expected:
         return None
+    if not _MD5_RE.match(remote.etag):
+        why = f"the bucket reports no MD5 for this object (ETag {remote.etag!r}: a multipart upload by another tool?)"
+        return Finding("changed", key, path, "md5_unknown", why + ", so its content cannot be checked")
     if known and record is not None and record.md5 == expected:
         why = f"the bucket's ETag {remote.etag} is not the MD5 {expected} the ledger recorded at upload"
         return Finding("changed", key, path, "content_differs", why + " (the object was overwritten or corrupted)")
@@ -125,6 +137,22 @@ def extras(objects: Mapping[str, ObjectInfo], expected: Iterable[str], records: 
         else:
             out.append(Finding("extra", key, None, "not_on_disk", "no file on disk maps to this key"))
     return out
+
+
+def audit(records: Iterable[FileRecord], objects: Mapping[str, ObjectInfo], *, before: float) -> list[Finding]:
+    """The records uploaded before ``before`` (wall time) whose object is not in ``objects`` as the ledger
+    says: ``missing`` (not listed) or ``changed`` (another size or ETag), by path. Records uploaded since
+    (the listing may have been made before their upload) are left for the next round."""
+    out: list[Finding] = []
+    for rec in records:
+        if rec.uploaded_at >= before:
+            continue
+        found = check_file(
+            path=rec.path, key=rec.key, local=rec.identity, record=rec, remote=objects.get(rec.key), md5=rec.md5
+        )
+        if isinstance(found, Finding):
+            out.append(found)
+    return sorted(out, key=lambda f: f.path or "")
 
 
 @dataclass

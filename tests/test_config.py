@@ -23,6 +23,7 @@ from qsyncd.config import (
     SettleConfig,
     StateConfig,
     UploadConfig,
+    VerifyConfig,
     WatchConfig,
     WatchdogConfig,
     default_stall_seconds,
@@ -394,7 +395,7 @@ def test_redacted_holds_everything_else(tmp_path: Path) -> None:
     """redacted() is plain data with every section and the resolved values."""
     cfg = parse(base(tmp_path, upload={"part_size": "32MiB"}))
     red = cfg.redacted()
-    tables = {"qingstor", "watches", "settle", "upload", "state", "log", "metrics", "watchdog"}
+    tables = {"qingstor", "watches", "settle", "upload", "state", "log", "metrics", "watchdog", "verify"}
     assert {*tables, "source", "warnings"} == set(red)
     assert 32 * 1024**2 == red["upload"]["part_size"]
     assert str((tmp_path / "w1").resolve()) == red["watches"][0]["path"]
@@ -485,6 +486,7 @@ def test_example_parses_with_env_secret() -> None:
         ("log", LogConfig),
         ("metrics", MetricsConfig),
         ("watchdog", WatchdogConfig),
+        ("verify", VerifyConfig),
     ],
 )
 def test_example_documents_every_field_with_its_default(table: str, cls: type) -> None:
@@ -564,6 +566,27 @@ def test_example_shows_the_stall_seconds_default() -> None:
     assert (True, default_stall_seconds(read_timeout)) == keys["watchdog"]["stall_seconds"]
 
 
+# -- [verify] ----------------------------------------------------------------------------------------
+
+
+def test_verify_interval_is_read_and_zero_turns_it_off(tmp_path: Path) -> None:
+    """[verify] interval_seconds: the service's periodic verify; 0 is allowed (off)."""
+    assert VerifyConfig(interval_seconds=60.0) == parse(base(tmp_path, verify={"interval_seconds": 60})).verify
+    assert 0.0 == parse(base(tmp_path, verify={"interval_seconds": 0})).verify.interval_seconds
+    assert 21600.0 == parse(base(tmp_path)).verify.interval_seconds
+
+
+@pytest.mark.parametrize(
+    ("verify", "message"),
+    [
+        ({"interval_seconds": -1}, "[verify] interval_seconds = -1: must not be negative"),
+        ({"interval": 60}, "[verify] interval: unknown key; did you mean 'interval_seconds'?"),
+    ],
+)
+def test_verify_interval_is_validated(tmp_path: Path, verify: dict[str, Any], message: str) -> None:
+    assert message in error_of(base(tmp_path, verify=verify))
+
+
 # -- one source per default, one store table -------------------------------------------------------
 
 
@@ -577,6 +600,7 @@ def test_every_table_default_comes_from_its_dataclass(tmp_path: Path) -> None:
         (cfg.upload, UploadConfig),
         (cfg.log, LogConfig),
         (cfg.metrics, MetricsConfig),
+        (cfg.verify, VerifyConfig),
     ]
     for section, model in sections:
         for name, default in field_defaults(model).items():

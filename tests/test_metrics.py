@@ -43,6 +43,11 @@ def test_every_figure_comes_from_the_snapshot_and_the_counters() -> None:
     counters.remote_error("connection_error")
     counters.remote_error("internal_error")
     counters.remote_error("connection_error")
+    counters.verified()
+    counters.verified()
+    counters.object_lost("missing")
+    counters.object_lost("changed")
+    counters.object_lost("missing")
     status = Status(
         uploaded=5,
         reuploaded=1,
@@ -78,6 +83,9 @@ def test_every_figure_comes_from_the_snapshot_and_the_counters() -> None:
         ("qsyncd_remote_up", ()): 1,
         ("qsyncd_remote_errors_total", (("code", "connection_error"),)): 2,
         ("qsyncd_remote_errors_total", (("code", "internal_error"),)): 1,
+        ("qsyncd_verify_rounds_total", ()): 2,
+        ("qsyncd_objects_lost_total", (("kind", "missing"),)): 2,
+        ("qsyncd_objects_lost_total", (("kind", "changed"),)): 1,
     } == got
 
 

@@ -17,11 +17,28 @@ from qsyncd.config.model import MIN_S3_PART_SIZE, Config
 from qsyncd.config.readers import Errors, field_defaults, suggest
 from qsyncd.config.sizes import format_size
 from qsyncd.config.stores import STORE_TABLES, read_store
-from qsyncd.config.tables import read_log, read_metrics, read_settle, read_state, read_upload, read_watchdog
+from qsyncd.config.tables import (
+    read_log,
+    read_metrics,
+    read_settle,
+    read_state,
+    read_upload,
+    read_verify,
+    read_watchdog,
+)
 from qsyncd.config.watch import read_watches
 from qsyncd.errors import ConfigError
 
-OTHER_TABLES = ["watch", "settle", "upload", "state", "log", "metrics", "watchdog"]  # besides the store tables
+OTHER_TABLES = [
+    "watch",
+    "settle",
+    "upload",
+    "state",
+    "log",
+    "metrics",
+    "watchdog",
+    "verify",
+]  # besides the store tables
 
 
 def parse_config(data: dict[str, Any], *, source: Path | None, env: Mapping[str, str]) -> Config:
@@ -45,6 +62,7 @@ def parse_config(data: dict[str, Any], *, source: Path | None, env: Mapping[str,
         else field_defaults(STORE_TABLES[store_name].model)["read_timeout_seconds"]
     )
     watchdog = read_watchdog(data, read_timeout, errors)
+    verify = read_verify(data, errors)
     if store_name == "s3" and upload.part_size < MIN_S3_PART_SIZE:
         errors.add(
             f"[upload] part_size = {toml_value(data['upload']['part_size'])}: an S3 store needs parts of at least "
@@ -63,6 +81,7 @@ def parse_config(data: dict[str, Any], *, source: Path | None, env: Mapping[str,
         watchdog=watchdog,
         source=source,
         warnings=tuple(warnings),
+        verify=verify,
     )
 
 

@@ -131,6 +131,14 @@ class WatchdogConfig:
     stall_seconds: float
 
 
+@dataclass(frozen=True)
+class VerifyConfig:
+    """The service's periodic verify: one listing per watch prefix compared with the ledger, every
+    ``interval_seconds`` (0: never); objects found missing or changed are uploaded again."""
+
+    interval_seconds: float = 21600.0
+
+
 def default_stall_seconds(read_timeout_seconds: float) -> float:
     """``[watchdog] stall_seconds`` when it is not set: the store's read timeout plus ``STALL_MARGIN``."""
     return read_timeout_seconds + STALL_MARGIN
@@ -150,6 +158,7 @@ class Config:
     watchdog: WatchdogConfig
     source: Path | None = None
     warnings: tuple[str, ...] = ()
+    verify: VerifyConfig = VerifyConfig()
 
     @property
     def store_name(self) -> str:

@@ -1,5 +1,5 @@
 """The store-independent tables with one value each: ``[state]``, ``[settle]``, ``[upload]``, ``[log]``,
-``[metrics]`` and ``[watchdog]``. Defaults come from the dataclasses in ``model``."""
+``[metrics]``, ``[watchdog]`` and ``[verify]``. Defaults come from the dataclasses in ``model``."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from qsyncd.config.model import (
     SettleConfig,
     StateConfig,
     UploadConfig,
+    VerifyConfig,
     WatchdogConfig,
     default_stall_seconds,
 )
@@ -111,3 +112,8 @@ def read_watchdog(data: Mapping[str, Any], read_timeout_seconds: float, errors: 
     """``[watchdog]``; ``read_timeout_seconds`` is the store table's (the default depends on it)."""
     wd = Table("[watchdog]", section(data, "watchdog", errors), errors, WatchdogConfig)
     return WatchdogConfig(stall_seconds=wd.get("stall_seconds", positive, default_stall_seconds(read_timeout_seconds)))
+
+
+def read_verify(data: Mapping[str, Any], errors: Errors) -> VerifyConfig:
+    ve = Table("[verify]", section(data, "verify", errors), errors, VerifyConfig)
+    return VerifyConfig(interval_seconds=ve.get("interval_seconds", non_negative))

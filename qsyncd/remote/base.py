@@ -182,9 +182,11 @@ class Remote(Protocol):
 
         With a ``delimiter`` (e.g. ``"/"``) keys that contain it after ``prefix`` are rolled up into
         common prefixes, which are not returned: the result is the objects directly "in" ``prefix``.
-        ``ObjectInfo`` has ``key``, ``size`` and ``etag`` (the same value HEAD reports);
-        ``content_type`` may be set and ``metadata`` is empty (listings do not carry it). A missing
-        bucket raises ``BucketMissing``.
+        ``ObjectInfo`` has ``key``, ``size`` and ``etag`` (the same value HEAD reports, so a caller may
+        compare it with a file's MD5: ``qsyncd verify`` and the periodic verify rely on that; a store
+        whose listing cannot say it for some objects completes those entries itself, as ``S3Remote``
+        HEADs each multipart object listed); ``content_type`` may be set and ``metadata`` is empty
+        (listings do not carry it). A missing bucket raises ``BucketMissing``.
         """
 
     def copy(self, source: str, key: str, *, etag: str, size: int) -> str:

@@ -34,9 +34,12 @@ stale. The rules:
 * HEAD reports as ``etag`` the metadata MD5 when it is there, else the server's ETag (a plain MD5, or
   ``<hex>-N`` for a multipart object written by someone else, which never equals a file's MD5: such an
   object is uploaded again rather than skipped on a guess);
-* a listing does not carry metadata: an entry whose ETag is not a plain MD5 is completed with a HEAD,
-  so ``list_objects`` reports the same ``etag`` as HEAD does (one request per multipart object listed;
-  small files, the many, cost nothing more);
+* a listing does not carry metadata: ``listed_md5`` (``s3_meta.py``) is the rule for one listed ETag. A plain 32-digit
+  hex ETag is the object's MD5 (a single PutObject); ``<hex>-N`` (multipart) or any other form says
+  nothing about the bytes, so that entry is completed with a HEAD. ``list_objects`` thus reports the
+  same ``etag`` as HEAD does, as the contract says, at one request per multipart object listed (few,
+  large objects); small files, the many, cost nothing more. This is what keeps ``qsyncd verify`` and
+  the daemon's periodic verify honest on S3 with one listing per prefix and no HEAD per file;
 * the MD5 must be known when the upload is initiated (metadata cannot be added at Complete), so
   ``initiate`` takes ``md5_hex`` and ``needs_md5_at_initiate`` tells the uploader to hash the file
   first (the same one pass that hashes every part, so nothing is read or hashed twice);
@@ -83,7 +86,7 @@ from qsyncd.remote.copies import MAX_COPY_SIZE, check_limit
 from qsyncd.remote.endpoint import Endpoint, parse_endpoint
 from qsyncd.remote.qingstor_checks import check_key, normalise_etag
 from qsyncd.remote.s3_copy import S3Copies
-from qsyncd.remote.s3_meta import MD5_META, b64, reported_md5, user_metadata
+from qsyncd.remote.s3_meta import MD5_META, b64, listed_md5, reported_md5, user_metadata
 from qsyncd.remote.s3_translate import status_error, transport_error
 
 LIST_LIMIT = 1000
@@ -631,7 +634,7 @@ class S3Remote:
             prefixes = [str(p.get("Prefix") or "") for p in reply.get("CommonPrefixes") or []]
             for item in page:
                 info = ObjectInfo(str(item["Key"]), int(item.get("Size") or 0), normalise_etag(item.get("ETag")))
-                if not _HEX32_RE.match(info.etag):  # multipart: the MD5 is in the metadata, which HEAD tells
+                if listed_md5(info.etag) is None:  # multipart: the MD5 is in the metadata, which HEAD tells
                     headed = self.head(info.key)
                     if headed is None:
                         continue  # deleted since the listing
@@ -738,4 +741,4 @@ def _short_body(exc: BaseException) -> ShortBodyError | None:
     return None
 
 
-__all__ = ["MD5_META", "S3Remote", "multipart_etag", "reported_md5"]
+__all__ = ["MD5_META", "S3Remote", "listed_md5", "multipart_etag", "reported_md5"]

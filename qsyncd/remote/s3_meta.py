@@ -2,17 +2,29 @@
 
 A multipart S3 object's ETag is ``md5(part MD5s)-N``, so every object qsyncd writes carries the
 Base64 MD5 of its bytes under ``md5chksum`` (rclone's name and form); ``S3Remote.head`` reports it as
-the object's ETag (``reported_md5``). The uploads (``s3.py``) and the copies (``s3_copy.py``) share
-these helpers.
+the object's ETag (``reported_md5``), and ``listed_md5`` says which listed ETags need that HEAD. The
+uploads (``s3.py``) and the copies (``s3_copy.py``) share these helpers.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 
 MD5_META = "md5chksum"  # x-amz-meta-md5chksum: Base64 MD5 of the whole object (rclone's name and form)
+_MD5_HEX_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+def listed_md5(etag: str) -> str | None:
+    """The MD5 a listing entry's (normalised) ETag vouches for, or ``None`` when only a HEAD can tell.
+
+    A plain 32-digit hex ETag is the MD5 of a single PutObject's bytes; a multipart ETag
+    (``<hex>-N``: ``md5(part MD5s)-N``), an empty one or any other form is not, and the whole-file MD5
+    is then in ``md5chksum``, which listings do not carry (``reported_md5`` reads it from a HEAD).
+    """
+    return etag if _MD5_HEX_RE.match(etag) else None
 
 
 def reported_md5(etag: str, metadata: Mapping[str, str]) -> str:

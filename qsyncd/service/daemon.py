@@ -9,7 +9,9 @@ its state, talking through queues:
 - ``settle`` (``SettleStage``): runs the ``Settler`` on the hints and submits finished files to the
   ``Pipeline`` (the upload queue, which also pauses every upload while the remote is down);
 - ``upload-N`` (``UploadWorker``): takes files from the pipeline and uploads them;
-- ``maintenance``: aborts multipart uploads that can never be completed.
+- ``maintenance``: aborts multipart uploads that can never be completed;
+- ``verify`` (``PeriodicVerify``, the service only): every ``[verify] interval_seconds`` compares one
+  listing per watch prefix with the ledger and sends again what was deleted or replaced in the bucket.
 
 The main thread keeps house: SIGHUP reloads, periodic rescans, roots that appear or vanish, the
 status (ledger, systemd ``STATUS=``) and, for ``qsyncd sync``, noticing that everything is done. Every
@@ -263,6 +265,8 @@ class Daemon:
             self.liveness.register(name, self.stall_seconds)
         if self.mode.runs_maintenance:
             specs.append(("maintenance", self.stages.maintenance.loop))
+        if self.mode.verifies_periodically and self.cfg.verify.interval_seconds > 0:
+            specs.append(("verify", self.stages.verify.loop))
         for name, target in specs:
             t = threading.Thread(target=self._guard(name, target), name=name, daemon=True)
             t.start()
@@ -343,7 +347,9 @@ class Daemon:
         assert self.watcher is not None  # reload is the service's, which watches
         added, removed = self.roots.reconfigure(new.watches, self.watcher, self.scanner.request)
         ignored = [
-            name for name in ("store", "upload", "state", "watchdog") if getattr(new, name) != getattr(self.cfg, name)
+            name
+            for name in ("store", "upload", "state", "watchdog", "verify")
+            if getattr(new, name) != getattr(self.cfg, name)
         ]
         self.cfg = new
         self.log.info("config_reloaded", added=added, removed=removed, needs_restart=ignored)

@@ -37,6 +37,11 @@ class Mode:
         return self.sends
 
     @property
+    def verifies_periodically(self) -> bool:
+        """Compares the bucket with the ledger every ``[verify] interval_seconds`` (the service only)."""
+        return self.service and self.sends
+
+    @property
     def lists_directories(self) -> bool:
         """Scans list a directory with many new files instead of one HEAD per file (the uploader's shortcut)."""
         return self.sends

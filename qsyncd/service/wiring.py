@@ -1,8 +1,8 @@
 """Build the stages of one daemon and connect them: who gets which queue, clock and callback.
 
 Nothing here runs: ``build_stages`` makes the objects (the ledger and its lock, the remote, the roots,
-the queues, the settle, scan and upload stages, maintenance, the status publisher) and hands each one
-only what it uses. ``Daemon`` (daemon.py) runs their threads.
+the queues, the settle, scan and upload stages, maintenance, the periodic verify, the status
+publisher) and hands each one only what it uses. ``Daemon`` (daemon.py) runs their threads.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from qsyncd.remoteindex import RemoteIndex
 from qsyncd.service.maintenance import Maintenance
 from qsyncd.service.mode import Mode
 from qsyncd.service.publisher import StatusPublisher
+from qsyncd.service.reverify import PeriodicVerify
 from qsyncd.service.roots import Roots
 from qsyncd.service.scanner import Scanner
 from qsyncd.service.settling import SettleStage
@@ -50,6 +51,7 @@ class Stages:
     worker: UploadWorker
     maintenance: Maintenance
     publisher: StatusPublisher
+    verify: PeriodicVerify
 
 
 def open_ledger(cfg: Config, mode: Mode) -> tuple[StateLock, Ledger]:
@@ -149,6 +151,19 @@ def build_stages(
     maintenance = Maintenance(
         remote, ledger, roots, once=mode.finite, clock=clock, wall=wall, wait=stop_event.wait, log=log
     )
+    verify = PeriodicVerify(
+        remote,
+        ledger,
+        roots,
+        index,
+        hints.put,
+        counters,
+        interval=cfg.verify.interval_seconds,
+        clock=clock,
+        wall=wall,
+        wait=stop_event.wait,
+        log=log,
+    )
     publisher = StatusPublisher(
         roots=roots,
         pipeline=pipeline,
@@ -164,5 +179,5 @@ def build_stages(
     )
     return Stages(
         lock, ledger, remote, roots, hints, pipeline, counters, settler, uploader, scanner, settle, worker,
-        maintenance, publisher,
+        maintenance, publisher, verify,
     )  # fmt: skip

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qsynctest import ACCESS_KEY, BUCKET, REPO, SECRET, md5_hex
+from qsynctest import ACCESS_KEY, BUCKET, REPO, SECRET, md5_b64, md5_hex
 
 
 def remote_bytes(emu: Any, key: str) -> bytes | None:
@@ -46,6 +46,19 @@ def sdk_delete(url: str, key: str) -> None:
     config.host, config.port, config.protocol = ep.host, ep.port, ep.scheme
     out = QingStor(config).Bucket(BUCKET, "").delete_object(key)
     assert out.status_code == 204, out.status_code
+
+
+def overwrite(url: str, key: str, data: bytes) -> None:
+    """PutObject ``data`` under ``key`` with qsyncd's own signed PUT, as another writer of the bucket would."""
+    import io
+
+    from qsyncd.remote.qingstor import QingStorRemote
+
+    remote = QingStorRemote(endpoint=url, zone="", bucket=BUCKET, access_key_id=ACCESS_KEY, secret_access_key=SECRET)
+    try:
+        remote.put(key, io.BytesIO(data), len(data), md5_b64(data))
+    finally:
+        remote.close()
 
 
 def ok(rec: Any) -> bool:

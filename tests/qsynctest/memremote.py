@@ -9,8 +9,9 @@ the emulator, so a stage tested against it is tested against the contract.
 
 Extras for tests: ``store.calls`` (every request as ``(method, key)``), ``store.fail(method, error)``
 to make the next call(s) of a method raise, ``store.objects(bucket)`` to see what is stored,
-``store.parts(key)`` how many parts an object was assembled from, and ``store.versioning[bucket]``
-("off", "enabled", "suspended") for ``versioning()``.
+``store.parts(key)`` how many parts an object was assembled from, ``store.versioning[bucket]``
+("off", "enabled", "suspended") for ``versioning()``, and ``store.remove(key)`` to delete an object
+behind the clients' back.
 
     remote = MemRemote()                      # a fresh store with one bucket, the right key
     remote.store.fail("put", TransientError("boom", code="connection_reset"))
@@ -92,6 +93,11 @@ class MemStore:
         """Make the next ``times`` calls of ``method`` (e.g. ``"put"``) raise ``error`` (before any effect)."""
         with self.lock:
             self._faults.extend([(method, error)] * times)
+
+    def remove(self, key: str, bucket: str = BUCKET) -> None:
+        """Delete an object behind every client's back (as another tool or a user would)."""
+        with self.lock:
+            del self._objects[bucket][key]
 
     def objects(self, bucket: str = BUCKET) -> dict[str, bytes]:
         """What the bucket holds: key -> bytes."""

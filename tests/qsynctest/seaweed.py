@@ -102,6 +102,8 @@ def write_s3_config(
     secret: str | None = None,
     read_timeout: float = 20,
     endpoint: str | None = None,
+    prefix: str = "",
+    extra: str = "",
     watch_opts: dict[str, Any] | None = None,
 ) -> Path:
     """A qsyncd.toml whose store is ``[s3]`` on ``server`` (a ``Seaweed`` or a ``WeedCluster``); the secret
@@ -126,6 +128,7 @@ def write_s3_config(
         "",
         "[[watch]]",
         f"path = {val(str(watch))}",
+        f"prefix = {val(prefix)}",
         *(f"{k} = {val(v)}" for k, v in (watch_opts or {}).items()),
         "",
         "[settle]",
@@ -140,6 +143,7 @@ def write_s3_config(
         "[state]",
         f"dir = {val(str(state))}",
         "",
+        extra,  # more tables, e.g. "[verify]\ninterval_seconds = 1"
     ]
     path.write_text("\n".join(lines))
     os.chmod(path, 0o600)

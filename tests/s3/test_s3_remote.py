@@ -22,7 +22,7 @@ from qsynctest.seaweed import Seaweed
 import qsyncd.remote.s3 as s3mod
 from qsyncd.errors import BadRequest, BucketMissing, CredentialsRejected, NotFound, Unreachable
 from qsyncd.remote import Remote
-from qsyncd.remote.s3 import MD5_META, S3Remote, multipart_etag
+from qsyncd.remote.s3 import MD5_META, S3Remote, listed_md5, multipart_etag
 
 PART = 5 * 1024 * 1024  # S3's smallest part but the last
 
@@ -220,6 +220,41 @@ def test_list_objects_pages_rolls_up_prefixes_and_reports_heads_etag(
     assert ["d/1", "d/2", "d/3", "d/multi"] == [o.key for o in flat]
     assert {"d/1": md5(b"d/1"), "d/multi": md5(data)} == {o.key: o.etag for o in flat if o.key in ("d/1", "d/multi")}
     assert ["d/1", "d/2", "d/3", "d/multi", "d/sub/4", "e/5"] == [o.key for o in remote.list_objects("")]
+
+
+LISTED = [
+    ("a single PutObject: the MD5", "9e107d9d372bb6826bd81d3542a419d6", "9e107d9d372bb6826bd81d3542a419d6"),
+    ("multipart: md5(part MD5s)-N, ask HEAD", "9e107d9d372bb6826bd81d3542a419d6-3", None),
+    ("multipart of one part", "9e107d9d372bb6826bd81d3542a419d6-1", None),
+    ("no ETag at all", "", None),
+    ("too short", "9e107d9d372bb6826bd81d3542a419d", None),
+    ("not hex", "9e107d9d372bb6826bd81d3542a419dz", None),
+    ("not normalised (quotes, upper case): ask HEAD", '"9E107D9D372BB6826BD81D3542A419D6"', None),
+]
+
+
+@pytest.mark.parametrize(("etag", "want"), [c[1:] for c in LISTED], ids=[c[0] for c in LISTED])
+def test_listed_md5(etag: str, want: str | None) -> None:
+    """The rule for one listed ETag: a plain hex MD5 is the MD5, anything else needs the object's HEAD."""
+    assert want == listed_md5(etag)
+
+
+def test_a_listing_heads_only_its_multipart_objects(remote: S3Remote, monkeypatch: pytest.MonkeyPatch) -> None:
+    """list_objects reports HEAD's etag (the whole-file MD5) for every object at one HEAD per multipart
+    object, none for the small ones: what keeps verify at one listing per prefix, not a HEAD per file."""
+    small = {f"v/{i}": os.urandom(100 + i) for i in range(5)}
+    for key, data in small.items():
+        remote.put(key, io.BytesIO(data), len(data), b64(data))
+    big = os.urandom(PART + 5)
+    upload_id = remote.initiate("v/big", md5_hex=md5(big))
+    upload_parts(remote, "v/big", upload_id, big, [0, 1])
+    remote.complete("v/big", upload_id, remote.list_parts("v/big", upload_id), md5(big))
+    headed: list[str] = []
+    real_head = remote.head
+    monkeypatch.setattr(remote, "head", lambda key: headed.append(key) or real_head(key))
+    listed = {o.key: (o.size, o.etag) for o in remote.list_objects("v/")}
+    assert ["v/big"] == headed
+    assert {**{k: (len(d), md5(d)) for k, d in small.items()}, "v/big": (len(big), md5(big))} == listed
 
 
 def test_an_object_written_elsewhere_as_multipart_is_never_taken_for_a_file_md5(

@@ -1,0 +1,133 @@
+"""The periodic verify: notice objects deleted or replaced behind the service's back, and send them again.
+
+The ledger says "uploaded", so nothing else ever looks at such a file again. Every
+``[verify] interval_seconds`` (never at start-up: the first round comes one interval after start, so a
+restart sends no request), one round lists each watch prefix once (``verify.list_prefixes``) and
+compares the listing with the ledger's records (``verify.audit``): no walk, no hashing, no HEAD per
+file. Each record whose object is missing, or listed with another size or ETag, is dropped from the
+ledger and its file handed to the settle stage as a ``scan`` hint, the path a rescan takes, so the
+uploader looks at the bucket again (its listing shortcut for the key forgotten) and uploads it. A file
+that is gone from disk only loses its record: there is nothing to send.
+
+Each object found logs ``object_missing`` or ``object_changed`` (path, key, reason) and counts in
+``Counters.objects_lost``; each round ends with ``verify_finished`` (what it listed and what it cost)
+or, on a remote error, ``verify_failed`` and another try after ``RETRY_AFTER_ERROR``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from qsyncd.errors import RemoteError
+from qsyncd.remote.base import ObjectInfo, Remote
+from qsyncd.remoteindex import RemoteIndex
+from qsyncd.service.roots import Roots
+from qsyncd.state import FileRecord, Ledger
+from qsyncd.stats import Counters
+from qsyncd.verify import Finding, audit, list_prefixes
+from qsyncd.watch import Hint
+
+RETRY_AFTER_ERROR = 60.0  # a round that failed on a remote error is tried again after this long (at most)
+UPLOAD_MARGIN = 1.0  # records written this close before the listing started (or after) wait for the next round
+
+
+class PeriodicVerify:
+    """``loop()`` is the verify thread; ``round()`` one comparison of ledger and bucket."""
+
+    def __init__(
+        self,
+        remote: Remote,
+        ledger: Ledger,
+        roots: Roots,
+        index: RemoteIndex,
+        emit: Callable[[Hint], None],
+        counters: Counters,
+        *,
+        interval: float,
+        clock: Callable[[], float],
+        wall: Callable[[], float],
+        wait: Callable[[float], bool],
+        log: Any,
+    ) -> None:
+        self.remote = remote
+        self.ledger = ledger
+        self.roots = roots
+        self.index = index
+        self.emit = emit  # the hint queue's put: the settle stage takes it from there
+        self.counters = counters
+        self.interval = interval
+        self.clock = clock
+        self.wall = wall
+        self.wait = wait  # waits up to N seconds; True when the daemon is stopping
+        self.log = log
+
+    def loop(self) -> None:
+        delay = self.interval
+        while not self.wait(delay):
+            try:
+                self.round()
+                delay = self.interval
+            except RemoteError as err:
+                delay = min(self.interval, RETRY_AFTER_ERROR)
+                self.log.warning("verify_failed", error=str(err), retry_in=delay)
+
+    def round(self) -> list[Finding]:
+        """List, compare, send again what is missing or changed; returns what was found."""
+        t0, cpu0 = self.clock(), time.thread_time()
+        started = self.wall()
+        roots = list(self.roots)
+        prefixes = list_prefixes([r.cfg for r in roots])
+        objects: dict[str, ObjectInfo] = {}
+        for prefix in prefixes:
+            for obj in self.remote.list_objects(prefix):
+                objects[obj.key] = obj
+        before = started - UPLOAD_MARGIN
+        acted: list[Finding] = []
+        records = checked = 0
+        for root in roots:  # one root's records at a time
+            known = self.ledger.uploaded_under(root.path)
+            records += len(known)
+            checked += sum(r.uploaded_at < before for r in known.values())
+            found = audit(known.values(), objects, before=before)
+            acted += [f for f in found if f.path is not None and self._send_again(f, known[f.path], root.path)]
+        self.counters.verified()
+        self.log.info(
+            "verify_finished",
+            prefixes=prefixes,
+            records=records,
+            checked=checked,
+            objects=len(objects),
+            missing=sum(f.kind == "missing" for f in acted),
+            changed=sum(f.kind == "changed" for f in acted),
+            seconds=round(self.clock() - t0, 3),
+            cpu_seconds=round(time.thread_time() - cpu0, 3),
+        )
+        return acted
+
+    def _send_again(self, found: Finding, compared: FileRecord, root: str) -> bool:
+        """Drop the record and hint the file, unless the record changed since it was read (a new upload)."""
+        path = compared.path
+        if self.ledger.get(path) != compared:
+            return False
+        self.ledger.forget(path)
+        self.index.forget(found.key)  # a listing the scan made earlier must not vouch for the old object
+        try:
+            st = os.lstat(path)
+        except OSError:
+            st = None
+        if st is not None:
+            self.emit(Hint("scan", path, root, "verify", idle_for=max(0.0, self.wall() - st.st_mtime)))
+        self.counters.object_lost(found.kind)
+        self.log.warning(
+            "object_missing" if found.kind == "missing" else "object_changed",
+            path=path,
+            key=found.key,
+            reason=found.reason,
+            detail=found.detail,
+            on_disk=st is not None,
+            action="upload_again" if st is not None else "record_dropped",
+        )
+        return True
