@@ -235,7 +235,8 @@ def verify(cfg: Config, remote: Remote, ledger: Ledger, *, rehash: bool = False)
                 found = check_file(path=path, key=key, local=local, record=record, remote=objects.get(key), md5=md5)
             if isinstance(found, Finding):
                 res.findings.append(found)
-    res.findings += extras(objects, expected, records)
+    kept = tuple(w.kept_prefix for w in cfg.watches if w.kept_prefix)  # versions on_change kept: not extra
+    res.findings += extras({k: o for k, o in objects.items() if not k.startswith(kept)}, expected, records)
     return res
 
 

@@ -148,3 +148,16 @@ def test_verify_walks_with_the_daemons_rules_and_hashes_only_unvouched_files(tmp
     assert res.ok, res.render()
     assert (2, 1, 2) == (res.files, res.hashed, res.objects)
     assert [("p/", "")] == remote.calls  # one recursive listing
+
+
+def test_kept_versions_are_not_extra(tmp_path: Path, ledger: Any) -> None:
+    """Objects under kept_prefix (on_change = "keep") are past versions, not strays: with prefix "" the
+    listing sees them, and verify does not list them as extra; a real stray still is."""
+    root = tmp_path / "w"
+    root.mkdir()
+    remote = _Listing(
+        [ObjectInfo(".qsyncd-kept/a.txt@20261203T000000Z-ffffffff", 2, "f" * 32), ObjectInfo("x", 1, "0" * 32)]
+    )
+    cfg: Any = type("Cfg", (), {"watches": (WatchConfig(path=root),)})()
+    res = verify(cfg, remote, ledger)  # type: ignore[arg-type]
+    assert [f.key for f in res.of_kind("extra")] == ["x"]
