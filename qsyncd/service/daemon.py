@@ -31,13 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from qsyncd import md5pair
-from qsyncd.config import Config, S3Config, load_config
+from qsyncd.config import Config, load_config
 from qsyncd.errors import QsyncdError
 from qsyncd.events import get_logger
 from qsyncd.notify import Liveness, Notifier, WatchdogPinger
 from qsyncd.remote.base import Remote
 from qsyncd.service.mode import RUN, SYNC, Mode
 from qsyncd.service.roots import ROOT_CHECK_SECONDS
+from qsyncd.service.store import make_remote
 from qsyncd.service.wiring import build_stages
 from qsyncd.stats import Status
 from qsyncd.upload import Outcome
@@ -59,36 +60,6 @@ class SyncReport:
 
     def __bool__(self) -> bool:
         return bool(self.failures or self.problems)
-
-
-def make_remote(cfg: Config) -> Remote:
-    """The configured store: ``[qingstor]`` or ``[s3]`` (each SDK is imported only when its store is made)."""
-    store = cfg.store
-    if isinstance(store, S3Config):
-        from qsyncd.remote.s3 import S3Remote
-
-        return S3Remote(
-            endpoint=store.endpoint,
-            region=store.region,
-            bucket=store.bucket,
-            access_key_id=store.access_key_id,
-            secret_access_key=store.secret_access_key,
-            addressing_style=store.addressing_style,
-            connect_timeout=store.connect_timeout_seconds,
-            read_timeout=store.read_timeout_seconds,
-            max_connections=cfg.upload.concurrency * (1 + cfg.upload.part_concurrency),
-        )
-    from qsyncd.remote.qingstor import QingStorRemote
-
-    return QingStorRemote(
-        endpoint=store.endpoint,
-        zone=store.zone,
-        bucket=store.bucket,
-        access_key_id=store.access_key_id,
-        secret_access_key=store.secret_access_key,
-        connect_timeout=store.connect_timeout_seconds,
-        read_timeout=store.read_timeout_seconds,
-    )
 
 
 class Daemon:
@@ -118,6 +89,7 @@ class Daemon:
             cfg,
             mode,
             remote if remote is not None else make_remote(cfg),
+            remote_from_config=remote is None,
             notifier=self.notifier,
             liveness=self.liveness,
             stop_event=self.stop_event,

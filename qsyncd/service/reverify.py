@@ -16,15 +16,19 @@ or, on a remote error, ``verify_failed`` and another try after ``RETRY_AFTER_ERR
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from qsyncd.errors import RemoteError
+from qsyncd.config import Config, WatchConfig
+from qsyncd.errors import RemoteError, StateError, TransientError
 from qsyncd.remote.base import ObjectInfo, Remote
 from qsyncd.remoteindex import RemoteIndex
 from qsyncd.service.roots import Roots
+from qsyncd.service.store import make_remote
 from qsyncd.state import FileRecord, Ledger
 from qsyncd.stats import Counters
 from qsyncd.verify import Finding, audit, list_prefixes
@@ -51,8 +55,10 @@ class PeriodicVerify:
         wall: Callable[[], float],
         wait: Callable[[float], bool],
         log: Any,
+        cfg: Config | None = None,
     ) -> None:
         self.remote = remote
+        self.cfg = cfg  # given: each round runs in a child process built from it (audit_in_child)
         self.ledger = ledger
         self.roots = roots
         self.index = index
@@ -77,29 +83,22 @@ class PeriodicVerify:
     def round(self) -> list[Finding]:
         """List, compare, send again what is missing or changed; returns what was found."""
         t0, cpu0 = self.clock(), time.thread_time()
-        started = self.wall()
+        before = self.wall() - UPLOAD_MARGIN
         roots = list(self.roots)
-        prefixes = list_prefixes([r.cfg for r in roots])
-        objects: dict[str, ObjectInfo] = {}
-        for prefix in prefixes:
-            for obj in self.remote.list_objects(prefix):
-                objects[obj.key] = obj
-        before = started - UPLOAD_MARGIN
-        acted: list[Finding] = []
-        records = checked = 0
-        for root in roots:  # one root's records at a time
-            known = self.ledger.uploaded_under(root.path)
-            records += len(known)
-            checked += sum(r.uploaded_at < before for r in known.values())
-            found = audit(known.values(), objects, before=before)
-            acted += [f for f in found if f.path is not None and self._send_again(f, known[f.path], root.path)]
+        watches = tuple(r.cfg for r in roots)
+        if self.cfg is not None:  # in a child process: the round's memory goes back when it exits
+            lost, (records, checked, objects, prefixes) = audit_in_child(self.cfg, watches, before)
+        else:
+            lost, (records, checked, objects, prefixes) = compare(self.remote, self.ledger, watches, before)
+        where = {str(w.path): r.path for w, r in zip(watches, roots, strict=True)}
+        acted = [f for f, rec, root in lost if self._send_again(f, rec, where[root])]
         self.counters.verified()
         self.log.info(
             "verify_finished",
             prefixes=prefixes,
             records=records,
             checked=checked,
-            objects=len(objects),
+            objects=objects,
             missing=sum(f.kind == "missing" for f in acted),
             changed=sum(f.kind == "changed" for f in acted),
             seconds=round(self.clock() - t0, 3),
@@ -131,3 +130,58 @@ class PeriodicVerify:
             action="upload_again" if st is not None else "record_dropped",
         )
         return True
+
+
+Lost = list[tuple[Finding, FileRecord, str]]  # what a round found: the finding, the record compared, its root
+Figures = tuple[int, int, int, list[str]]  # records, records checked, objects listed, prefixes listed
+
+
+def compare(remote: Remote, ledger: Ledger, watches: tuple[WatchConfig, ...], before: float) -> tuple[Lost, Figures]:
+    """One round's listing (one per watch prefix) and comparison with the ledger, one root's records at a time."""
+    prefixes = list_prefixes(watches)
+    objects: dict[str, ObjectInfo] = {}
+    for prefix in prefixes:
+        for obj in remote.list_objects(prefix):
+            objects[obj.key] = obj
+    lost: Lost = []
+    records = checked = 0
+    for w in watches:
+        known = ledger.uploaded_under(str(w.path))
+        records += len(known)
+        checked += sum(r.uploaded_at < before for r in known.values())
+        lost += [(f, known[f.path], str(w.path)) for f in audit(known.values(), objects, before=before) if f.path]
+    return lost, (records, checked, len(objects), prefixes)
+
+
+def audit_in_child(cfg: Config, watches: tuple[WatchConfig, ...], before: float) -> tuple[Lost, Figures]:
+    """``compare`` in a fresh interpreter (multiprocessing "spawn", never a fork of the threaded service).
+
+    A round holds the whole listing and a root's records at once (about 1.3 KiB per record at its
+    peak), and CPython keeps most of that memory after it is freed: the service's RSS stayed ~55 MiB
+    higher at 100,000 files. In a child it is given back when the child exits; the child opens the
+    ledger read-only (WAL: beside the service's writes) and its own connection to the store."""
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        result, error = pool.submit(_child_round, cfg, watches, before).result()
+    if error:
+        raise TransientError(error, code="verify_round_failed", operation="ListObjects")
+    assert result is not None
+    return result
+
+
+def _child_round(
+    cfg: Config, watches: tuple[WatchConfig, ...], before: float
+) -> tuple[tuple[Lost, Figures] | None, str]:
+    """The child's side: errors come back as text (a RemoteError does not pickle with its fields)."""
+    try:
+        remote = make_remote(cfg)
+        ledger = Ledger(cfg.state.dir, readonly=True, missing_ok=True)
+        try:
+            return compare(remote, ledger, watches, before), ""
+        finally:
+            ledger.close()
+            close = getattr(remote, "close", None)
+            if close is not None:
+                close()
+    except (RemoteError, StateError) as err:
+        return None, str(err)

@@ -74,6 +74,7 @@ def build_stages(
     mode: Mode,
     remote: Remote,
     *,
+    remote_from_config: bool = False,
     notifier: Notifier,
     liveness: Liveness,
     stop_event: threading.Event,
@@ -163,6 +164,7 @@ def build_stages(
         wall=wall,
         wait=stop_event.wait,
         log=log,
+        cfg=cfg if remote_from_config else None,  # a child can build the same remote itself
     )
     publisher = StatusPublisher(
         roots=roots,

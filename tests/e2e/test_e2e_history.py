@@ -5,8 +5,8 @@ proxy (``FaultProxy`` with no faults), so "sends about the new data only" is mea
 taken from qsyncd's own events. Each test runs once per store with the same steps:
 
 - a numbered logrotate chain (rotate 14, compress, 30 rotations; CI runs that on QingStor and rotate 5
-  with 9 rotations on S3, the soak the full chain on both) sends about the new data only and leaves every local file byte-exact in the bucket,
-  the version each rotation drops kept under ``.qsyncd-kept/``;
+  with 9 rotations on S3, the soak the full chain on both) sends about the new data only and leaves
+  every local file byte-exact in the bucket, what each rotation drops kept under ``.qsyncd-kept/``;
 - every file rewritten in place with random bytes while the daemon runs (ransomware) loses no original:
   with ``on_change = "keep"`` the originals are kept and the new bytes stored, with ``"refuse"`` the
   bucket is left exactly as it was and each file is reported (``change_refused``).
