@@ -38,7 +38,7 @@ from sdharness import journald  # noqa: F401  (a fixture for tests outside tests
 # starts) before any test module reads it. Soak mode scales the reliability counts up (relsupport.scale)
 # and runs the tests marked ``slow``; CI mode (the default) skips those.
 #
-# ./scripts/test runs the suite on 2 pytest-xdist workers. A test marked ``alone`` (it changes something
+# ./scripts/test runs the suite on 3 pytest-xdist workers. A test marked ``alone`` (it changes something
 # host-wide, e.g. fs.inotify.max_queued_events) waits until no other test runs and holds the others off
 # until it ends: workers share a lock file (shared for every test, exclusive for ``alone`` ones).
 
