@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -44,15 +45,31 @@ def weed_binary() -> str | None:
     return shutil.which("weed")
 
 
+# Ports are picked below the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768-60999 by
+# default): a port in it can be taken by any outgoing connection while a server is stopped for an
+# outage and restarted on the same ports ("bind: address already in use", seen with 3 test workers).
+PORT_RANGE = (20000, 32767)
+
+
 def free_ports(n: int) -> list[int]:
-    """``n`` distinct ports that were free a moment ago on 127.0.0.1."""
+    """``n`` distinct ports in ``PORT_RANGE`` that were free a moment ago on 127.0.0.1."""
+    rng = random.SystemRandom()
     socks: list[socket.socket] = []
+    ports: list[int] = []
     try:
-        for _ in range(n):
+        while len(ports) < n:
+            port = rng.randint(*PORT_RANGE)
+            if port in ports:
+                continue
             s = socket.socket()
-            s.bind(("127.0.0.1", 0))
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
-        return [s.getsockname()[1] for s in socks]
+            ports.append(port)
+        return ports
     finally:
         for s in socks:
             s.close()

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from qsyncd.weed import free_ports
 from qsynctest.constants import ACCESS_KEY, BUCKET, REPO, SECRET
 from qsynctest.processes import stop_process
 
@@ -117,7 +118,9 @@ class EmulatorProc:
         self.log = log
         self.credentials = credentials
         self.buckets = list(buckets)
-        self.port = port
+        # below the ephemeral range (qsyncd.weed.PORT_RANGE), so no client connection takes it while the
+        # emulator is stopped for an outage and started again on the same port
+        self.port = port or free_ports(1)[0]
         self.seed = seed
         self.extra = list(extra)
         self.proc: subprocess.Popen[bytes] | None = None
