@@ -67,6 +67,18 @@ class PathFilter:
         path_ok = self._inc_path is not None and self._inc_path.match("/".join(parts)) is not None
         return name_ok or path_ok
 
+    def file_wanted(self, name: str, relpath: str) -> bool:
+        """``wanted(relpath)`` for a file whose directories all passed ``dir_wanted`` (a scan's walk
+        prunes the others): only the file's own name and path are left to match, not every directory
+        of its path again. ``relpath`` is clean (no empty components), as the walk builds it."""
+        if self._exc_name is not None and self._exc_name.match(name):
+            return False
+        if self._exc_path is not None and self._exc_path.match(relpath):
+            return False
+        if self._inc_name is not None and self._inc_name.match(name) is not None:
+            return True
+        return self._inc_path is not None and self._inc_path.match(relpath) is not None
+
     def dir_wanted(self, reldir: str) -> bool:
         """Whether a directory may hold wanted files (False: prune it from scans and watches)."""
         parts = [p for p in reldir.split("/") if p and p != "."]

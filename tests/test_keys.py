@@ -449,3 +449,31 @@ def test_unreadable_file_as_unprivileged_user() -> None:
 def test_content_type(relpath: str, expected: str) -> None:
     """MIME type from the built-in table; compressed files get the compressor's type."""
     assert expected == content_type(relpath)
+
+
+@pytest.mark.parametrize(
+    ("include", "exclude"),
+    [
+        (["*"], []),
+        (["*.jpg", "cams/*/keep.txt"], ["*.tmp", "skip", "a/b/*.log"]),
+        (["*"], ["*.tmp", "*~", ".*.swp", "cache/", "x/y", "a/b/*.log"]),
+    ],
+)
+def test_file_wanted_agrees_with_wanted_below_wanted_directories(include: list[str], exclude: list[str]) -> None:
+    """The scan's shortcut (only the file's own name and path) decides as ``wanted`` for every file
+    whose directories ``dir_wanted`` let through; the others the walk never reaches."""
+    from qsyncd.keys import PathFilter
+
+    filt = PathFilter(include, exclude)
+    names = ["a.jpg", "b.tmp", "keep.txt", "c.log", "d~", ".e.swp", "skip", "plain"]
+    dirs = ["", "cams/front/", "a/b/", "a/", "x/", "x/y/", "skip/", "cache/", "deep/er/still/"]
+    checked = 0
+    for d in dirs:
+        parts = [p for p in d.split("/") if p]
+        if not all(filt.dir_wanted("/".join(parts[: i + 1])) for i in range(len(parts))):
+            continue
+        for n in names:
+            rel = d + n
+            assert filt.file_wanted(n, rel) == filt.wanted(rel), rel
+            checked += 1
+    assert checked > 20

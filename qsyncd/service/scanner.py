@@ -19,7 +19,7 @@ from typing import Any
 from qsyncd.pipeline import CountingQueue
 from qsyncd.remote.base import Remote
 from qsyncd.remoteindex import RemoteIndex
-from qsyncd.scan import walk_dirs
+from qsyncd.scan import relpath, walk_dirs
 from qsyncd.service.listing import LIST_CONCURRENCY, DirLister
 from qsyncd.service.roots import Roots
 from qsyncd.state import Ledger
@@ -152,7 +152,10 @@ class Scanner:
             beat=self.beat,
             on_error=on_error,
         )
-        wanted = root.filt.wanted
+        # the walk only enters directories below start that dir_wanted lets through; start itself is checked here
+        wanted: Callable[[str, str], bool] = root.filt.file_wanted
+        if start != root.path and not root.filt.dir_wanted(relpath(root.path, start)):
+            wanted = _nothing  # an excluded directory: nothing below it is wanted
         for directory, entries in walked:
             while self.backlog() > MAX_BACKLOG and not self.stopping():  # let the uploads catch up
                 self.beat()
@@ -163,7 +166,7 @@ class Scanner:
                 if self.stopping():
                     return
                 files += 1
-                if not wanted(rel):
+                if not wanted(name, rel):
                     continue
                 rec = known.get(name)
                 # the version FileIdentity.same_version compares (size, mtime, inode), without building one per file
@@ -183,3 +186,7 @@ class Scanner:
             queued=queued,
             seconds=round(self.clock() - t0, 3),
         )
+
+
+def _nothing(name: str, rel: str) -> bool:
+    return False
