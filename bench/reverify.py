@@ -4,8 +4,9 @@ One tree of ``--files`` N files of 1 KiB, 1,000 per directory (``bench.data.smal
 uploaded by ``qsyncd sync``; then ``qsyncd run`` with ``[verify] interval_seconds = 2`` (and no periodic
 rescan in the way) until ``ROUNDS`` rounds have compared every record. Per round: the requests the
 emulator logged by operation (a round is one listing per watch prefix: ListObjects, 1,000 keys a page),
-its wall seconds and the CPU seconds of the verify thread (both from its ``verify_finished`` event), the
-daemon's whole CPU between two rounds and its RSS from /proc. Figures are printed, never judged against a time.
+its wall seconds and the CPU seconds of the round, its child process included (both from
+``verify_finished``), the daemon's whole CPU between two rounds and its RSS from /proc. Figures are
+printed, never judged against a time.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def run(emu: EmulatorProc, work: Path, *, files: int, log: Callable[[str], None]
     wall = median([float(r["seconds"]) for r in rounds])
     cpu = median([float(r["cpu_seconds"]) for r in rounds])
     idle = INTERVAL * ROUNDS  # the waits between rounds, in the daemon's CPU too (idle: ~0)
-    log(f"verify: {files} records, per round {per_round}, wall {wall:.2f} s, verify thread cpu {cpu:.2f} s")
+    log(f"verify: {files} records, per round {per_round}, wall {wall:.2f} s, round cpu {cpu:.2f} s (child included)")
     label = f"9. periodic verify, {files:,} ledger records, {PER_DIR} per directory"
     return [
         Row(label, "requests per round", f"{sum(per_round.values()):,.0f}", note=f"{per_round}"),
@@ -93,8 +94,8 @@ def run(emu: EmulatorProc, work: Path, *, files: int, log: Callable[[str], None]
             label,
             "wall, CPU per round",
             f"{fmt(wall, 2)} s, {fmt(cpu, 2)} CPU s",
-            note=f"verify thread (median of {ROUNDS}); whole daemon {fmt((cpu1 - cpu0) / ROUNDS, 2)} CPU s per "
-            f"round incl. {idle:g} s idle between rounds",
+            note=f"the round, its child process included (median of {ROUNDS}); the service "
+            f"{fmt((cpu1 - cpu0) / ROUNDS, 2)} CPU s per round incl. {idle:g} s idle between rounds",
         ),
         Row(
             label,

@@ -45,7 +45,7 @@ def examine(
                 donor = uploader.server.donor(path, ident, md5, rules)
                 if donor is None or donor.key == key:
                     return d
-                how = "moved" if rules.renames == "move" and donor.kind == "file" else "copied"
+                how = "moved" if uploader.server.via(donor, rules) == "move" else "copied"  # as upload() would
                 return Decision("upload", "renamed", f"its bytes are in the bucket as {donor.key}: {how} there")
             else:
                 return d

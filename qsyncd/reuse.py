@@ -59,8 +59,7 @@ class ServerSide:
         self.log = log
         self.wall = wall
         self.clock = clock
-        self._lock = threading.Lock()
-        self._cv = threading.Condition()
+        self._cv = threading.Condition()  # guards the claims and the versioning state
         self._claims: dict[str, int] = {}  # donor key -> files copying from it now
         self._versioning: tuple[float, bool] | None = None  # (asked at, enabled)
 
@@ -108,23 +107,13 @@ class ServerSide:
                 operation="CopyObject",
                 key=key,
             ) from err
-        same = record is not None and record.key == key and record.md5 == existing.etag
-        self.ledger.record_kept(
-            kept,
-            key,
-            path,
-            size=existing.size,
-            md5=existing.etag,
-            ino=record.ino if same and record is not None else 0,
-            mtime_ns=record.mtime_ns if same and record is not None else 0,
-            kept_at=self.wall(),
-        )
+        self.ledger.record_kept(kept, key, path, size=existing.size, md5=existing.etag, kept_at=self.wall())
         self.log.info("version_kept", path=path, key=key, kept_key=kept, etag=existing.etag, bytes=existing.size)
         return kept
 
     def versioned(self) -> bool:
         """Whether the bucket keeps replaced versions itself (asked once per ``VERSIONING_TTL``)."""
-        with self._lock:
+        with self._cv:
             if self._versioning is not None and self.clock() - self._versioning[0] < VERSIONING_TTL:
                 return self._versioning[1]
         try:
@@ -136,7 +125,7 @@ class ServerSide:
                 action="kept versions are copied aside, as for a bucket without versioning",
             )
             enabled = False
-        with self._lock:
+        with self._cv:
             self._versioning = (self.clock(), enabled)
         return enabled
 
@@ -197,6 +186,10 @@ class ServerSide:
             while self._claims.get(key, 0) > 0 and (left := deadline - time.monotonic()) > 0:
                 self._cv.wait(min(left, 1.0))
 
+    def via(self, donor: Donor, rules: ChangeRules) -> Via:
+        """How ``reuse`` would put the donor's object in place: ``"copy"``, ``"move"`` (or ``"upload"``)."""
+        return reuse_via(rules.renames, donor, source_on_disk=_on_disk(donor))
+
     def reuse(
         self, path: str, key: str, donor: Donor, ident: FileIdentity, md5: str, rules: ChangeRules
     ) -> tuple[Via, Donor]:
@@ -209,7 +202,7 @@ class ServerSide:
             if donor.key in tried:
                 break
             tried.add(donor.key)
-            via = reuse_via(rules.renames, donor, source_on_disk=_on_disk(donor))
+            via = self.via(donor, rules)
             if via == "upload":
                 break
             try:

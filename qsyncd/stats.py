@@ -48,8 +48,8 @@ class Counters:
             self.last_upload_wall = wall
             self._failing.discard(path)
 
-    def reused_file(self, path: str, via: str, wall: float) -> None:
-        """``path`` is in the bucket by a server-side ``via`` ("copied" or "moved")."""
+    def reused_file(self, path: str, wall: float) -> None:
+        """``path`` is in the bucket by a server-side copy or move."""
         with self._lock:
             self.copied += 1
             self.last_upload_wall = wall

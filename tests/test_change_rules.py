@@ -88,7 +88,7 @@ def test_donor_prefers_the_renamed_file_and_falls_back_to_kept(ledger: Ledger) -
     ledger.forget("/r/copy")
     ledger.forget("/r/orig")
     assert ledger.donor("/r", exclude="/r/new", size=10, md5=A) is None
-    ledger.record_kept(".k/r/orig@x", "r/orig", "/r/orig", size=10, md5=A, ino=51, mtime_ns=999, kept_at=5.0)
+    ledger.record_kept(".k/r/orig@x", "r/orig", "/r/orig", size=10, md5=A, kept_at=5.0)
     found = ledger.donor("/r", exclude="/r/new", size=10, md5=A)
     assert found is not None and (found.kind, found.key) == ("kept", ".k/r/orig@x")
     assert ledger.holds_size("/r", 10) and not ledger.holds_size("/r", 11) and not ledger.holds_size("/q", 10)
@@ -103,7 +103,7 @@ def test_held_elsewhere_and_forget_moved(ledger: Ledger) -> None:
     assert ledger.get("/r/a") is not None
     ledger.forget_moved("/r/a", "r/a", A)
     assert ledger.get("/r/a") is None
-    ledger.record_kept("k", "r/a", "/r/a", size=10, md5=A, ino=0, mtime_ns=0, kept_at=1.0)
+    ledger.record_kept("k", "r/a", "/r/a", size=10, md5=A, kept_at=1.0)
     assert ledger.held_elsewhere(10, A, "r/a")  # a kept copy holds it
 
 

@@ -191,4 +191,5 @@ def test_a_dry_run_says_a_renamed_file_would_be_copied(world: tuple[Path, MemRem
     d = examine(up, str(root / "b"), "b", rules=rules(root))
     assert (d.action, d.reason) == ("upload", "renamed") and "as a: copied there" in d.detail
     assert calls(remote, "put", "copy", "move") == [], "a dry run writes nothing"
+    assert "as a: moved there" in examine(up, str(root / "b"), "b", rules=rules(root, renames="move")).detail
     assert examine(up, str(root / "b"), "b", rules=rules(root, renames="upload")).reason == "not_in_bucket"

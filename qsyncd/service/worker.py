@@ -193,7 +193,7 @@ class UploadWorker:
         if out.kept:
             self.counters.kept_version()
         if out.action in ("copied", "moved"):
-            self.counters.reused_file(path, out.action, self.wall())
+            self.counters.reused_file(path, self.wall())
             self.log.info(
                 "object_" + out.action,
                 path=path,

@@ -73,8 +73,6 @@ CREATE TABLE IF NOT EXISTS kept (
     path BLOB NOT NULL,
     size INTEGER NOT NULL,
     md5 TEXT NOT NULL,
-    ino INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
     kept_at REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS kept_by_content ON kept (size, md5);

@@ -41,7 +41,7 @@ class DonorRecords(Database):
             if row:
                 return _donor("file", row, "identity" if (row[4], row[5]) == (ino, mtime_ns) else "content")
             row = conn.execute(
-                "SELECT path, kept_key, size, md5, ino, mtime_ns FROM kept WHERE size = ? AND md5 = ?"
+                "SELECT path, kept_key, size, md5, 0, 0 FROM kept WHERE size = ? AND md5 = ?"
                 " AND path >= ? AND path < ? ORDER BY kept_at DESC LIMIT 1",
                 (size, md5, low, high),
             ).fetchone()
@@ -70,15 +70,12 @@ class DonorRecords(Database):
                 row = conn.execute("SELECT 1 FROM kept WHERE size = ? AND md5 = ? LIMIT 1", (size, md5)).fetchone()
         return row is not None
 
-    def record_kept(
-        self, kept_key: str, key: str, path: str, *, size: int, md5: str, ino: int, mtime_ns: int, kept_at: float
-    ) -> None:
+    def record_kept(self, kept_key: str, key: str, path: str, *, size: int, md5: str, kept_at: float) -> None:
         """Remember that ``kept_key`` holds the version of ``path`` that was under ``key`` (durable)."""
         with self._tx() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO kept (kept_key, key, path, size, md5, ino, mtime_ns, kept_at)"
-                " VALUES (?,?,?,?,?,?,?,?)",
-                (kept_key, key, enc_path(path), size, md5, ino, mtime_ns, kept_at),
+                "INSERT OR REPLACE INTO kept (kept_key, key, path, size, md5, kept_at) VALUES (?,?,?,?,?,?)",
+                (kept_key, key, enc_path(path), size, md5, kept_at),
             )
 
     def kept_versions(self, key: str | None = None) -> list[dict[str, Any]]:
