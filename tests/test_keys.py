@@ -13,6 +13,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from qsynctest.unprivileged import readable_package
 
 from qsyncd import keys
 from qsyncd.config import DEFAULT_EXCLUDES
@@ -416,7 +417,7 @@ def test_unreadable_file_as_unprivileged_user() -> None:
             capture_output=True,
             text=True,
             timeout=60,
-            env=dict(os.environ, PYTHONPATH=str(REPO)),
+            env=dict(os.environ, PYTHONPATH=readable_package(base)),  # nobody may not read the checkout
             cwd="/",
             check=False,
         )

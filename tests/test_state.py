@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from qsynctest.unprivileged import readable_package
 
 from qsyncd.errors import StateError, StateLockedError
 from qsyncd.state import SCHEMA_VERSION, FileRecord, Ledger, MultipartRecord, PartRecord, StateLock
@@ -388,7 +389,7 @@ def test_unwritable_dir_as_unprivileged_user() -> None:
             capture_output=True,
             text=True,
             timeout=60,
-            env=dict(os.environ, PYTHONPATH=str(REPO)),
+            env=dict(os.environ, PYTHONPATH=readable_package(base)),  # nobody may not read the checkout
             cwd="/",
             check=False,
         )
