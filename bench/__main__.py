@@ -141,6 +141,13 @@ def main(argv: list[str] | None = None) -> int:
         help="scale, verify: files in the tree (1 KiB, 1,000 per directory; default 100000)",
     )
     p.add_argument("--rescans", type=int, default=10, help="scale: periodic rescans measured (default 10)")
+    p.add_argument(
+        "--scale-dir",
+        type=Path,
+        default=None,
+        help="scale: keep the tree, state and bucket in this directory; a later run of the same size reuses them "
+        "(the first sync's figures are read back, not measured again)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) afterwards")
     p.add_argument(
         "--write",
@@ -246,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             (
                 "scale",
                 lambda e, w: __import__("bench.scale", fromlist=["run"]).run(
-                    e, w, files=args.files, rescans=args.rescans, log=log
+                    e, w, files=args.files, rescans=args.rescans, log=log, keep=args.scale_dir is not None
                 ),
             ),
             (
@@ -257,8 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, fn in plan:
             if name not in only:
                 continue
-            work = base / name
-            work.mkdir()
+            kept = name == "scale" and args.scale_dir is not None
+            work = args.scale_dir.resolve() / "scale" if kept else base / name
+            work.mkdir(parents=True, exist_ok=kept)
             loads.append(f"{name} {os.getloadavg()[0]:.1f}")
             emu = EmulatorProc(work / "emu", work).start()
             log(f"{name}: emulator at {emu.url}")
@@ -270,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(Row(name, "(scenario failed)", str(err).splitlines()[0], verdict="ERROR"))
             finally:
                 emu.stop()
-                if not args.keep:
+                if not args.keep and not kept:
                     shutil.rmtree(work / "emu", ignore_errors=True)
     finally:
         if args.keep:

@@ -297,6 +297,7 @@ class EmulatorProc:
 
     def start(self, timeout: float = 30.0) -> EmulatorProc:
         port_file = self.workdir / "emulator.port"
+        port_file.unlink(missing_ok=True)  # a kept work dir (--scale-dir) holds the last run's
         self._log = open(self.workdir / "emulator.log", "ab")
         self.proc = subprocess.Popen(
             [

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench.harness import (
     BenchError,
@@ -28,16 +29,12 @@ from bench.harness import (
 PROBE_EVERY = 0.01
 
 
-def run(emu: EmulatorProc, work: Path, *, rate: float, seconds: float, log: Callable[[str], None]) -> list[Row]:
-    from qsyncd.config import load_config
-
-    src = work / "latency-src"
-    src.mkdir()
-    prefix = "latency/"
-    cfg = qsyncd_config(work / "latency.toml", emu, watch=src, state=work / "state-latency", prefix=prefix)
-    quiet = load_config(cfg).settle.quiet_seconds
-    daemon = DaemonProc(cfg, work / "qsyncd-latency.log").start()
-    remote = make_remote(emu)
+def write_and_probe(
+    remote: Any, writes: list[tuple[Path, str]], *, rate: float, quiet: float, size: int = 16384, timeout: float = 60.0
+) -> tuple[dict[str, float], dict[str, float], float]:
+    """Write each ``(path, key)`` at ``rate`` per second (``size`` random bytes each); from close() + ``quiet``
+    on, HEAD the key every ``PROBE_EVERY`` s until it answers. Returns (closed, visible, writer_rate): monotonic
+    times by key; a key that never became visible within ``timeout`` after the last write is not in visible."""
     closed: dict[str, float] = {}
     visible: dict[str, float] = {}
     lock = threading.Lock()
@@ -55,36 +52,54 @@ def run(emu: EmulatorProc, work: Path, *, rate: float, seconds: float, log: Call
                     t = time.monotonic()
                     with lock:
                         visible[key] = t
+            if stop.is_set():
+                return
             time.sleep(PROBE_EVERY)
 
+    th = threading.Thread(target=prober, name="prober", daemon=True)
+    th.start()
+    n = len(writes)
+    payload = os.urandom(size + n)
+    t0 = time.monotonic()
     try:
-        daemon.wait_event("daemon_ready", 60)
-        daemon.wait_event("rescan_finished", 60)
-        th = threading.Thread(target=prober, name="prober", daemon=True)
-        th.start()
-        n = int(rate * seconds)
-        payload = os.urandom(16384 + n)
-        t0 = time.monotonic()
-        for i in range(n):
-            due = t0 + i / rate
-            delay = due - time.monotonic()
+        for i, (path, key) in enumerate(writes):
+            delay = t0 + i / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            name = f"w{i:05d}.bin"
-            with open(src / name, "wb") as fh:
-                fh.write(payload[i : i + 16384])
+            with open(path, "wb") as fh:
+                fh.write(payload[i : i + size])
             t_close = time.monotonic()
             with lock:
-                closed[prefix + name] = t_close
-        deadline = time.monotonic() + quiet + 60
+                closed[key] = t_close
+        deadline = time.monotonic() + quiet + timeout
         while time.monotonic() < deadline:
             with lock:
                 if len(visible) == len(closed):
                     break
             time.sleep(0.1)
+    finally:
         stop.set()
         th.join(timeout=30)
-        writer_rate = n / max(1e-9, closed[prefix + f"w{n - 1:05d}.bin"] - t0) if n > 1 else rate
+    writer_rate = (n - 1) / max(1e-9, max(closed.values()) - t0) if n > 1 else rate
+    return closed, visible, writer_rate
+
+
+def run(emu: EmulatorProc, work: Path, *, rate: float, seconds: float, log: Callable[[str], None]) -> list[Row]:
+    from qsyncd.config import load_config
+
+    src = work / "latency-src"
+    src.mkdir()
+    prefix = "latency/"
+    cfg = qsyncd_config(work / "latency.toml", emu, watch=src, state=work / "state-latency", prefix=prefix)
+    quiet = load_config(cfg).settle.quiet_seconds
+    daemon = DaemonProc(cfg, work / "qsyncd-latency.log").start()
+    remote = make_remote(emu)
+    try:
+        daemon.wait_event("daemon_ready", 60)
+        daemon.wait_event("rescan_finished", 60)
+        n = int(rate * seconds)
+        writes = [(src / f"w{i:05d}.bin", f"{prefix}w{i:05d}.bin") for i in range(n)]
+        closed, visible, writer_rate = write_and_probe(remote, writes, rate=rate, quiet=quiet)
     finally:
         daemon.stop()
         remote.close()

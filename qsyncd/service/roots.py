@@ -17,7 +17,15 @@ from qsyncd.config import WatchConfig
 from qsyncd.keys import PathFilter
 from qsyncd.watch import Watcher, WatchError
 
-ROOT_CHECK_SECONDS = 10.0  # a missing root is looked for this often; so is a root the inotify limit left half-watched
+ROOT_CHECK_SECONDS = 10.0  # a missing root is looked for this often; so is a small half-watched root
+# A half-watched root is rescanned as often as this share of one core allows (its last full rescan's CPU
+# seconds / share), never more often than ROOT_CHECK_SECONDS and never less than the configured interval:
+# a tree of 1,000 files is rescanned every 10 s, one of 1,000,000 (~6 CPU s a rescan) every ~5 minutes.
+LIMITED_SCAN_SHARE = 0.02
+LIMITED_ACTION = (
+    f"rescanning it every {ROOT_CHECK_SECONDS:g} s, or less often for a tree whose rescans would take more than "
+    f"{LIMITED_SCAN_SHARE:.0%} of a core"
+)
 LIMIT_ERROR_MARK = "max_user_watches"  # in a WatchError when the kernel's watch limit was hit
 
 
@@ -31,6 +39,7 @@ class Root:
     watched: bool = False
     next_rescan: float = 0.0
     limited: bool = False  # the inotify watch limit left directories unwatched: rescan often
+    scan_cpu: float = 0.0  # CPU seconds of the root's last full rescan (how often a limited root may be rescanned)
 
 
 class Roots:
@@ -102,7 +111,10 @@ class Roots:
             self.log.info("watch_armed", root=root.path, watcher=root.cfg.watcher, recursive=root.cfg.recursive)
         except WatchError as err:
             root.limited = root.limited or LIMIT_ERROR_MARK in str(err)
-            self.log.error("watch_failed", root=root.path, error=str(err))
+            if root.limited:
+                self.log.error("watch_failed", root=root.path, error=str(err), action=LIMITED_ACTION)
+            else:
+                self.log.error("watch_failed", root=root.path, error=str(err))
 
     def reconfigure(
         self, watches: tuple[WatchConfig, ...], watcher: Watcher, request_scan: Callable[[str, str, str], bool]
@@ -135,8 +147,8 @@ class Roots:
 
     @staticmethod
     def rescan_every(root: Root, interval: float) -> float:
-        """A half-watched root is rescanned every ``ROOT_CHECK_SECONDS`` (or ``interval`` if shorter)."""
-        return min(interval, ROOT_CHECK_SECONDS) if root.limited else interval
+        """How long until a root's next periodic rescan (``limited_rescan_every`` for a half-watched root)."""
+        return limited_rescan_every(interval, root.scan_cpu) if root.limited else interval
 
     def schedule_rescans(self, now: float, interval: float) -> None:
         for root in self:
@@ -151,7 +163,20 @@ class Roots:
                 due.append(root)
         return due
 
+    def scanned(self, path: str, cpu_seconds: float) -> None:
+        """A full rescan of the root at ``path`` took ``cpu_seconds`` (the scan thread's)."""
+        root = self._roots.get(path)
+        if root is not None:
+            root.scan_cpu = cpu_seconds
+
     def mark_limited(self, root: Root, now: float) -> None:
         """The watch limit left new directories of ``root`` unwatched: rescan it soon and often."""
         root.limited = True
         root.next_rescan = min(root.next_rescan, now + ROOT_CHECK_SECONDS)
+
+
+def limited_rescan_every(interval: float, scan_cpu: float) -> float:
+    """Seconds between rescans of a root the watch limit left half-watched: often enough that files in its
+    unwatched directories arrive soon, rarely enough that rescanning costs at most ``LIMITED_SCAN_SHARE`` of
+    a core; never less often than the configured ``interval``."""
+    return min(interval, max(ROOT_CHECK_SECONDS, scan_cpu / LIMITED_SCAN_SHARE))

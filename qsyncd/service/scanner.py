@@ -120,7 +120,7 @@ class Scanner:
         root = self.roots.get(root_path)
         if root is None or not os.path.isdir(start):
             return
-        t0 = self.clock()
+        t0, cpu0 = self.clock(), time.thread_time()
         delete_mode = root.cfg.after_upload == "delete"  # an uploaded file still here was not deleted yet
         files = queued = 0
         now_wall = self.wall()
@@ -177,6 +177,9 @@ class Scanner:
                 idle = max(0.0, now_wall - st.st_mtime)
                 lister.add(Hint("scan", os.path.join(directory, name), root.path, reason, idle_for=idle))
         lister.close()
+        cpu = time.thread_time() - cpu0
+        if start == root.path:
+            self.roots.scanned(root.path, cpu)
         self.log.info(
             "rescan_finished",
             root=root.path,
@@ -185,6 +188,7 @@ class Scanner:
             files=files,
             queued=queued,
             seconds=round(self.clock() - t0, 3),
+            cpu_seconds=round(cpu, 3),
         )
 
 

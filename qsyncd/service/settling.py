@@ -15,7 +15,7 @@ from typing import Any
 from qsyncd.identity import FileIdentity
 from qsyncd.pipeline import PRIORITY_EVENT, PRIORITY_SCAN, CountingQueue, Pipeline
 from qsyncd.scan import relpath
-from qsyncd.service.roots import ROOT_CHECK_SECONDS, Roots
+from qsyncd.service.roots import LIMITED_ACTION, Roots
 from qsyncd.settle import Settler
 from qsyncd.watch import WATCH_LIMIT_HINT, Hint, watch_limit_reached
 
@@ -127,7 +127,7 @@ class SettleStage:
                 "watch_failed",
                 root=root.path,
                 error=f"cannot watch new directories under {root.path}: {WATCH_LIMIT_HINT}",
-                action=f"rescanning every {ROOT_CHECK_SECONDS:g} s",
+                action=LIMITED_ACTION,
             )
         queued = self.request_scan(root.path, hint.path, hint.reason)
         if hint.reason == "inotify_overflow" and queued:  # once per rescan, not once per overflow
