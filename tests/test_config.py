@@ -245,6 +245,8 @@ def test_tilde_path_is_expanded_with_home(tmp_path: Path) -> None:
         ({"metrics": {"listen": "localhost:70000"}}, "[metrics] listen"),
         ({"log": {"level": "verbose"}}, '[log] level = "verbose": must be one of'),
         ({"settle": {"max_wait_seconds": 1.0}}, "[settle] max_wait_seconds = 1: must be at least quiet_seconds"),
+        ({"settle": {"rescan_cpu_share": 2}}, "[settle] rescan_cpu_share = 2: a share of one core, from 0"),
+        ({"settle": {"rescan_cpu_share": -0.1}}, "[settle] rescan_cpu_share = -0.1: must not be negative"),
         ({"upload": {"retry_initial_seconds": 10, "retry_max_seconds": 5}}, "[upload] retry_max_seconds = 5"),
         ({"upload": {"multipart_threshold": "6GiB"}}, '[upload] multipart_threshold = "6GiB"'),
     ],

@@ -10,7 +10,13 @@ from qsynctest.memremote import MemRemote
 
 from qsyncd.config import WatchConfig
 from qsyncd.remoteindex import RemoteIndex
-from qsyncd.service.roots import LIMITED_SCAN_SHARE, ROOT_CHECK_SECONDS, Roots, limited_rescan_every
+from qsyncd.service.roots import (
+    LIMITED_SCAN_SHARE,
+    ROOT_CHECK_SECONDS,
+    Roots,
+    limited_rescan_every,
+    periodic_rescan_every,
+)
 from qsyncd.service.scanner import Scanner
 from qsyncd.state import Ledger
 
@@ -34,6 +40,25 @@ def test_a_half_watched_root_is_rescanned_as_often_as_its_cost_allows(
     assert limited_rescan_every(interval, scan_cpu) == pytest.approx(every)
 
 
+@pytest.mark.parametrize(
+    ("interval", "scan_cpu", "share", "every"),
+    [
+        (600.0, 0.0, 0.005, 600.0),  # not scanned yet: the configured interval
+        (600.0, 0.55, 0.005, 600.0),  # 100,000 files: 0.09 % of a core at 600 s
+        (600.0, 3.0, 0.005, 600.0),  # exactly the share
+        (600.0, 6.0, 0.005, 1200.0),  # 1,000,000 files: stretched to 0.5 % of a core
+        (600.0, 6.0, 0.0, 600.0),  # no limit
+        (1.0, 0.55, 0.0, 1.0),  # the bench's rescans every second
+        (1.0, 0.001, 0.005, 1.0),  # a tiny tree with a short interval (tests)
+        (3600.0, 6.0, 0.005, 3600.0),  # a long interval is never shortened
+    ],
+)
+def test_a_watched_root_is_rescanned_at_the_interval_stretched_to_its_cpu_share(
+    interval: float, scan_cpu: float, share: float, every: float
+) -> None:
+    assert periodic_rescan_every(interval, scan_cpu, share) == pytest.approx(every)
+
+
 def test_only_a_limited_root_is_rescanned_sooner_and_a_full_scan_sets_its_cost(tmp_path: Path) -> None:
     root = tmp_path / "root"
     (root / "d").mkdir(parents=True)
@@ -43,6 +68,9 @@ def test_only_a_limited_root_is_rescanned_sooner_and_a_full_scan_sets_its_cost(t
     r = roots.get(str(root))
     assert r is not None
     assert roots.rescan_every(r, 600.0) == 600.0
+    roots.scanned(str(root), 6.0)
+    assert roots.rescan_every(r, 600.0, 0.005) == pytest.approx(1200.0)
+    r.scan_cpu = 0.0
     r.limited = True
     assert roots.rescan_every(r, 600.0) == ROOT_CHECK_SECONDS
     scanner = Scanner(

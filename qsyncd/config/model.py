@@ -78,6 +78,7 @@ class SettleConfig:
     quiet_seconds: float = 2.0
     max_wait_seconds: float = 300.0
     rescan_interval_seconds: float = 600.0
+    rescan_cpu_share: float = 0.005  # periodic rescans of a watched tree take at most this share of a core (0: any)
 
 
 @dataclass(frozen=True)

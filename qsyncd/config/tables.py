@@ -53,9 +53,14 @@ def read_settle(data: Mapping[str, Any], errors: Errors) -> SettleConfig:
     quiet = se.get("quiet_seconds", non_negative)
     max_wait = se.get("max_wait_seconds", positive)
     rescan = se.get("rescan_interval_seconds", positive)
+    share = se.get("rescan_cpu_share", non_negative)
     if max_wait < quiet:
         errors.add(f"[settle] max_wait_seconds = {max_wait:g}: must be at least quiet_seconds ({quiet:g})")
-    return SettleConfig(quiet_seconds=quiet, max_wait_seconds=max_wait, rescan_interval_seconds=rescan)
+    if share > 1:
+        errors.add(f"[settle] rescan_cpu_share = {share:g}: a share of one core, from 0 (no limit) to 1")
+    return SettleConfig(
+        quiet_seconds=quiet, max_wait_seconds=max_wait, rescan_interval_seconds=rescan, rescan_cpu_share=share
+    )
 
 
 def read_upload(data: Mapping[str, Any], errors: Errors) -> UploadConfig:
