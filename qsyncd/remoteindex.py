@@ -27,9 +27,10 @@ How long an answer is trusted (the rule for other writers to the bucket):
 
 Memory is bounded: at most ``max_entries`` items are kept in all, counting each listing, each
 object and each forgotten key inside a listing as one (oldest listings are dropped first; a listing
-larger than that is not kept). Forget marks for listings still in flight are kept ``ttl`` seconds
-(a listing that took longer than ``ttl`` to arrive is not kept). Entries are stored compactly (name
-within the prefix -> (size, etag)). Thread-safe.
+larger than that is not kept). Forget marks for listings still in flight are kept ``in_flight``
+seconds (a listing that took longer than that to arrive is not kept): a first sync forgets every
+key it uploads, and at 300 files/s marks kept for ``ttl`` (300 s) held 90,000 keys for nothing.
+Entries are stored compactly (name within the prefix -> (size, etag)). Thread-safe.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from dataclasses import dataclass, field
 from qsyncd.remote.base import ObjectInfo
 
 DEFAULT_TTL = 300.0
+IN_FLIGHT = 60.0  # a listing that takes longer than this to arrive is not kept (forget marks live this long)
 DEFAULT_MAX_ENTRIES = 200_000
 
 
@@ -69,17 +71,19 @@ class RemoteIndex:
         self,
         *,
         ttl: float = DEFAULT_TTL,
+        in_flight: float = IN_FLIGHT,
         max_entries: int = DEFAULT_MAX_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ttl = float(ttl)
+        self.in_flight = min(float(in_flight), self.ttl)
         self.max_entries = int(max_entries)
         self.clock = clock
         self._lock = threading.Lock()
         self._listings: OrderedDict[str, _Listing] = OrderedDict()  # oldest first
         self._entries = 0  # objects held in all listings (what len() says)
         self._cost = 0  # what all listings count against max_entries (see _Listing.cost)
-        # key -> when it was last forgotten, oldest first; kept for ttl (a listing started earlier is stale)
+        # key -> when it was last forgotten, oldest first; kept for in_flight (a listing started earlier is stale)
         self._forgotten: OrderedDict[str, float] = OrderedDict()
         self._floor = float("-inf")  # listings started at or before this are never kept (tombstone overflow)
 
@@ -114,7 +118,7 @@ class RemoteIndex:
             old = self._listings.pop(prefix, None)
             if old is not None:
                 self._drop(old)
-            if now - started >= self.ttl or started <= self._floor or 1 + len(entries) > self.max_entries:
+            if now - started >= self.in_flight or started <= self._floor or 1 + len(entries) > self.max_entries:
                 return False
             while self._listings and self._cost + 1 + len(entries) > self.max_entries:
                 _, dropped = self._listings.popitem(last=False)
@@ -192,7 +196,7 @@ class RemoteIndex:
         started that long ago is refused by ``record_listing`` (caller holds the lock)."""
         while self._forgotten:
             key, when = next(iter(self._forgotten.items()))
-            if now - when < self.ttl:
+            if now - when < self.in_flight:
                 break
             del self._forgotten[key]
             self._tombstone(key, when)

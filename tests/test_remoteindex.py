@@ -132,6 +132,33 @@ def test_a_forgotten_key_stays_uncovered_after_its_mark_expires() -> None:
     assert (True, None) == idx.lookup("d/other")
 
 
+def test_forget_marks_live_only_as_long_as_a_listing_may_be_in_flight() -> None:
+    """A mark lives ``in_flight`` seconds, not ``ttl``: a first sync forgets every key it uploads, and marks kept
+    for 300 s held 90,000 keys at 300 files/s. A listing that took longer than that to arrive is refused, so an
+    expired mark can never be needed by it."""
+    clock = FakeClock()
+    idx = RemoteIndex(ttl=300, in_flight=5, clock=clock)
+    started = clock.now
+    clock.advance(1)
+    idx.forget("d/a")  # uploaded while a listing of d/ is in flight
+    clock.advance(3)
+    for i in range(10):
+        idx.forget(f"x/{i}")
+    assert len(idx._forgotten) == 11
+    clock.advance(2)  # the mark for d/a is 5 s old: expired
+    idx.forget("x/late")
+    assert list(idx._forgotten) == [*(f"x/{i}" for i in range(10)), "x/late"]
+    assert not idx.record_listing("d/", [info("d/a")], clock.now, started=started)  # 6 s in flight: refused
+    assert (False, None) == idx.lookup("d/a")
+    assert (False, None) == idx.lookup("d/other")  # no listing of d/: HEAD
+    started = clock.now
+    clock.advance(4)  # within in_flight: kept, and present answers still count for ttl
+    assert idx.record_listing("d/", [info("d/a")], clock.now, started=started)
+    assert (True, info("d/a")) == idx.lookup("d/a")
+    clock.advance(200)
+    assert (True, info("d/a")) == idx.lookup("d/a")
+
+
 def test_memory_is_bounded_by_max_entries() -> None:
     """Past max_entries the oldest listings are dropped; a listing larger than the cap is not kept at all."""
     clock = FakeClock()
