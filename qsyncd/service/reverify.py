@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import resource
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -86,9 +87,11 @@ class PeriodicVerify:
         before = self.wall() - UPLOAD_MARGIN
         roots = list(self.roots)
         watches = tuple(r.cfg for r in roots)
-        child_cpu = 0.0
+        child_cpu, child_peak = 0.0, 0
         if self.cfg is not None:  # in a child process: the round's memory goes back when it exits
-            (lost, (records, checked, objects, prefixes)), child_cpu = audit_in_child(self.cfg, watches, before)
+            (lost, (records, checked, objects, prefixes)), child_cpu, child_peak = audit_in_child(
+                self.cfg, watches, before
+            )
         else:
             lost, (records, checked, objects, prefixes) = compare(self.remote, self.ledger, watches, before)
         acted = [f for f, rec, root in lost if self._send_again(f, rec, root)]
@@ -103,6 +106,7 @@ class PeriodicVerify:
             changed=sum(f.kind == "changed" for f in acted),
             seconds=round(self.clock() - t0, 3),
             cpu_seconds=round(time.thread_time() - cpu0 + child_cpu, 3),  # the child's whole CPU, start-up included
+            child_peak_rss_kib=child_peak,  # the child's VmHWM (0: the round ran in this process)
         )
         return acted
 
@@ -153,26 +157,29 @@ def compare(remote: Remote, ledger: Ledger, watches: tuple[WatchConfig, ...], be
     return lost, (records, checked, len(objects), prefixes)
 
 
-def audit_in_child(cfg: Config, watches: tuple[WatchConfig, ...], before: float) -> tuple[tuple[Lost, Figures], float]:
+def audit_in_child(
+    cfg: Config, watches: tuple[WatchConfig, ...], before: float
+) -> tuple[tuple[Lost, Figures], float, int]:
     """``compare`` in a fresh interpreter (multiprocessing "spawn", never a fork of the threaded service).
 
     A round holds the whole listing and a root's records at once (about 1.3 KiB per record at its
     peak), and CPython keeps most of that memory after it is freed: the service's RSS stayed ~55 MiB
     higher at 100,000 files. In a child it is given back when the child exits; the child opens the
     ledger read-only (WAL: beside the service's writes) and its own connection to the store. Returns
-    ``compare``'s answer and the CPU seconds the child used, its start-up included."""
+    ``compare``'s answer, the CPU seconds the child used, its start-up included, and its peak RSS in KiB
+    (its own ``ru_maxrss``, VmHWM on Linux, read at the end of the round: nothing grows after it)."""
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-        result, error, cpu = pool.submit(_child_round, cfg, watches, before).result()
+        result, error, cpu, peak = pool.submit(_child_round, cfg, watches, before).result()
     if error:
         raise TransientError(error, code="verify_round_failed", operation="ListObjects")
     assert result is not None
-    return result, cpu
+    return result, cpu, peak
 
 
 def _child_round(
     cfg: Config, watches: tuple[WatchConfig, ...], before: float
-) -> tuple[tuple[Lost, Figures] | None, str, float]:
+) -> tuple[tuple[Lost, Figures] | None, str, float, int]:
     """The child's side: errors come back as text (a RemoteError does not pickle with its fields)."""
     result: tuple[Lost, Figures] | None = None
     error = ""
@@ -188,4 +195,4 @@ def _child_round(
                 close()
     except (RemoteError, StateError) as err:
         error = str(err)
-    return result, error, time.process_time()
+    return result, error, time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
