@@ -16,7 +16,7 @@ reaches it (see ``s3.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from qsyncd.errors import RemoteError, TransientError
@@ -48,10 +48,7 @@ class S3Listing:
                     raise
                 self.v1 = True
                 break
-            page, last = _page(reply)
-            for info in _completed(page, yielded, head):
-                yielded = info.key
-                yield info
+            last, yielded = yield from _page(reply, yielded, head)
             if not reply.get("IsTruncated"):
                 return
             nxt = str(reply.get("NextContinuationToken") or "")
@@ -67,10 +64,7 @@ class S3Listing:
     def _v1(self, params: dict[str, Any], marker: str, yielded: str, head: Head) -> Iterator[ObjectInfo]:
         while True:
             reply = self._call("ListObjects", params["Prefix"], **params, Marker=marker)
-            page, last = _page(reply)
-            for info in _completed(page, yielded, head):
-                yielded = info.key
-                yield info
+            last, yielded = yield from _page(reply, yielded, head)
             if not reply.get("IsTruncated"):
                 return
             if not last or last <= marker:  # "more", and nothing to go on from
@@ -78,8 +72,10 @@ class S3Listing:
             marker = last  # the page's own last name: NextMarker may come back decoded (see above)
 
 
-def _page(reply: dict[str, Any]) -> tuple[list[ObjectInfo], str]:
-    """A listing page's objects sorted by key, and its last name (key or common prefix; "" if empty)."""
+def _page(reply: dict[str, Any], after: str, head: Head) -> Generator[ObjectInfo, None, tuple[str, str]]:
+    """Yield a listing page's objects past ``after`` in key order, a multipart entry's ETag replaced by
+    what HEAD reports; return the page's last name (key or common prefix, "" if empty) and the last key
+    yielded."""
     page = sorted(
         (
             ObjectInfo(str(i["Key"]), int(i.get("Size") or 0), normalise_etag(i.get("ETag")))
@@ -88,11 +84,6 @@ def _page(reply: dict[str, Any]) -> tuple[list[ObjectInfo], str]:
         key=lambda o: o.key,
     )
     prefixes = [str(p.get("Prefix") or "") for p in reply.get("CommonPrefixes") or []]
-    return page, max([o.key for o in page[-1:]] + prefixes, default="")
-
-
-def _completed(page: list[ObjectInfo], after: str, head: Head) -> Iterator[ObjectInfo]:
-    """The page's objects past ``after``, a multipart entry's ETag replaced by what HEAD reports."""
     for info in page:
         if info.key <= after:
             continue
@@ -101,7 +92,9 @@ def _completed(page: list[ObjectInfo], after: str, head: Head) -> Iterator[Objec
             if headed is None:
                 continue  # deleted since the listing
             info = ObjectInfo(info.key, headed.size, headed.etag)
+        after = info.key
         yield info
+    return max([o.key for o in page[-1:]] + prefixes, default=""), after
 
 
 def _stalled(prefix: str, where: str) -> TransientError:
