@@ -2,7 +2,7 @@
 
 Three sources are compared: the watched trees on disk (walked with the daemon's own rules:
 include/exclude, symlinks, file kinds, keys), the ledger (read-only, so this works beside a running
-daemon) and the bucket (one listing per watch prefix, ``Remote.list_objects``, never a HEAD per file).
+daemon) and the bucket (one listing per watch prefix, ``Remote.iter_objects``, never a HEAD per file).
 
 ``check_file`` is the pure decision for one file and ``extras`` the one for objects no file maps to;
 ``verify`` gathers the inputs and applies them. A file's MD5 is taken from the ledger when the
@@ -218,10 +218,10 @@ def list_prefixes(watches: Sequence[WatchConfig]) -> list[str]:
 def verify(cfg: Config, remote: Remote, ledger: Ledger, *, rehash: bool = False) -> Result:
     """Compare disk, ledger and bucket for every watch of ``cfg``."""
     res = Result(prefixes=list_prefixes(cfg.watches))
-    objects: dict[str, ObjectInfo] = {}
-    for prefix in res.prefixes:
-        for obj in remote.list_objects(prefix):
-            objects[obj.key] = obj
+    # Every file is looked up by key in walk order, and extras are the keys no file maps to: the listing
+    # is held in a dict (built page by page, never also as a list). Streaming this as the periodic verify
+    # does would need the walk sorted by key, which holds every file instead.
+    objects = {obj.key: obj for prefix in res.prefixes for obj in remote.iter_objects(prefix)}
     res.objects = len(objects)
     expected: set[str] = set()
     records: list[FileRecord] = []

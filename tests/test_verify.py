@@ -161,9 +161,9 @@ class _Listing:
     def __init__(self, objects: list[ObjectInfo]) -> None:
         self.objects, self.calls = objects, []  # type: ignore[var-annotated]
 
-    def list_objects(self, prefix: str, delimiter: str = "") -> list[ObjectInfo]:
+    def iter_objects(self, prefix: str, delimiter: str = "", *, page_size: int = 1000) -> Iterator[ObjectInfo]:
         self.calls.append((prefix, delimiter))
-        return [o for o in self.objects if o.key.startswith(prefix)]
+        return iter([o for o in self.objects if o.key.startswith(prefix)])
 
 
 def test_verify_walks_with_the_daemons_rules_and_hashes_only_unvouched_files(tmp_path: Path, ledger: Any) -> None:
