@@ -5,8 +5,9 @@ uploaded by ``qsyncd sync``; then ``qsyncd run`` with ``[verify] interval_second
 rescan in the way) until ``ROUNDS`` rounds have compared every record. Per round: the requests the
 emulator logged by operation (a round is one listing per watch prefix: ListObjects, 1,000 keys a page),
 its wall seconds and the CPU seconds of the round, its child process included (both from
-``verify_finished``), the daemon's whole CPU between two rounds and its RSS from /proc. Figures are
-printed, never judged against a time.
+``verify_finished``), the daemon's whole CPU between two rounds and its RSS from /proc, and the round's
+child process's peak RSS (its VmHWM at the end of the round, ``verify_finished``'s ``child_peak_rss_kib``).
+Figures are printed, never judged against a time.
 """
 
 from __future__ import annotations
@@ -85,8 +86,12 @@ def run(emu: EmulatorProc, work: Path, *, files: int, log: Callable[[str], None]
     per_round = {op: n / ROUNDS for op, n in ops.items()}
     wall = median([float(r["seconds"]) for r in rounds])
     cpu = median([float(r["cpu_seconds"]) for r in rounds])
+    child_peaks = [int(r.get("child_peak_rss_kib") or 0) // 1024 for r in rounds]
     idle = INTERVAL * ROUNDS  # the waits between rounds, in the daemon's CPU too (idle: ~0)
-    log(f"verify: {files} records, per round {per_round}, wall {wall:.2f} s, round cpu {cpu:.2f} s (child included)")
+    log(
+        f"verify: {files} records, per round {per_round}, wall {wall:.2f} s, round cpu {cpu:.2f} s (child included), "
+        f"child peak RSS {'/'.join(map(str, child_peaks))} MiB"
+    )
     label = f"9. periodic verify, {files:,} ledger records, {PER_DIR} per directory"
     return [
         Row(label, "requests per round", f"{sum(per_round.values()):,.0f}", note=f"{per_round}"),
@@ -102,6 +107,12 @@ def run(emu: EmulatorProc, work: Path, *, files: int, log: Callable[[str], None]
             "daemon RSS: before the first round, after each; peak",
             f"{rss_scan // 1024} MiB, {'/'.join(str(r // 1024) for r in rss_after)} MiB; {hwm // 1024} MiB",
             note=f"peak before the first round (start-up scan) {hwm_scan // 1024} MiB",
+        ),
+        Row(
+            label,
+            "the round's child process: peak RSS",
+            f"{'/'.join(map(str, child_peaks))} MiB",
+            note="VmHWM of each round's spawned child at the end of its round (ru_maxrss)",
         ),
     ]
 

@@ -2,7 +2,7 @@
 
 Three sources are compared: the watched trees on disk (walked with the daemon's own rules:
 include/exclude, symlinks, file kinds, keys), the ledger (read-only, so this works beside a running
-daemon) and the bucket (one listing per watch prefix, ``Remote.list_objects``, never a HEAD per file).
+daemon) and the bucket (one listing per watch prefix, ``Remote.iter_objects``, never a HEAD per file).
 
 ``check_file`` is the pure decision for one file and ``extras`` the one for objects no file maps to;
 ``verify`` gathers the inputs and applies them. A file's MD5 is taken from the ledger when the
@@ -15,7 +15,8 @@ that is no MD5 at all (a multipart object another tool wrote) cannot be checked:
 
 ``audit`` is the daemon's periodic verify (``service/reverify.py``): the ledger's records against one
 listing per prefix, without the disk (no walk, no hashing): which objects are gone or differ from what
-the ledger says was uploaded.
+the ledger says was uploaded. It merges the two in key order (``Ledger.uploaded_by_key``,
+``Remote.iter_objects``), so its memory does not grow with the number of records.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import datetime
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Final, Literal
@@ -139,20 +140,30 @@ def extras(objects: Mapping[str, ObjectInfo], expected: Iterable[str], records: 
     return out
 
 
-def audit(records: Iterable[FileRecord], objects: Mapping[str, ObjectInfo], *, before: float) -> list[Finding]:
-    """The records uploaded before ``before`` (wall time) whose object is not in ``objects`` as the ledger
-    says: ``missing`` (not listed) or ``changed`` (another size or ETag), by path. Records uploaded since
-    (the listing may have been made before their upload) are left for the next round."""
-    out: list[Finding] = []
+def audit(
+    records: Iterable[FileRecord], objects: Iterable[ObjectInfo], *, before: float
+) -> Iterator[tuple[Finding, FileRecord]]:
+    """The records uploaded before ``before`` (wall time) whose object is not listed as the ledger says:
+    ``missing`` (not listed) or ``changed`` (another size or ETag, ``check_file``), with the record.
+
+    A merge of two streams in key order: ``records`` sorted by key (several may share one), ``objects``
+    in strictly ascending key order (a listing, ``Remote.iter_objects``), each read once, so it holds one
+    record and one object whatever their number. Findings come in key order. Records uploaded since
+    ``before`` (the listing may have been made before their upload) are left for the next round. The
+    listing is read to its end, past the last record."""
+    listing = iter(objects)
+    obj = next(listing, None)
     for rec in records:
+        while obj is not None and obj.key < rec.key:
+            obj = next(listing, None)
         if rec.uploaded_at >= before:
             continue
-        found = check_file(
-            path=rec.path, key=rec.key, local=rec.identity, record=rec, remote=objects.get(rec.key), md5=rec.md5
-        )
+        remote = obj if obj is not None and obj.key == rec.key else None
+        found = check_file(path=rec.path, key=rec.key, local=rec.identity, record=rec, remote=remote, md5=rec.md5)
         if isinstance(found, Finding):
-            out.append(found)
-    return sorted(out, key=lambda f: f.path or "")
+            yield found, rec
+    for _ in listing:
+        pass
 
 
 @dataclass
@@ -207,10 +218,10 @@ def list_prefixes(watches: Sequence[WatchConfig]) -> list[str]:
 def verify(cfg: Config, remote: Remote, ledger: Ledger, *, rehash: bool = False) -> Result:
     """Compare disk, ledger and bucket for every watch of ``cfg``."""
     res = Result(prefixes=list_prefixes(cfg.watches))
-    objects: dict[str, ObjectInfo] = {}
-    for prefix in res.prefixes:
-        for obj in remote.list_objects(prefix):
-            objects[obj.key] = obj
+    # Every file is looked up by key in walk order, and extras are the keys no file maps to: the listing
+    # is held in a dict (built page by page, never also as a list). Streaming this as the periodic verify
+    # does would need the walk sorted by key, which holds every file instead.
+    objects = {obj.key: obj for prefix in res.prefixes for obj in remote.iter_objects(prefix)}
     res.objects = len(objects)
     expected: set[str] = set()
     records: list[FileRecord] = []

@@ -235,3 +235,19 @@ def test_a_record_rewritten_during_the_round_is_left_alone(world: World) -> None
     v.emit = emit
     assert ["bk/a.txt"] == [f.key for f in v.round()]
     assert fresh == world.ledger.get(b.path)
+
+
+def test_a_listing_out_of_key_order_fails_the_round_and_changes_nothing(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The merge relies on the store's key order: a listing that breaks it would make listed objects look
+    missing, so the round fails (verify_failed, tried again sooner) and no record is dropped."""
+    for name in ("a.txt", "b.txt", "c.txt"):
+        world.uploaded(name, name.encode())
+    listed = world.remote.list_objects("bk/")
+    monkeypatch.setattr(world.remote, "iter_objects", lambda prefix, **kw: iter(listed[::-1]))
+    world.stop_after = 1
+    world.verifier().loop()
+    [failed] = world.log.events("verify_failed")
+    assert "not in key order" in failed["error"] and RETRY_AFTER_ERROR == failed["retry_in"]
+    assert 3 == len(world.ledger.uploaded_under(str(world.root))) and [] == world.hints

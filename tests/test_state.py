@@ -168,6 +168,55 @@ def test_versions_in_holds_a_directorys_own_files_only(ledger: Ledger) -> None:
     assert {} == ledger.versions_in("/nowhere")
 
 
+BY_KEY = [  # (path, key): keys in an order where UTF-8 bytes and UTF-16 differ, one key held by two paths
+    ("/w/b", "p/\U0001f600"), ("/w/a", "p/\uff5e"), ("/v/z", "p/a"), ("/w/z", "p/a"), ("/w/c", "p/a b"),
+    ("/w/d", "p/a+b"), ("/w/e", "p/a%2Bb"), (os.fsdecode(b"/w/caf\xe9"), "p/caf\u00e9"), ("/w/f", "o"), ("/w/g", "q"),
+]  # fmt: skip
+
+
+def by_key_order(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return sorted(pairs, key=lambda pk: (pk[1].encode(), os.fsencode(pk[0])))
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 1000])
+def test_uploaded_by_key_reads_every_record_once_in_utf8_key_order(ledger: Ledger, chunk: int) -> None:
+    for path, key in BY_KEY:
+        ledger.record_uploaded(rec(path, key=key))
+    got = [(r.path, r.key) for r in ledger.uploaded_by_key(chunk)]
+    assert by_key_order(BY_KEY) == got
+    assert [rec(p, key=k) for p, k in got] == list(ledger.uploaded_by_key(chunk))  # whole records
+
+
+def test_uploaded_by_key_reads_one_snapshot_beside_the_writers(ledger: Ledger) -> None:
+    """Its own read-only connection: the ledger stays free for writes between two chunks, and the records
+    are those of the moment the iteration started."""
+    for path, key in BY_KEY:
+        ledger.record_uploaded(rec(path, key=key))
+    records = ledger.uploaded_by_key(2)
+    first = next(records)
+    assert "o" == first.key
+    ledger.record_uploaded(rec("/w/new", key="r"))  # written while the iteration stands between chunks
+    ledger.forget("/w/g")
+    assert by_key_order(BY_KEY) == [(r.path, r.key) for r in [first, *records]]
+    assert by_key_order([p for p in BY_KEY if p[0] != "/w/g"] + [("/w/new", "r")]) == [
+        (r.path, r.key) for r in ledger.uploaded_by_key(2)
+    ]
+
+
+def test_uploaded_by_key_of_a_read_only_ledger_and_of_none(tmp_path: Path) -> None:
+    led = Ledger(tmp_path / "state")
+    for path, key in BY_KEY:
+        led.record_uploaded(rec(path, key=key))
+    led.close()
+    ro, empty = Ledger(tmp_path / "state", readonly=True), Ledger(tmp_path / "none", readonly=True, missing_ok=True)
+    try:
+        assert by_key_order(BY_KEY) == [(r.path, r.key) for r in ro.uploaded_by_key(3)]
+        assert [] == list(empty.uploaded_by_key())  # no database: no records
+    finally:
+        ro.close()
+        empty.close()
+
+
 def test_non_utf8_and_odd_paths_round_trip(ledger: Ledger) -> None:
     """Paths with undecodable bytes, newlines and % survive storage exactly."""
     odd = os.fsdecode(b"/w/caf\xe9 %20\nx")

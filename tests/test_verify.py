@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from qsynctest.audit_oracle import audit_dict
 
 from qsyncd.config import WatchConfig
 from qsyncd.identity import FileIdentity
@@ -76,15 +79,49 @@ AUDIT: list[tuple[str, FileRecord, ObjectInfo | None, Any]] = [
 
 @pytest.mark.parametrize(("record", "remote", "want"), [c[1:] for c in AUDIT], ids=[c[0] for c in AUDIT])
 def test_audit(record: FileRecord, remote: ObjectInfo | None, want: Any) -> None:
-    objects = {} if remote is None else {remote.key: remote}
-    got = [(f.kind, f.reason) for f in audit([record], objects, before=record.uploaded_at + 1)]
-    assert ([] if want is None else [want]) == got
+    objects = [] if remote is None else [remote]
+    got = [(f.kind, f.reason, r) for f, r in audit([record], objects, before=record.uploaded_at + 1)]
+    assert ([] if want is None else [(*want, record)]) == got
 
 
 def test_audit_leaves_records_newer_than_the_listing_alone() -> None:
     """A record written after the listing started may be absent from it: it waits for the next round."""
-    assert [] == audit([rec()], {}, before=rec().uploaded_at)
-    assert ["/r/a", "/r/x"] == [f.path for f in audit([rec(), rec(path="/r/a")], {}, before=2e9)]
+    assert [] == list(audit([rec()], [], before=rec().uploaded_at))
+    assert ["/r/a", "/r/x"] == [f.path for f, _ in audit([rec(path="/r/a"), rec()], [], before=2e9)]
+
+
+ALPHABET = ["a", "b", "/", " ", "+", "%", "\u00e9", "\uff5e", "\U0001f600"]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_audit_merges_to_what_a_lookup_per_record_finds(seed: int) -> None:
+    """The merge of records and listing in key order finds what the old dict lookup finds, record for
+    record: objects listed before, between, after and among the records, keys shared by two records,
+    records newer than the listing, objects gone or changed (sizes and ETags drawn at random)."""
+    rnd = random.Random(seed)
+    keys = sorted({"".join(rnd.choices(ALPHABET, k=rnd.randint(1, 4))) for _ in range(rnd.randint(0, 40))})
+    size, md5, at = [1, 2], [MD5, OTHER], [1.0, 3.0]
+    records = [
+        FileRecord(f"/r/{i}", rnd.choice(keys), rnd.choice(size), 5, 7, rnd.choice(md5), rnd.choice(at))
+        for i in range(rnd.randint(0, 30) if keys else 0)
+    ]
+    listed = [ObjectInfo(k, rnd.choice(size), rnd.choice(md5)) for k in keys if rnd.random() < 0.7]
+    ordered = sorted(records, key=lambda r: r.key)
+    merged = sorted(((f, r.path) for f, r in audit(ordered, listed, before=2.0)), key=lambda fp: fp[1])
+    assert audit_dict(records, {o.key: o for o in listed}, 2.0) == [f for f, _ in merged]
+    assert all(f.path == p for f, p in merged)
+
+
+def test_audit_reads_the_listing_to_its_end_and_each_object_once() -> None:
+    seen: list[str] = []
+
+    def listing() -> Iterator[ObjectInfo]:
+        for key in ("a", "p/x", "q", "r"):
+            seen.append(key)
+            yield obj(key=key)
+
+    assert [] == list(audit([rec()], listing(), before=2e9))
+    assert ["a", "p/x", "q", "r"] == seen
 
 
 def test_extras_say_whose_key_it_was(tmp_path: Path) -> None:
@@ -124,9 +161,9 @@ class _Listing:
     def __init__(self, objects: list[ObjectInfo]) -> None:
         self.objects, self.calls = objects, []  # type: ignore[var-annotated]
 
-    def list_objects(self, prefix: str, delimiter: str = "") -> list[ObjectInfo]:
+    def iter_objects(self, prefix: str, delimiter: str = "", *, page_size: int = 1000) -> Iterator[ObjectInfo]:
         self.calls.append((prefix, delimiter))
-        return [o for o in self.objects if o.key.startswith(prefix)]
+        return iter([o for o in self.objects if o.key.startswith(prefix)])
 
 
 def test_verify_walks_with_the_daemons_rules_and_hashes_only_unvouched_files(tmp_path: Path, ledger: Any) -> None:

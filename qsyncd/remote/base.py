@@ -28,7 +28,7 @@ param per store); ``tests/qsynctest/memremote.py`` is an in-memory implementatio
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -46,6 +46,16 @@ class Body(Protocol):
     def seek(self, pos: int, whence: int = 0, /) -> int: ...
 
     def tell(self) -> int: ...
+
+
+LIST_PAGE = 1000  # entries per listing page: the most QingStor and S3 return in one ListObjects
+
+
+def check_page_size(page_size: int) -> int:
+    """``page_size`` if it is a page size ``iter_objects`` accepts (1..``LIST_PAGE``), else ``ValueError``."""
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= LIST_PAGE:
+        raise ValueError(f"page_size must be an int in 1..{LIST_PAGE}, not {page_size!r}")
+    return page_size
 
 
 @dataclass(frozen=True)
@@ -177,6 +187,18 @@ class Remote(Protocol):
         """All unfinished multipart uploads whose key starts with ``prefix``, sorted by key and
         upload id (pages through the listing)."""
 
+    def iter_objects(self, prefix: str, delimiter: str = "", *, page_size: int = LIST_PAGE) -> Iterator[ObjectInfo]:
+        """``list_objects`` one page at a time: the same objects, in the same order, as they are listed.
+
+        Keys come in strictly ascending order of their UTF-8 bytes (which is ``str`` order in Python:
+        code point order), the order the stores list in. One page of at most ``page_size`` entries
+        (1..1000; objects and, with a ``delimiter``, common prefixes count towards it) is requested when
+        the previous one is used up, so the caller holds one page whatever the number of objects, and an
+        object written after the listing passed its key is not seen (one written ahead of it may be).
+        Errors are ``list_objects``'s, raised by the ``next()`` whose page failed; what was yielded
+        before stands. ``page_size`` outside 1..1000 raises ``ValueError`` before anything is sent.
+        """
+
     def list_objects(self, prefix: str, delimiter: str = "") -> list[ObjectInfo]:
         """Every object whose key starts with ``prefix``, sorted by key (pages through the listing).
 
@@ -187,6 +209,7 @@ class Remote(Protocol):
         whose listing cannot say it for some objects completes those entries itself, as ``S3Remote``
         HEADs each multipart object listed); ``content_type`` may be set and ``metadata`` is empty
         (listings do not carry it). A missing bucket raises ``BucketMissing``.
+        ``list(iter_objects(prefix, delimiter))``, in one list.
         """
 
     def copy(self, source: str, key: str, *, etag: str, size: int) -> str:

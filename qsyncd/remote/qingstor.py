@@ -12,8 +12,10 @@ state are in ``qingstor_copy`` (copy and move hand-signed, part copy built by th
 
 This module holds what the API's answers mean: paging and the parsing of listings.
 
-* ListObjects pages with ``limit`` 1000 and ``marker`` = ``next_marker`` (or the last key or common
-  prefix of the page) while ``has_more`` is true; its quoted ``etag`` values are unquoted.
+* ListObjects pages with ``limit`` 1000 (``iter_objects``'s ``page_size``) and ``marker`` =
+  ``next_marker`` (or the last key or common prefix of the page) while ``has_more`` is true; each page
+  is sorted, a key at or before the last one yielded is dropped (a server whose marker is inclusive),
+  and its quoted ``etag`` values are unquoted. ``iter_objects`` yields a page before it asks for the next.
 
 Decisions where the API is not confirmed: ListMultipart has no ``has_more``; paging continues
 while a page is full (``limit`` 1000) or ``has_more`` is true, with ``part_number_marker`` = the
@@ -28,10 +30,10 @@ from __future__ import annotations
 import base64
 import functools
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from qsyncd.remote.base import Body, ObjectInfo, PartInfo, UploadInfo
+from qsyncd.remote.base import LIST_PAGE, Body, ObjectInfo, PartInfo, UploadInfo, check_page_size
 from qsyncd.remote.body import SizedBody
 from qsyncd.remote.copies import MAX_COPY_SIZE, check_limit
 from qsyncd.remote.endpoint import Endpoint, ZoneSite, parse_endpoint
@@ -51,7 +53,7 @@ from qsyncd.remote.qingstor_checks import (
 )
 from qsyncd.remote.qingstor_copy import QingStorCopies
 from qsyncd.remote.qingstor_fast import FastTransport
-from qsyncd.remote.qingstor_reply import Judge, invalid_response
+from qsyncd.remote.qingstor_reply import Judge, Reply, invalid_response
 from qsyncd.remote.qingstor_sdk import Clients, SdkTransport, diagnose_auth_code
 from qsyncd.remote.signature import Signer
 
@@ -305,12 +307,20 @@ class QingStorRemote:
 
     def list_objects(self, prefix: str, delimiter: str = "") -> list[ObjectInfo]:
         """Every object under ``prefix`` (common prefixes left out), paging ListObjects (200)."""
+        return list(self.iter_objects(prefix, delimiter))
+
+    def iter_objects(self, prefix: str, delimiter: str = "", *, page_size: int = LIST_PAGE) -> Iterator[ObjectInfo]:
+        """The objects under ``prefix`` one ListObjects page (200) at a time, in key order."""
         if not isinstance(prefix, str) or not isinstance(delimiter, str):
             raise ValueError("prefix and delimiter must be str")
-        objects: dict[str, ObjectInfo] = {}
+        check_page_size(page_size)
+        return self._pages(prefix, delimiter, page_size)
+
+    def _pages(self, prefix: str, delimiter: str, page_size: int) -> Iterator[ObjectInfo]:
         marker: str | None = None
+        yielded = ""  # the last key yielded: a page is sorted, and keys at or before it are not sent again
         while True:
-            params = {"prefix": prefix, "delimiter": delimiter, "limit": str(LIST_LIMIT), "marker": marker}
+            params = {"prefix": prefix, "delimiter": delimiter, "limit": str(page_size), "marker": marker}
             result = self._fast.sent(
                 "ListObjects",
                 "GET",
@@ -320,34 +330,42 @@ class QingStorRemote:
                 query=[(name, value) for name, value in params.items() if value],
                 bucket_level=True,
             )
-            page = result.get("keys") or []
-            prefixes = result.get("common_prefixes") or []
-            new = 0
-            last = ""
-            try:
-                for item in page:
-                    key = str(item["key"])
-                    last = max(last, key)
-                    if key not in objects:
-                        new += 1
-                    objects[key] = ObjectInfo(
-                        key=key,
-                        size=int(item.get("size", 0)),
-                        etag=normalise_etag(item.get("etag")),
-                        content_type=str(item.get("mime_type") or ""),
-                    )
-                for cp in prefixes:
-                    last = max(last, str(cp))
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                raise invalid_response("ListObjects", prefix, result, f"malformed keys ({exc!r})") from None
+            page, prefixes, last = _listed(prefix, result)
+            fresh = [o for o in page if o.key > yielded]
             has_more = result.get("has_more")
-            more = bool(has_more) if has_more is not None else len(page) + len(prefixes) >= LIST_LIMIT
+            more = bool(has_more) if has_more is not None else len(page) + len(prefixes) >= page_size
             next_marker = str(result.get("next_marker") or last)
+            yield from fresh
+            if fresh:
+                yielded = fresh[-1].key
             # Stop when a page brings nothing new and the marker does not move (a server ignoring it).
-            if not more or not next_marker or (new == 0 and next_marker == marker):
+            if not more or not next_marker or (not fresh and next_marker == marker):
                 break
             marker = next_marker
-        return [objects[k] for k in sorted(objects)]
+
+
+def _listed(prefix: str, result: Reply) -> tuple[list[ObjectInfo], list[str], str]:
+    """One ListObjects page: its objects sorted by key, its common prefixes, the last name of either."""
+    page = result.get("keys") or []
+    prefixes = result.get("common_prefixes") or []
+    try:
+        objects = sorted(
+            (
+                ObjectInfo(
+                    key=str(item["key"]),
+                    size=int(item.get("size", 0)),
+                    etag=normalise_etag(item.get("etag")),
+                    content_type=str(item.get("mime_type") or ""),
+                )
+                for item in page
+            ),
+            key=lambda o: o.key,
+        )
+        names = [str(cp) for cp in prefixes]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise invalid_response("ListObjects", prefix, result, f"malformed keys ({exc!r})") from None
+    last = max([o.key for o in objects[-1:]] + names, default="")
+    return objects, names, last
 
 
 __all__ = ["Endpoint", "QingStorRemote", "normalise_etag", "parse_endpoint"]

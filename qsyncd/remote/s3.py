@@ -36,9 +36,10 @@ stale. The rules:
   object is uploaded again rather than skipped on a guess);
 * a listing does not carry metadata: ``listed_md5`` (``s3_meta.py``) is the rule for one listed ETag. A plain 32-digit
   hex ETag is the object's MD5 (a single PutObject); ``<hex>-N`` (multipart) or any other form says
-  nothing about the bytes, so that entry is completed with a HEAD. ``list_objects`` thus reports the
-  same ``etag`` as HEAD does, as the contract says, at one request per multipart object listed (few,
-  large objects); small files, the many, cost nothing more. This is what keeps ``qsyncd verify`` and
+  nothing about the bytes, so that entry is completed with a HEAD. ``iter_objects`` (and
+  ``list_objects``) thus report the same ``etag`` as HEAD does, as the contract says, at one request
+  per multipart object listed (few, large objects), sent when the caller reaches that entry; small
+  files, the many, cost nothing more. This is what keeps ``qsyncd verify`` and
   the daemon's periodic verify honest on S3 with one listing per prefix and no HEAD per file;
 * the MD5 must be known when the upload is initiated (metadata cannot be added at Complete), so
   ``initiate`` takes ``md5_hex`` and ``needs_md5_at_initiate`` tells the uploader to hash the file
@@ -49,8 +50,9 @@ stale. The rules:
   only if its ETag is still the one just completed) to add the metadata; that costs a server-side copy
   and works up to 5 GiB, and the uploader never needs it.
 
-Copy, move and the versioning state are in ``s3_copy.py`` (a copy keeps ``md5chksum``, so the copy
-reports the same MD5); the ``md5chksum`` helpers are in ``s3_meta.py``.
+Listings are in ``s3_list.py`` (ListObjectsV2; V1 only for a store without it). Copy, move and the
+versioning state are in ``s3_copy.py`` (a copy keeps ``md5chksum``, so the copy reports the same
+MD5); the ``md5chksum`` helpers are in ``s3_meta.py``.
 
 Trust: the metadata is what the writer said. qsyncd only writes it from the bytes it hashed and sent
 under Content-MD5; an object written by another tool with a wrong ``md5chksum`` would be wrongly
@@ -67,7 +69,7 @@ import itertools
 import logging
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -80,12 +82,13 @@ from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from qsyncd import __version__
 from qsyncd.errors import NotFound, PermanentError, RemoteError, TransientError
 from qsyncd.remote import s3_fast
-from qsyncd.remote.base import Body, ObjectInfo, PartInfo, UploadInfo
+from qsyncd.remote.base import LIST_PAGE, Body, ObjectInfo, PartInfo, UploadInfo, check_page_size
 from qsyncd.remote.body import ShortBodyError, SizedBody, shrank
 from qsyncd.remote.copies import MAX_COPY_SIZE, check_limit
 from qsyncd.remote.endpoint import Endpoint, parse_endpoint
 from qsyncd.remote.qingstor_checks import check_key, normalise_etag
 from qsyncd.remote.s3_copy import S3Copies
+from qsyncd.remote.s3_list import S3Listing
 from qsyncd.remote.s3_meta import MD5_META, b64, listed_md5, reported_md5, user_metadata
 from qsyncd.remote.s3_translate import status_error, transport_error
 
@@ -379,6 +382,7 @@ class S3Remote:
         self._config = _config(region, addressing_style, (connect_timeout, read_timeout), max_connections)
         self._boto = _Botocore(self._endpoint, bucket, region, (access_key_id, secret_access_key), self._config)
         self._copies = S3Copies(self._boto.call, bucket, check_limit(max_copy_size), _check_key)
+        self._listing = S3Listing(self._boto.call)
         self._fast = (
             s3_fast.FastPut(
                 self._endpoint,
@@ -622,30 +626,15 @@ class S3Remote:
 
     def list_objects(self, prefix: str, delimiter: str = "") -> list[ObjectInfo]:
         """Every object under ``prefix`` (common prefixes left out), sorted, with HEAD's ``etag`` (ListObjects)."""
+        return list(self.iter_objects(prefix, delimiter))
+
+    def iter_objects(self, prefix: str, delimiter: str = "", *, page_size: int = LIST_PAGE) -> Iterator[ObjectInfo]:
+        """The objects under ``prefix`` one ListObjects page at a time, in key order, with HEAD's ``etag``:
+        a multipart entry is HEADed when the caller reaches it, one at a time (``listed_md5``)."""
         if not isinstance(prefix, str) or not isinstance(delimiter, str):
             raise ValueError("prefix and delimiter must be str")
-        objects: dict[str, ObjectInfo] = {}
-        marker = ""
-        while True:
-            reply = self._call(
-                "ListObjects", prefix, Prefix=prefix, Delimiter=delimiter, MaxKeys=LIST_LIMIT, Marker=marker
-            )
-            page = reply.get("Contents") or []
-            prefixes = [str(p.get("Prefix") or "") for p in reply.get("CommonPrefixes") or []]
-            for item in page:
-                info = ObjectInfo(str(item["Key"]), int(item.get("Size") or 0), normalise_etag(item.get("ETag")))
-                if listed_md5(info.etag) is None:  # multipart: the MD5 is in the metadata, which HEAD tells
-                    headed = self.head(info.key)
-                    if headed is None:
-                        continue  # deleted since the listing
-                    info = ObjectInfo(info.key, headed.size, headed.etag)
-                objects[info.key] = info
-            last = max([str(item["Key"]) for item in page] + prefixes, default="")
-            next_marker = str(reply.get("NextMarker") or last)
-            if not reply.get("IsTruncated") or not next_marker or next_marker <= marker:
-                break
-            marker = next_marker
-        return [objects[k] for k in sorted(objects)]
+        check_page_size(page_size)
+        return self._listing.objects(prefix, delimiter, page_size, self.head)
 
 
 def _add_md5(boto: _Botocore, key: str, info: ObjectInfo, etag: str, whole: str) -> None:

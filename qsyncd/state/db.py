@@ -186,6 +186,12 @@ class Database:
                     with suppress(sqlite3.Error):
                         conn.execute("PRAGMA synchronous=NORMAL")
 
+    def _reader(self) -> sqlite3.Connection:
+        """A new read-only connection to the database, for one long read beside the shared connection."""
+        conn = sqlite3.connect(f"file:{_uri_path(self.path)}?mode=ro", uri=True, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout=5000")
+        return conn
+
     def _setup(self) -> None:
         conn = self._conn
         assert conn is not None

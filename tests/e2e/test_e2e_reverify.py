@@ -22,8 +22,9 @@ def test_an_object_deleted_or_replaced_behind_the_daemons_back_is_uploaded_again
     setup.config(prefix="bk/", extra=VERIFY_EVERY_SECOND)
     d = setup.daemon()
     setup.wait_uploaded(d, ["bk/" + rel for rel in files])
-    d.wait_event("verify_finished", timeout=30, pred=lambda e: e.get("checked") == 3)  # a round with nothing lost
+    first = d.wait_event("verify_finished", timeout=30, pred=lambda e: e.get("checked") == 3)  # nothing lost
     assert [] == d.events("object_missing") + d.events("object_changed")
+    assert first[0]["child_peak_rss_kib"] > 0  # the round ran in its child, which reported its peak
 
     sdk_delete(setup.emu.url, "bk/a.txt")
     other = b"BRAVO " * 100  # same size, other bytes

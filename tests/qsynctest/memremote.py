@@ -27,7 +27,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -39,7 +39,7 @@ from qsyncd.errors import (
     NotFound,
     RemoteError,
 )
-from qsyncd.remote.base import Body, ObjectInfo, PartInfo, UploadInfo
+from qsyncd.remote.base import LIST_PAGE, Body, ObjectInfo, PartInfo, UploadInfo, check_page_size
 from qsyncd.remote.copies import MAX_COPY_SIZE, check_copy, check_limit, copy_by_parts, source_changed
 
 BUCKET = "qsyncd-test"
@@ -311,13 +311,27 @@ class MemRemote:
 
     def list_objects(self, prefix: str, delimiter: str = "") -> list[ObjectInfo]:
         """Objects under ``prefix`` (directly in it with a ``delimiter``), by key; no metadata."""
-        with self.store.lock:
-            objects, _ = self._enter("list_objects", "ListObjects", prefix)
-            return [
-                ObjectInfo(k, len(o.data), o.etag, o.content_type)
-                for k, o in sorted(objects.items())
-                if k.startswith(prefix) and not (delimiter and delimiter in k[len(prefix) :])
-            ]
+        return list(self.iter_objects(prefix, delimiter))
+
+    def iter_objects(self, prefix: str, delimiter: str = "", *, page_size: int = LIST_PAGE) -> Iterator[ObjectInfo]:
+        """``list_objects`` in pages of ``page_size`` entries (objects and common prefixes), each page
+        read under the lock when the last one is used up, and logged as a ``list_objects`` call."""
+        if not isinstance(prefix, str) or not isinstance(delimiter, str):
+            raise ValueError("prefix and delimiter must be str")
+        check_page_size(page_size)
+        return self._pages(prefix, delimiter, page_size)
+
+    def _pages(self, prefix: str, delimiter: str, page_size: int) -> Iterator[ObjectInfo]:
+        marker = ""
+        while True:
+            with self.store.lock:
+                objects, _ = self._enter("list_objects", "ListObjects", prefix)
+                entries = [e for e in _entries(objects, prefix, delimiter) if e[0] > marker]
+            page = entries[:page_size]
+            yield from (o for _, o in page if o is not None)
+            if len(entries) <= page_size:
+                return
+            marker = page[-1][0]
 
     def copy(self, source: str, key: str, *, etag: str, size: int) -> str:
         """Copy ``source`` to ``key`` if it still has this ETag and size; part by part above ``max_copy_size``."""
@@ -410,6 +424,20 @@ def _read_checked(body: Body, size: int, want: str, operation: str, key: str) ->
             key=key,
         )
     return data
+
+
+def _entries(objects: Mapping[str, _Object], prefix: str, delimiter: str) -> list[tuple[str, ObjectInfo | None]]:
+    """What a listing of ``prefix`` shows, sorted by name: ``(key, info)`` per object and ``(common prefix,
+    None)`` per name rolled up below ``delimiter`` (a common prefix sorts right before its first key)."""
+    out: list[tuple[str, ObjectInfo | None]] = []
+    for key in sorted(k for k in objects if k.startswith(prefix)):
+        cut = key.find(delimiter, len(prefix)) if delimiter else -1
+        if cut < 0:
+            o = objects[key]
+            out.append((key, ObjectInfo(key, len(o.data), o.etag, o.content_type)))
+        elif not out or out[-1][0] != key[: cut + len(delimiter)]:
+            out.append((key[: cut + len(delimiter)], None))
+    return out
 
 
 def _bad_request(operation: str, key: str, code: str, detail: str) -> BadRequest:

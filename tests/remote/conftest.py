@@ -16,12 +16,8 @@ from remote_support import EMU_AKID, EMU_BUCKET, EMU_SECRET, Store, Target, live
 from qsyncd.remote.qingstor import QingStorRemote
 
 
-def _cleanup_live(target: Target) -> None:
-    """Abort uploads and delete objects under the test prefix (live QingStor only)."""
-    remote = target.remote()
-    for upload in remote.list_uploads(target.prefix):
-        remote.abort(upload.key, upload.upload_id)
-    # Remote has no delete (qsyncd never deletes); use the SDK directly for cleanup.
+def _sdk_bucket(target: Target) -> Any:
+    """The target's bucket through the QingStor SDK: Remote has no delete (qsyncd never deletes)."""
     from qingstor.sdk.config import Config
     from qingstor.sdk.service.qingstor import QingStor
 
@@ -30,7 +26,15 @@ def _cleanup_live(target: Target) -> None:
     ep = parse_endpoint(target.endpoint)
     config = Config(target.access_key_id, target.secret_access_key)
     config.host, config.port, config.protocol = ep.host, ep.port, ep.scheme
-    bucket = QingStor(config).Bucket(target.bucket, target.zone)
+    return QingStor(config).Bucket(target.bucket, target.zone)
+
+
+def _cleanup_live(target: Target) -> None:
+    """Abort uploads and delete objects under the test prefix (live QingStor only)."""
+    remote = target.remote()
+    for upload in remote.list_uploads(target.prefix):
+        remote.abort(upload.key, upload.upload_id)
+    bucket = _sdk_bucket(target)
     listing = bucket.list_objects(prefix=target.prefix, limit="1000")
     for item in listing.get("keys") or []:
         bucket.delete_object(item["key"])
@@ -129,6 +133,7 @@ def _emulator_store(request: pytest.FixtureRequest) -> Store:
         read=lambda key: bytes(emu().object_bytes(target.bucket, key)),
         parts=lambda key: len(emu().object_files(target.bucket, key)),
         set_versioning=lambda status: put_versioning(target, status),
+        delete=lambda key: _sdk_bucket(target).delete_object(key),
     )
 
 
@@ -148,6 +153,7 @@ def _memory_store(request: pytest.FixtureRequest) -> Store:
         read=lambda key: mem.objects()[key],
         parts=mem.parts,
         set_versioning=lambda status: mem.versioning.__setitem__(BUCKET, status.lower()),
+        delete=mem.remove,
     )
 
 
@@ -175,6 +181,7 @@ def _seaweedfs_store(request: pytest.FixtureRequest) -> Store:
         read=lambda key: bytes(client.get_object(Bucket=bucket, Key=key)["Body"].read()),
         parts=parts,
         set_versioning=set_versioning,
+        delete=lambda key: client.delete_object(Bucket=bucket, Key=key),
     )
 
 

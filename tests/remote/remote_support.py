@@ -98,6 +98,7 @@ class Store:
     read: Callable[[str], bytes]  # the bytes stored under a key, read with the store's own client
     parts: Callable[[str], int]  # how many parts the object under a key was assembled from (1: one piece)
     set_versioning: Callable[[str], None]  # "ENABLED" or "SUSPENDED", through the store's own API
+    delete: Callable[[str], None]  # delete the object under a key, with the store's own client
 
     def key(self, name: str) -> str:
         """A key unique to this test."""

@@ -119,6 +119,51 @@ def test_list_objects_sorted_by_key_with_prefix_and_delimiter(store: Store) -> N
     assert [] == store.remote.list_objects(store.key("nothing-here/"))
 
 
+# Odd names, in an order where UTF-8 byte order (the stores') and UTF-16 order (Java's) differ:
+# U+FF5E sorts before U+1F600 in UTF-8, after it in UTF-16 (a surrogate pair starts with 0xD83D).
+ODD_NAMES = ["a b.txt", "a+b.txt", "a%20b.txt", "a%2Bb.txt", "100%.txt", "caf\u00e9.txt", "\u65e5\u672c/\u6587.txt",
+             "\uff5e.txt", "\U0001f600.txt", "~tilde", "z/1", "z/2", "z/3", "zz"]  # fmt: skip
+
+
+def test_iter_objects_pages_in_utf8_key_order_with_odd_keys(store: Store) -> None:
+    """iter_objects: every object under the prefix once, in UTF-8 byte order, whatever the page size; its
+    neighbours outside the prefix ("<prefix>-x", "<prefix>0": "0" is the byte after "/") never."""
+    for name in ODD_NAMES:
+        put(store.remote, store.key(name), name.encode())
+    base = store.prefix.rstrip("/")
+    for outside in (base + "-sibling/x", base + "0", base):  # each sorts right before or after the prefix
+        put(store.remote, outside, b"outside")
+    want = sorted((store.key(n) for n in ODD_NAMES), key=lambda k: k.encode())
+    assert want == sorted(want)  # Python's str order is UTF-8 byte order (code points)
+    for size in (1, 2, 5, 1000):
+        got = list(store.remote.iter_objects(store.prefix, page_size=size))
+        assert want == [o.key for o in got], size
+        assert [len(k[len(store.prefix) :].encode()) for k in want] == [o.size for o in got]
+    assert [o.key for o in store.remote.list_objects(store.prefix)] == want
+    assert [store.key(n) for n in ("z/1", "z/2", "z/3")] == [
+        o.key for o in store.remote.iter_objects(store.key("z/"), page_size=2)
+    ]  # a page boundary at the end of the prefix: "zz" right after it is not listed
+
+
+def test_iter_objects_with_a_delimiter_counts_common_prefixes_in_its_pages(store: Store) -> None:
+    """Pages of common prefixes only (page_size 1: "d1/", "d2/", ...) still lead to the objects after them."""
+    for name in ("d1/x", "d2/x", "d2/y", "d3/x", "e.txt", "f.txt"):
+        put(store.remote, store.key(name), name.encode())
+    assert [store.key("e.txt"), store.key("f.txt")] == [
+        o.key for o in store.remote.iter_objects(store.prefix, "/", page_size=1)
+    ]
+
+
+def test_iter_objects_asks_for_a_page_when_the_last_is_used_up(store: Store) -> None:
+    """A paged listing, not a whole one: an object written ahead of where the listing stands is seen."""
+    for name in ("a", "b", "c"):
+        put(store.remote, store.key(name), b"x")
+    listing = store.remote.iter_objects(store.prefix, page_size=2)
+    assert store.key("a") == next(listing).key
+    put(store.remote, store.key("d"), b"x")  # written after the first page was read
+    assert [store.key(n) for n in ("b", "c", "d")] == [o.key for o in listing]
+
+
 # ---- multipart -----------------------------------------------------------------------------------
 
 
@@ -388,6 +433,8 @@ def test_a_missing_bucket_is_bucket_missing(store: Store) -> None:
         pytest.param(lambda r: r.copy("k", "k", etag=hexmd5(b""), size=0), id="copy-onto-itself"),
         pytest.param(lambda r: r.move("a", "b", etag="not an etag", size=0), id="move-bad-etag"),
         pytest.param(lambda r: r.copy("", "b", etag=hexmd5(b""), size=0), id="copy-empty-source"),
+        pytest.param(lambda r: r.iter_objects("", page_size=0), id="page-size-0"),
+        pytest.param(lambda r: r.iter_objects("", page_size=1001), id="page-size-1001"),
     ],
 )
 def test_arguments_outside_the_contract_are_value_errors(store: Store, call: object) -> None:
