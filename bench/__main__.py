@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             work = args.scale_dir.resolve() / "scale" if kept else base / name
             work.mkdir(parents=True, exist_ok=kept)
             loads.append(f"{name} {os.getloadavg()[0]:.1f}")
-            emu = EmulatorProc(work / "emu", work).start()
+            emu = EmulatorProc(work / "emu", work).start(timeout=900 if kept else 30)  # a kept bucket: 1M objects load
             log(f"{name}: emulator at {emu.url}")
             try:
                 rows += fn(emu, work)
