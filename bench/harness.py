@@ -242,11 +242,12 @@ class DaemonProc:
         self.started = 0.0
         self._out: Any = None
 
-    def start(self) -> DaemonProc:
+    def start(self, wrap: Sequence[str] = ()) -> DaemonProc:
+        """Spawn the daemon; ``wrap``: a command that execs the rest of its arguments (the PID stays the daemon's)."""
         self._out = open(self.log, "ab")
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [QSYNCD, "run", "-c", str(self.config), "--log-format", "json"],
+            [*wrap, QSYNCD, "run", "-c", str(self.config), "--log-format", "json"],
             stdout=self._out,
             stderr=subprocess.STDOUT,
             cwd=str(REPO),

@@ -33,7 +33,6 @@ import dataclasses
 import json
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,7 +43,6 @@ from bench.harness import (
     BUCKET,
     PYTHON,
     QSYNCD,
-    REPO,
     BenchError,
     DaemonProc,
     EmulatorProc,
@@ -472,32 +470,12 @@ def _watch_limited(
         return [Row(label, what, "not measured", verdict="skipped", note="needs root and unshare")]
     cfg = qsyncd_config(work / "scale-limited.toml", emu, watch=src, state=state, prefix=PREFIX)
     quiet = load_config(cfg).settle.quiet_seconds
-    d = DaemonProc(cfg, _fresh(work / "qsyncd-scale-limited.log"))
-    d._out = open(d.log, "ab")
-    d.started = time.monotonic()
-    d.proc = subprocess.Popen(
-        [
-            "unshare",
-            "--user",
-            "--map-root-user",
-            "sh",
-            "-c",
-            f'echo {allowed} > /proc/sys/user/max_inotify_watches && exec "$@"',
-            "sh",
-            QSYNCD,
-            "run",
-            "-c",
-            str(cfg),
-            "--log-format",
-            "json",
-        ],
-        stdout=d._out,
-        stderr=subprocess.STDOUT,
-        cwd=str(REPO),
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
     writes = _spread(src, dirs, LIMITED_FILES, f"lim{int(time.time())}")
     remote = make_remote(emu)
+    # the limit is set in a private user namespace (user.max_inotify_watches): nothing else on the host is affected
+    limit = f'echo {allowed} > /proc/sys/user/max_inotify_watches && exec "$@"'
+    d = DaemonProc(cfg, _fresh(work / "qsyncd-scale-limited.log"))
+    d.start(wrap=["unshare", "--user", "--map-root-user", "sh", "-c", limit, "sh"])
     try:
         failed = d.wait_event("watch_failed", 300)
         d.wait_event("rescan_finished", 1800, pred=lambda e: e.get("reason") == "startup")

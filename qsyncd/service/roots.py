@@ -111,10 +111,8 @@ class Roots:
             self.log.info("watch_armed", root=root.path, watcher=root.cfg.watcher, recursive=root.cfg.recursive)
         except WatchError as err:
             root.limited = root.limited or LIMIT_ERROR_MARK in str(err)
-            if root.limited:
-                self.log.error("watch_failed", root=root.path, error=str(err), action=LIMITED_ACTION)
-            else:
-                self.log.error("watch_failed", root=root.path, error=str(err))
+            action = {"action": LIMITED_ACTION} if root.limited else {}
+            self.log.error("watch_failed", root=root.path, error=str(err), **action)
 
     def reconfigure(
         self, watches: tuple[WatchConfig, ...], watcher: Watcher, request_scan: Callable[[str, str, str], bool]
