@@ -8,7 +8,7 @@ import pytest
 import structlog
 from qsynctest.memremote import MemRemote
 
-from qsyncd.config import WatchConfig
+from qsyncd.config import SettleConfig, WatchConfig
 from qsyncd.remoteindex import RemoteIndex
 from qsyncd.service.roots import (
     LIMITED_SCAN_SHARE,
@@ -19,6 +19,8 @@ from qsyncd.service.roots import (
 )
 from qsyncd.service.scanner import Scanner
 from qsyncd.state import Ledger
+
+NO_SHARE = SettleConfig(rescan_interval_seconds=600.0, rescan_cpu_share=0.0)  # the interval as configured
 
 
 @pytest.mark.parametrize(
@@ -67,12 +69,14 @@ def test_only_a_limited_root_is_rescanned_sooner_and_a_full_scan_sets_its_cost(t
     roots = Roots((WatchConfig(path=root),), log)
     r = roots.get(str(root))
     assert r is not None
-    assert roots.rescan_every(r, 600.0) == 600.0
+    assert roots.rescan_every(r, NO_SHARE) == 600.0
     roots.scanned(str(root), 6.0)
-    assert roots.rescan_every(r, 600.0, 0.005) == pytest.approx(1200.0)
+    assert roots.rescan_every(r, SettleConfig(rescan_interval_seconds=600.0, rescan_cpu_share=0.005)) == pytest.approx(
+        1200.0
+    )
     r.scan_cpu = 0.0
     r.limited = True
-    assert roots.rescan_every(r, 600.0) == ROOT_CHECK_SECONDS
+    assert roots.rescan_every(r, NO_SHARE) == ROOT_CHECK_SECONDS
     scanner = Scanner(
         roots,
         Ledger(tmp_path / "state"),
@@ -87,9 +91,9 @@ def test_only_a_limited_root_is_rescanned_sooner_and_a_full_scan_sets_its_cost(t
         list_directories=False,
     )
     roots.scanned(str(root), 3.0)  # as a rescan costing 3 CPU s would
-    assert roots.rescan_every(r, 600.0) == pytest.approx(150.0)
+    assert roots.rescan_every(r, NO_SHARE) == pytest.approx(150.0)
     scanner.scan(str(root), str(root / "d"), "directory_created")  # a part of the root: its cost says nothing
     assert r.scan_cpu == 3.0
     scanner.scan(str(root), str(root), "periodic")  # the whole root: a tiny tree's real cost replaces it
     assert r.scan_cpu < 3.0
-    assert roots.rescan_every(r, 600.0) == ROOT_CHECK_SECONDS
+    assert roots.rescan_every(r, NO_SHARE) == ROOT_CHECK_SECONDS

@@ -138,7 +138,7 @@ class Daemon:
         self.pinger = WatchdogPinger(self.notifier, self.liveness)
         self.pinger.start()
         now = self.clock()
-        self.roots.schedule_rescans(now, self.cfg.settle.rescan_interval_seconds, self.cfg.settle.rescan_cpu_share)
+        self.roots.schedule_rescans(now, self.cfg.settle)
         next_roots, next_status = now + ROOT_CHECK_SECONDS, now
         try:
             while not self.stop_event.wait(HOUSEKEEPING_EVERY):
@@ -149,8 +149,7 @@ class Daemon:
                 if self.watcher is not None and not self.watcher.alive():
                     self.log.error("watcher_died", hint="restarting watches and rescanning")
                     self._rearm_all()
-                settle = self.cfg.settle
-                for root in self.roots.due_for_rescan(now, settle.rescan_interval_seconds, settle.rescan_cpu_share):
+                for root in self.roots.due_for_rescan(now, self.cfg.settle):
                     self.scanner.request(root.path, root.path, "periodic")
                 if now >= next_roots and self.watcher is not None:
                     next_roots = now + ROOT_CHECK_SECONDS

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from qsyncd.config import WatchConfig
+from qsyncd.config import SettleConfig, WatchConfig
 from qsyncd.keys import PathFilter
 from qsyncd.watch import Watcher, WatchError
 
@@ -144,23 +144,24 @@ class Roots:
     # -- rescans --------------------------------------------------------------------------------
 
     @staticmethod
-    def rescan_every(root: Root, interval: float, share: float = 0.0) -> float:
+    def rescan_every(root: Root, settle: SettleConfig) -> float:
         """How long until a root's next periodic rescan: ``limited_rescan_every`` for a half-watched root,
         else ``periodic_rescan_every``."""
+        interval = settle.rescan_interval_seconds
         if root.limited:
             return limited_rescan_every(interval, root.scan_cpu)
-        return periodic_rescan_every(interval, root.scan_cpu, share)
+        return periodic_rescan_every(interval, root.scan_cpu, settle.rescan_cpu_share)
 
-    def schedule_rescans(self, now: float, interval: float, share: float = 0.0) -> None:
+    def schedule_rescans(self, now: float, settle: SettleConfig) -> None:
         for root in self:
-            root.next_rescan = now + self.rescan_every(root, interval, share)
+            root.next_rescan = now + self.rescan_every(root, settle)
 
-    def due_for_rescan(self, now: float, interval: float, share: float = 0.0) -> list[Root]:
+    def due_for_rescan(self, now: float, settle: SettleConfig) -> list[Root]:
         """Roots whose periodic rescan is due (each is rescheduled)."""
         due = []
         for root in self:
-            if interval > 0 and now >= root.next_rescan:
-                root.next_rescan = now + self.rescan_every(root, interval, share)
+            if settle.rescan_interval_seconds > 0 and now >= root.next_rescan:
+                root.next_rescan = now + self.rescan_every(root, settle)
                 due.append(root)
         return due
 
