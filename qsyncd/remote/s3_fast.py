@@ -3,13 +3,14 @@
 A botocore call costs about 3 ms of CPU (parameter validation, the endpoint ruleset, event hooks,
 the signer, the parser): more than sending a 16 KiB file on loopback. For the one request sent once
 per small file, ``S3Remote`` signs it here with AWS Signature V4 (``UNSIGNED-PAYLOAD``; the signed
-``Content-MD5`` pins the bytes) and sends it on its own urllib3 pool, as ``qingstor_fast.py`` does for
-QingStor. The signature is pinned to botocore's own by ``tests/s3/test_s3_fast.py``.
+``Content-MD5`` pins the bytes) and sends it on its own pool of kept-alive plain-HTTP/1.1
+connections (``http_pool.PlainPool``: urllib3 and http.client cost more CPU than the rest of the
+file's upload). The signature is pinned to botocore's own by ``tests/s3/test_s3_fast.py``.
 
 It is used only where the request's URL is certain without botocore's endpoint rules: a plain-HTTP
 endpoint with path-style addressing (``path``, or ``auto`` with an IP-address host), and no proxy in
-the environment. Everything else (HTTPS, virtual-hosted buckets, proxies) goes through botocore. On
-plain HTTP the body goes out with sendfile(2) (``SizedBody`` on a ``SpliceHTTPConnection``).
+the environment. Everything else (HTTPS, virtual-hosted buckets, proxies) goes through botocore. The
+body goes out with sendfile(2) (``SizedBody`` yielding ``Splice`` markers).
 """
 
 from __future__ import annotations
@@ -17,17 +18,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import threading
 import urllib.request
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from urllib.parse import quote
 from xml.etree import ElementTree
 
-from urllib3 import HTTPConnectionPool, Timeout
-
-from qsyncd.remote.body import SizedBody, SpliceHTTPConnection
+from qsyncd.remote.body import SizedBody
 from qsyncd.remote.endpoint import Endpoint
+from qsyncd.remote.http_pool import Headers, PlainPool
 
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
@@ -100,65 +98,32 @@ class SigV4:
 
 
 class FastPut:
-    """PutObject, signed here and sent on a urllib3 pool of plain-HTTP connections (thread-safe)."""
+    """PutObject, signed here and sent on a ``PlainPool`` of kept-alive connections (thread-safe)."""
 
     def __init__(
         self, endpoint: Endpoint, bucket: str, signer: SigV4, *, timeout: tuple[float, float], maxsize: int, agent: str
     ) -> None:
-        self._endpoint = endpoint
         self._bucket = bucket
         self._signer = signer
         self._host = endpoint.host if endpoint.port == endpoint.default_port else f"{endpoint.host}:{endpoint.port}"
-        self._timeout = Timeout(connect=timeout[0], read=timeout[1])
-        self._maxsize = maxsize
         self._agent = agent
-        self._lock = threading.Lock()
-        self._pool: HTTPConnectionPool | None = None
-
-    def _get_pool(self) -> HTTPConnectionPool:
-        with self._lock:
-            if self._pool is None:
-                pool = HTTPConnectionPool(
-                    self._endpoint.host.strip("[]"),
-                    self._endpoint.port,
-                    maxsize=self._maxsize,
-                    block=False,
-                    timeout=self._timeout,
-                    retries=False,
-                )
-                pool.ConnectionCls = SpliceHTTPConnection
-                self._pool = pool
-            return self._pool
+        self._pool = PlainPool(endpoint.host.strip("[]"), endpoint.port, timeout=timeout, maxsize=maxsize)
 
     def close(self) -> None:
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close()
+        self._pool.close()
 
-    def put(self, key: str, body: SizedBody | None, headers: dict[str, str]) -> tuple[int, Mapping[str, str], bytes]:
+    def put(self, key: str, body: SizedBody | None, headers: dict[str, str]) -> tuple[int, Headers, bytes]:
         """Send one PutObject; returns the status, the response headers and the body (the error XML).
 
         ``headers`` are lower-case and include content-length, content-md5 and content-type. Raises
-        urllib3/socket exceptions and ``ShortBodyError`` as they come."""
+        urllib3's exception types (``http_pool``), OSError and ``ShortBodyError`` as they come."""
         path = object_path(self._bucket, key)
         headers["host"] = self._host
         self._signer.sign("PUT", path, headers)
         headers["user-agent"] = self._agent
         if body is not None:
             body.enable_splice()
-        response = self._get_pool().urlopen(
-            "PUT",
-            path,
-            body=body,
-            headers=headers,
-            retries=False,
-            redirect=False,
-            assert_same_host=False,
-            preload_content=True,
-            decode_content=False,
-        )
-        return response.status, response.headers, response.data
+        return self._pool.request("PUT", path, body, headers)
 
 
 def parse_error(body: bytes) -> tuple[str, str, str]:
