@@ -17,6 +17,7 @@ Configuration lives in one swappable pipeline, so re-configuring also affects lo
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -56,23 +57,25 @@ _QUERY_SIG_RE = re.compile(r"((?:^|[?&;\s\"'])signature=)[^&\s\"'#]+", re.IGNORE
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
 _secret_pattern: re.Pattern[str] | None = None
+_secrets_now: tuple[str, ...] = ()  # a snapshot for the lock-free "is any secret in this text?" test
 
 
 def register_secret(value: str) -> None:
     """Make every later occurrence of ``value`` (in any field, message or traceback) render as ``***``."""
-    global _secret_pattern
+    global _secret_pattern, _secrets_now
     if not value:
         return
     with _secrets_lock:
         _secrets.add(value)
         ordered = sorted(_secrets, key=len, reverse=True)  # longest first: no partial leftovers
         _secret_pattern = re.compile("|".join(re.escape(s) for s in ordered))
+        _secrets_now = tuple(ordered)
 
 
 def redact_text(text: str) -> str:
     """Return ``text`` with registered secrets, QS signatures and ``signature=`` values replaced."""
     pattern = _secret_pattern
-    if pattern is not None:
+    if pattern is not None and any(secret in text for secret in _secrets_now):
         text = pattern.sub(REDACTED, text)
     if "QS" in text:  # cheap tests first: most values are keys and paths that hold neither
         text = _AUTH_RE.sub(r"\1" + REDACTED, text)
@@ -137,26 +140,46 @@ def _plain(value: Any) -> Any:
     return _text(value)
 
 
-def _order_for_json(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
-    ordered: dict[str, Any] = {k: _plain(event_dict.pop(k)) for k in ("ts", "level", "event") if k in event_dict}
-    ordered.update((k, _plain(v)) for k, v in event_dict.items())
-    return ordered
+def _json_line(_logger: Any, _method: str, event_dict: EventDict) -> str:
+    """``_redact``, the JSON field order (``ts``, ``level``, ``event`` first) and the rendering, in one pass."""
+    ordered: dict[str, Any] = {}
+    for k in ("ts", "level", "event"):
+        if k in event_dict:
+            ordered[k] = _plain_redacted(event_dict.pop(k))
+    for k, v in event_dict.items():
+        ordered[k] = _plain_redacted(v)
+    return json.dumps(ordered, ensure_ascii=False)
+
+
+def _plain_redacted(value: Any) -> Any:
+    """``_plain(_redact_value(value))``, with the common cases (text, numbers) first."""
+    kind = type(value)
+    if kind is str:
+        return _text(redact_text(value))
+    if value is None or kind is int or kind is float or kind is bool:
+        return value
+    return _plain(_redact_value(value))
 
 
 def _plain_fields(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
     return {k: _plain(v) for k, v in event_dict.items()}
 
 
+_NEEDS_QUOTES = re.compile(r"[\s\"=]")
+_NOT_FIELD_CHAR = re.compile(r"[^A-Z0-9_]")
+
+
 def _one_liner_value(value: Any) -> str:
     text = _text(value) if not isinstance(value, (list, tuple, dict)) else json.dumps(_plain(value))
-    if text and not re.search(r"[\s\"=]", text):
+    if text and not _NEEDS_QUOTES.search(text):
         return text
     return json.dumps(text, ensure_ascii=False)
 
 
+@functools.lru_cache(maxsize=1024)
 def journal_field_name(key: str) -> str:
     """``QSYNCD_`` + the key upper-cased, every char outside ``[A-Z0-9_]`` replaced by ``_`` (max 64 chars)."""
-    return (FIELD_PREFIX + re.sub(r"[^A-Z0-9_]", "_", key.upper()))[:64]
+    return (FIELD_PREFIX + _NOT_FIELD_CHAR.sub("_", key.upper()))[:64]
 
 
 def _journal_bytes(value: Any) -> bytes:
@@ -244,13 +267,14 @@ def _journal_writer() -> Callable[[Any], None] | None:
     return emit
 
 
-def _common() -> list[Callable[[Any, str, EventDict], Any]]:
+def _common(*, redact: bool = True) -> list[Callable[[Any, str, EventDict], Any]]:
+    """The processors every format starts with; ``redact=False`` for a renderer that redacts itself."""
     return [
         _add_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
         structlog.processors.StackInfoRenderer(),
         structlog.processors.format_exc_info,  # traceback -> "exception" text, redacted next
-        _redact,
+        *([_redact] if redact else []),
     ]
 
 
@@ -296,7 +320,7 @@ def _build(fmt: str, level: str, stream: TextIO | None) -> tuple[_Pipeline, str]
         fallback_note = not _journal_fallback_reported
         _journal_fallback_reported = True
     if chosen == "json":
-        procs = [*_common(), _order_for_json, structlog.processors.JSONRenderer(ensure_ascii=False)]
+        procs = [*_common(redact=False), _json_line]
     elif chosen == "console":
         colors = _is_tty(stream if stream is not None else sys.stdout)
         procs = [
