@@ -135,6 +135,19 @@ def test_record_uploaded_replaces_and_clears_failure(ledger: Ledger) -> None:
     assert 1 == ledger.counts()["uploaded"]
 
 
+def test_an_upload_clears_a_failure_recorded_before_a_restart(tmp_path: Path) -> None:
+    """The failure of an earlier process is cleared too (record_uploaded's one-statement path is only
+    taken while the failures table is empty)."""
+    with Ledger(tmp_path) as first:
+        first.record_uploaded(rec("/w/ok"))
+        first.record_failure("/w/a", "a", "timeout", permanent=False)
+    with Ledger(tmp_path) as second:
+        second.record_uploaded(rec("/w/b"))
+        second.record_uploaded(rec("/w/a"))
+        assert [] == second.failures()
+        assert 3 == second.counts()["uploaded"]
+
+
 def test_failure_attempts_count_up(ledger: Ledger) -> None:
     """record_failure counts attempts per path; clear_failure resets."""
     assert 1 == ledger.record_failure("/w/a", "a", "e1", permanent=False).attempts

@@ -32,20 +32,21 @@ class DonorRecords(Database):
         if size <= 0:
             return None
         low, high = _range(root)
-        with self._db() as conn:
+        with self._db() as conn:  # one statement: the upload workers share the connection
             row = conn.execute(
-                "SELECT path, key, size, md5, ino, mtime_ns FROM files WHERE size = ? AND md5 = ?"
-                " AND path >= ? AND path < ? AND path != ? ORDER BY (ino = ? AND mtime_ns = ?) DESC LIMIT 1",
+                "SELECT * FROM (SELECT 0, path, key, size, md5, ino, mtime_ns FROM files"
+                " WHERE size = ?1 AND md5 = ?2 AND path >= ?3 AND path < ?4 AND path != ?5"
+                " ORDER BY (ino = ?6 AND mtime_ns = ?7) DESC LIMIT 1)"
+                " UNION ALL SELECT * FROM (SELECT 1, path, kept_key, size, md5, 0, 0 FROM kept"
+                " WHERE size = ?1 AND md5 = ?2 AND path >= ?3 AND path < ?4 ORDER BY kept_at DESC LIMIT 1)"
+                " ORDER BY 1 LIMIT 1",
                 (size, md5, low, high, enc_path(exclude), ino, mtime_ns),
             ).fetchone()
-            if row:
-                return _donor("file", row, "identity" if (row[4], row[5]) == (ino, mtime_ns) else "content")
-            row = conn.execute(
-                "SELECT path, kept_key, size, md5, 0, 0 FROM kept WHERE size = ? AND md5 = ?"
-                " AND path >= ? AND path < ? ORDER BY kept_at DESC LIMIT 1",
-                (size, md5, low, high),
-            ).fetchone()
-            return _donor("kept", row, "content") if row else None
+        if row is None:
+            return None
+        if row[0] == 0:
+            return _donor("file", row[1:], "identity" if (row[5], row[6]) == (ino, mtime_ns) else "content")
+        return _donor("kept", row[1:], "content")
 
     def holds_size(self, root: str, size: int) -> bool:
         """Whether any record under ``root`` has this size: only then is hashing a large file for a donor worth it."""

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from qsyncd.errors import StateError
 from qsyncd.state.donors import DonorRecords
 from qsyncd.state.records import FailureRecord, FileRecord, MultipartRecord, PartRecord, clean_text, dec_path, enc_path
 
@@ -32,6 +33,10 @@ BY_KEY_CHUNK = 1000  # rows uploaded_by_key steps at a time: under 1 MiB of File
 
 class Ledger(DonorRecords):
     """The records of the state database. Every method may be called from any thread."""
+
+    # Whether the failures table may hold a row (None: not asked yet). Only this process writes the
+    # ledger (the state lock), and only record_failure adds a failure.
+    _failures_possible: bool | None = None
 
     # -- files ----------------------------------------------------------------------------------
 
@@ -113,14 +118,21 @@ class Ledger(DonorRecords):
         Committed with synchronous=NORMAL (no fsync per file: a crash of the process loses nothing,
         a power cut may lose the last records). A lost record costs one HEAD at the next start,
         which finds the object with ETag == MD5 and records it again; it can never lose a file.
+        While no failure is recorded at all (the common case) it is one statement, its own
+        transaction: the upload workers share one connection, and each statement costs them all.
         """
         p = enc_path(rec.path)
+        values = (p, rec.key, rec.size, rec.mtime_ns, rec.ino, rec.md5, rec.uploaded_at)
+        with self._db() as conn:
+            if self.readonly:
+                raise StateError(f"state database {self.path} was opened read-only")
+            if self._failures_possible is None:
+                self._failures_possible = bool(conn.execute("SELECT EXISTS (SELECT 1 FROM failures)").fetchone()[0])
+            if not self._failures_possible:
+                conn.execute(_RECORD_FILE, values)
+                return
         with self._tx(durable=False) as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO files (path, key, size, mtime_ns, ino, md5, uploaded_at)"
-                " VALUES (?,?,?,?,?,?,?)",
-                (p, rec.key, rec.size, rec.mtime_ns, rec.ino, rec.md5, rec.uploaded_at),
-            )
+            conn.execute(_RECORD_FILE, values)
             conn.execute("DELETE FROM failures WHERE path = ?", (p,))
 
     def forget(self, path: str) -> None:
@@ -139,6 +151,7 @@ class Ledger(DonorRecords):
         error = clean_text(error)
         key = clean_text(key)
         with self._tx() as conn:
+            self._failures_possible = True  # record_uploaded clears failures from now on
             row = conn.execute("SELECT attempts FROM failures WHERE path = ?", (p,)).fetchone()
             attempts = (row[0] if row else 0) + 1
             conn.execute(
@@ -198,18 +211,18 @@ class Ledger(DonorRecords):
             return self._multipart_of(conn, enc_path(path))
 
     def lookup(self, path: str) -> tuple[FileRecord | None, MultipartRecord | None]:
-        """What the ledger knows of ``path`` (its upload record and a multipart upload in flight), read in
-        one read transaction: the one ledger read an upload worker makes per file."""
+        """What the ledger knows of ``path`` (its upload record and a multipart upload in flight): the one
+        ledger read an upload worker makes per file, one statement unless a multipart upload is in flight."""
         p = enc_path(path)
         with self._db() as conn:
-            conn.execute("BEGIN")
-            try:
-                row = conn.execute(
-                    "SELECT path, key, size, mtime_ns, ino, md5, uploaded_at FROM files WHERE path = ?", (p,)
-                ).fetchone()
-                return (_file(row) if row else None), self._multipart_of(conn, p)
-            finally:
-                conn.execute("COMMIT")
+            row = conn.execute(
+                "SELECT f.path, f.key, f.size, f.mtime_ns, f.ino, f.md5, f.uploaded_at,"
+                " EXISTS (SELECT 1 FROM multiparts WHERE path = ?1)"
+                " FROM (SELECT 1) LEFT JOIN files f ON f.path = ?1",
+                (p,),
+            ).fetchone()
+            record = _file(row) if row[0] is not None else None
+            return record, (self._multipart_of(conn, p) if row[7] else None)
 
     def _multipart_of(self, conn: sqlite3.Connection, p: bytes) -> MultipartRecord | None:
         row = conn.execute(
@@ -291,6 +304,7 @@ class Ledger(DonorRecords):
         return {"uploaded": uploaded, "uploaded_bytes": nbytes, "failed": failed, "multiparts": multiparts}
 
 
+_RECORD_FILE = "INSERT OR REPLACE INTO files (path, key, size, mtime_ns, ino, md5, uploaded_at) VALUES (?,?,?,?,?,?,?)"
 _FILE_COLUMNS = "SELECT path, key, size, mtime_ns, ino, md5, uploaded_at FROM files"
 
 
