@@ -91,7 +91,9 @@ class Gate:
 class Pipeline:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self._cv = threading.Condition()
+        lock = threading.RLock()
+        self._cv = threading.Condition(lock)  # takers wait on it: notified when an item may be due
+        self._idle_cv = threading.Condition(lock)  # wait_idle waits on it: notified when nothing is left
         self._items: dict[str, Item] = {}
         self._ready: list[tuple[int, int, str]] = []  # (priority, seq, path)
         self._delayed: list[tuple[float, int, str]] = []  # (not_before, seq, path)
@@ -135,6 +137,7 @@ class Pipeline:
     def discard(self, path: str) -> None:
         with self._cv:
             self._items.pop(path, None)
+            self._notify_if_idle()
 
     # -- the remote gate
     def close_gate(self, delay: float, reason: str, wall: float, *, problem: str = "unreachable") -> bool:
@@ -208,13 +211,18 @@ class Pipeline:
                 on_dirty(item.path)
             self._inflight.discard(item.path)
             self._dirty.discard(item.path)
-            self._cv.notify_all()
+            self._notify_if_idle()  # no taker waits for a file to be done: waking them all cost a lot
             return dirty
+
+    def _notify_if_idle(self) -> None:  # called with the lock held
+        if not self._items and not self._inflight:
+            self._idle_cv.notify_all()
 
     def close(self) -> None:
         with self._cv:
             self._closed = True
             self._cv.notify_all()
+            self._idle_cv.notify_all()
 
     # -- figures
     def queued(self) -> int:
@@ -231,4 +239,4 @@ class Pipeline:
 
     def wait_idle(self, timeout: float) -> bool:
         with self._cv:
-            return self._cv.wait_for(lambda: not self._items and not self._inflight, timeout)
+            return self._idle_cv.wait_for(lambda: not self._items and not self._inflight, timeout)
