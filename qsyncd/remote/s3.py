@@ -382,9 +382,8 @@ class S3Remote:
         self._config = _config(region, addressing_style, (connect_timeout, read_timeout), max_connections)
         self._boto = _Botocore(self._endpoint, bucket, region, (access_key_id, secret_access_key), self._config)
         self._copies = S3Copies(self._boto.call, bucket, check_limit(max_copy_size), _check_key)
-        self._listing = S3Listing(self._boto.call)
         self._fast = (
-            s3_fast.FastPut(
+            s3_fast.FastS3(
                 self._endpoint,
                 bucket,
                 s3_fast.SigV4(access_key_id, secret_access_key, region),
@@ -395,6 +394,7 @@ class S3Remote:
             if s3_fast.usable(self._endpoint, addressing_style)
             else None
         )
+        self._listing = S3Listing(self._list_call)
         logging.getLogger("botocore").setLevel(logging.WARNING)  # DEBUG logs carry the signature
 
     def __repr__(self) -> str:
@@ -415,6 +415,12 @@ class S3Remote:
         return self._boto.client()
 
     def _call(self, operation: str, key: str, **params: Any) -> dict[str, Any]:
+        return self._boto.call(operation, key, **params)
+
+    def _list_call(self, operation: str, key: str, **params: Any) -> dict[str, Any]:
+        """What ``S3Listing`` sends: ListObjectsV2 by ``s3_fast`` where it is usable, the rest by botocore."""
+        if self._fast is not None and operation == "ListObjectsV2":
+            return _list_fast(self._fast, key, params, self.endpoint, self._bucket, self._region)
         return self._boto.call(operation, key, **params)
 
     def close(self) -> None:
@@ -660,8 +666,31 @@ def _add_md5(boto: _Botocore, key: str, info: ObjectInfo, etag: str, whole: str)
     )
 
 
+def _list_fast(
+    fast: s3_fast.FastS3, prefix: str, params: dict[str, Any], endpoint: str, bucket: str, region: str
+) -> dict[str, Any]:
+    """ListObjectsV2 through ``s3_fast``; the reply in botocore's shape (``s3_fast.parse_list_v2``)."""
+    delimiter, token = str(params.get("Delimiter", "")), str(params.get("ContinuationToken", ""))
+    try:
+        status, reply, data = fast.list_v2(prefix, delimiter, int(params["MaxKeys"]), token)
+    except (Urllib3HTTPError, OSError) as exc:
+        raise transport_error(exc, operation="ListObjectsV2", key=prefix, endpoint=endpoint) from None
+    if status == 200:
+        try:
+            return s3_fast.parse_list_v2(data)
+        except ValueError as exc:
+            raise TransientError(
+                f"ListObjectsV2 {prefix!r} failed: {endpoint} answered with a listing qsyncd cannot read ({exc}); "
+                "it will be retried",
+                code="bad_listing",
+                operation="ListObjectsV2",
+                key=prefix,
+            ) from None
+    raise _fast_error(status, reply, data, "ListObjectsV2", prefix, endpoint, bucket, region)
+
+
 def _put_fast(
-    fast: s3_fast.FastPut,
+    fast: s3_fast.FastS3,
     key: str,
     body: Body,
     size: int,
@@ -688,13 +717,27 @@ def _put_fast(
         raise transport_error(exc, operation="PutObject", key=key, endpoint=endpoint) from None
     if status == 200:
         return normalise_etag(reply.get("ETag")) or base64.b64decode(md5_b64).hex()
+    raise _fast_error(status, reply, data, "PutObject", key, endpoint, bucket, region)
+
+
+def _fast_error(
+    status: int,
+    reply: Mapping[str, str],
+    data: bytes,
+    operation: str,
+    key: str,
+    endpoint: str,
+    bucket: str,
+    region: str,
+) -> RemoteError:
+    """The error for a fast-path answer other than 200, worded as botocore's would be (``status_error``)."""
     code, message, request_id = s3_fast.parse_error(data)
-    raise status_error(
+    return status_error(
         status=status,
         code=code,
         message=message,
         request_id=request_id or str(reply.get("x-amz-request-id", "")),
-        operation="PutObject",
+        operation=operation,
         key=key,
         endpoint=endpoint,
         bucket=bucket,

@@ -1,11 +1,14 @@
-"""The hand-signed PutObject for ``S3Remote``: one small file, one request, without botocore's per-call cost.
+"""The hand-signed PutObject and ListObjectsV2 for ``S3Remote``: the requests sent per small file and per
+directory, without botocore's per-call cost.
 
 A botocore call costs about 3 ms of CPU (parameter validation, the endpoint ruleset, event hooks,
 the signer, the parser): more than sending a 16 KiB file on loopback. For the one request sent once
-per small file, ``S3Remote`` signs it here with AWS Signature V4 (``UNSIGNED-PAYLOAD``; the signed
-``Content-MD5`` pins the bytes) and sends it on its own pool of kept-alive plain-HTTP/1.1
-connections (``http_pool.PlainPool``: urllib3 and http.client cost more CPU than the rest of the
-file's upload). The signature is pinned to botocore's own by ``tests/s3/test_s3_fast.py``.
+per small file, and for the listing of each directory a first sync makes, ``S3Remote`` signs them
+here with AWS Signature V4 (``UNSIGNED-PAYLOAD``; a PUT's signed ``Content-MD5`` pins its bytes) and
+sends them on its own pool of kept-alive plain-HTTP/1.1 connections (``http_pool.PlainPool``: urllib3
+and http.client cost more CPU than the rest of the file's upload). The signature is pinned to
+botocore's own by ``tests/s3/test_s3_fast.py``; a listing is parsed into botocore's shape, keys
+URL-decoded as botocore decodes them.
 
 It is used only where the request's URL is certain without botocore's endpoint rules: a plain-HTTP
 endpoint with path-style addressing (``path``, or ``auto`` with an IP-address host), and no proxy in
@@ -20,7 +23,8 @@ import hmac
 import ipaddress
 import urllib.request
 from datetime import UTC, datetime
-from urllib.parse import quote
+from typing import Any
+from urllib.parse import quote, unquote_plus
 from xml.etree import ElementTree
 
 from qsyncd.remote.body import SizedBody
@@ -43,6 +47,11 @@ def usable(endpoint: Endpoint, addressing_style: str) -> bool:
             return False
     proxies = urllib.request.getproxies()
     return not (proxies.get("http") or proxies.get("all"))
+
+
+def canonical_query(params: dict[str, str]) -> str:
+    """A query string as SigV4 wants it, and as it is sent: names sorted, names and values URI-encoded."""
+    return "&".join(f"{quote(k, safe='~')}={quote(v, safe='~')}" for k, v in sorted(params.items()))
 
 
 def object_path(bucket: str, key: str) -> str:
@@ -72,9 +81,12 @@ class SigV4:
             key = k
         return key
 
-    def sign(self, method: str, path: str, headers: dict[str, str], now: datetime | None = None) -> None:
+    def sign(
+        self, method: str, path: str, headers: dict[str, str], now: datetime | None = None, query: str = ""
+    ) -> None:
         """Add ``x-amz-date``, ``x-amz-content-sha256`` and ``authorization`` to ``headers`` (names lower-case,
-        ``host`` among them); every header but ``user-agent`` is signed."""
+        ``host`` among them); every header but ``user-agent`` is signed. ``query``: the canonical query
+        string (``canonical_query``), as sent."""
         stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
         headers["x-amz-date"] = stamp
         headers["x-amz-content-sha256"] = UNSIGNED_PAYLOAD
@@ -83,7 +95,7 @@ class SigV4:
             [
                 method,
                 path,
-                "",
+                query,
                 "".join(f"{n}:{' '.join(headers[n].split())}\n" for n in names),
                 ";".join(names),
                 UNSIGNED_PAYLOAD,
@@ -97,8 +109,9 @@ class SigV4:
         )
 
 
-class FastPut:
-    """PutObject, signed here and sent on a ``PlainPool`` of kept-alive connections (thread-safe)."""
+class FastS3:
+    """PutObject and ListObjectsV2, signed here and sent on a ``PlainPool`` of kept-alive connections
+    (thread-safe)."""
 
     def __init__(
         self, endpoint: Endpoint, bucket: str, signer: SigV4, *, timeout: tuple[float, float], maxsize: int, agent: str
@@ -125,6 +138,55 @@ class FastPut:
             body.enable_splice()
         return self._pool.request("PUT", path, body, headers)
 
+    def list_v2(self, prefix: str, delimiter: str, max_keys: int, token: str) -> tuple[int, Headers, bytes]:
+        """Send one ListObjectsV2 (``encoding-type=url``, as botocore asks); returns what ``put`` does."""
+        params = {"list-type": "2", "prefix": prefix, "max-keys": str(max_keys), "encoding-type": "url"}
+        if delimiter:
+            params["delimiter"] = delimiter
+        if token:
+            params["continuation-token"] = token
+        query = canonical_query(params)
+        path = f"/{quote(self._bucket, safe='')}"
+        headers = {"host": self._host}
+        self._signer.sign("GET", path, headers, query=query)
+        headers["user-agent"] = self._agent
+        return self._pool.request("GET", f"{path}?{query}", None, headers)
+
+
+def parse_list_v2(body: bytes) -> dict[str, Any]:
+    """A ``ListBucketResult`` in botocore's shape (``Contents`` with ``Key``, ``Size``, ``ETag``;
+    ``CommonPrefixes``; ``IsTruncated``; ``NextContinuationToken``), keys URL-decoded as botocore does
+    when the store says ``EncodingType`` url. Raises ``ValueError`` for a document that is not one."""
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError as exc:
+        raise ValueError(f"the listing is not XML ({exc})") from None
+    if _local(root.tag) != "ListBucketResult":
+        raise ValueError(f"the listing is a <{_local(root.tag)}>, not a <ListBucketResult>")
+    fields: dict[str, Any] = {"Contents": [], "CommonPrefixes": []}
+    for el in root:
+        tag = _local(el.tag)
+        if tag == "Contents":
+            item = {_local(c.tag): (c.text or "") for c in el}
+            size = int(item.get("Size") or 0)
+            fields["Contents"].append({"Key": item.get("Key", ""), "Size": size, "ETag": item.get("ETag", "")})
+        elif tag == "CommonPrefixes":
+            name = "".join((c.text or "") for c in el if _local(c.tag) == "Prefix")
+            fields["CommonPrefixes"].append({"Prefix": name})
+        else:
+            fields[tag] = el.text or ""
+    if fields.get("EncodingType") == "url":  # botocore's decode_list_object_v2: unquote_plus
+        for item in fields["Contents"]:
+            item["Key"] = unquote_plus(item["Key"])
+        for item in fields["CommonPrefixes"]:
+            item["Prefix"] = unquote_plus(item["Prefix"])
+    fields["IsTruncated"] = str(fields.get("IsTruncated", "")).lower() == "true"
+    return fields
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
 
 def parse_error(body: bytes) -> tuple[str, str, str]:
     """(code, message, request id) of an S3 ``<Error>`` document; empty strings where it has none."""
@@ -144,4 +206,4 @@ def parse_error(body: bytes) -> tuple[str, str, str]:
     return text("Code"), text("Message"), text("RequestId")
 
 
-__all__ = ["FastPut", "SigV4", "object_path", "parse_error", "usable"]
+__all__ = ["FastS3", "SigV4", "canonical_query", "object_path", "parse_error", "parse_list_v2", "usable"]
