@@ -1,4 +1,5 @@
-"""Kept-alive plain-HTTP/1.1 connections for the one request sent per small file (S3's fast PutObject).
+"""Kept-alive plain-HTTP/1.1 connections for S3's fast path: the PutObject of each small file, the
+ListObjectsV2 of each directory.
 
 For a small file on a fast store the HTTP client is most of qsyncd's CPU. Measured on a 16 KiB
 PutObject to SeaweedFS on loopback, one thread: urllib3's ``urlopen`` cost 0.35 ms of CPU per request

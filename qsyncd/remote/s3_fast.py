@@ -185,6 +185,7 @@ def parse_list_v2(body: bytes) -> dict[str, Any]:
 
 
 def _local(tag: str) -> str:
+    """An XML tag without its ``{namespace}``."""
     return tag.rsplit("}", 1)[-1]
 
 
@@ -199,7 +200,7 @@ def parse_error(body: bytes) -> tuple[str, str, str]:
 
     def text(tag: str) -> str:
         for el in root.iter():
-            if el.tag.rsplit("}", 1)[-1] == tag:
+            if _local(el.tag) == tag:
                 return (el.text or "").strip()
         return ""
 

@@ -163,11 +163,14 @@ class Database:
                         self._conn.execute("ROLLBACK")
                 raise self._error(exc) from None
 
+    def _check_writable(self) -> None:
+        if self.readonly:
+            raise StateError(f"state database {self.path} was opened read-only")
+
     @contextmanager
     def _tx(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """One write transaction; ``durable`` (the default) commits with synchronous=FULL, else NORMAL."""
-        if self.readonly:
-            raise StateError(f"state database {self.path} was opened read-only")
+        self._check_writable()
         with self._db() as conn:
             if durable:
                 conn.execute("PRAGMA synchronous=FULL")

@@ -23,7 +23,6 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from qsyncd.errors import StateError
 from qsyncd.state.donors import DonorRecords
 from qsyncd.state.records import FailureRecord, FileRecord, MultipartRecord, PartRecord, clean_text, dec_path, enc_path
 
@@ -123,9 +122,8 @@ class Ledger(DonorRecords):
         """
         p = enc_path(rec.path)
         values = (p, rec.key, rec.size, rec.mtime_ns, rec.ino, rec.md5, rec.uploaded_at)
+        self._check_writable()
         with self._db() as conn:
-            if self.readonly:
-                raise StateError(f"state database {self.path} was opened read-only")
             if self._failures_possible is None:
                 self._failures_possible = bool(conn.execute("SELECT EXISTS (SELECT 1 FROM failures)").fetchone()[0])
             if not self._failures_possible:
