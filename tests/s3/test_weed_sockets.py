@@ -1,4 +1,5 @@
-"""qsyncd.weed under a deep directory: SeaweedFS's unix sockets must still fit the kernel's 107 bytes.
+"""qsyncd.weed: SeaweedFS's unix sockets under a deep directory must still fit the kernel's 107 bytes, and
+a bucket name SeaweedFS refuses ends the start-up at once.
 
 `qsyncd demo --store s3` with a long TMPDIR died with the filer's "bind: invalid argument" before this.
 """
@@ -6,6 +7,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
+from qsynctest.seaweed import Seaweed
 
 from qsyncd.weed import WeedServer
 
@@ -31,3 +35,20 @@ def test_sockets_stay_beside_the_data_under_a_short_root(tmp_path: Path) -> None
     if len(str(tmp_path / "filer.sock")) > 100:
         return  # this machine's tmp_path is itself long: the other test covers it
     assert all(s.parent == tmp_path for s in _sockets(server.command("weed")))
+
+
+def test_a_bucket_name_s3_refuses_is_refused_before_the_server_starts(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"not a valid S3 bucket name .*: b, Under_Score"):
+        WeedServer(tmp_path, access_key="k", secret="s", buckets=("ok-bucket", "b", "Under_Score"))
+
+
+def test_a_bucket_the_server_refuses_ends_the_wait_at_once(seaweed: Seaweed) -> None:
+    # The name check above is bypassed, so the server's own refusal is what stops the wait (it went on for
+    # the whole start timeout, 90 s, before).
+    probe = WeedServer(seaweed.root / "probe", access_key=seaweed.access_key, secret=seaweed.secret)
+    probe.endpoint, probe.proc, probe.buckets = seaweed.endpoint, seaweed.proc, ("b",)
+    try:
+        with pytest.raises(RuntimeError, match=r"SeaweedFS refused bucket 'b': .*not valid"):
+            probe._wait_ready()
+    finally:
+        probe.proc = None  # the session's server, not this probe's to stop
