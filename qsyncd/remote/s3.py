@@ -71,11 +71,10 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
-import botocore.session
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
@@ -242,7 +241,7 @@ class _Botocore:
     ``qsyncd.errors`` (botocore clients are thread-safe; this only guards making and closing it)."""
 
     def __init__(
-        self, endpoint: Endpoint, bucket: str, region: str, credentials: tuple[str, str], config: Config
+        self, endpoint: Endpoint, bucket: str, region: str, credentials: tuple[str, str], config: dict[str, Any]
     ) -> None:
         self._endpoint = str(endpoint)
         self.bucket = bucket
@@ -270,13 +269,17 @@ class _Botocore:
             return client
         with self._lock:
             if self._client is None:
+                # imported here: a sync that needs no botocore call (plain HTTP, ``s3_fast``) starts ~0.25 s sooner
+                import botocore.session
+                from botocore.config import Config
+
                 self._client = botocore.session.get_session().create_client(
                     "s3",
                     region_name=self._region,
                     endpoint_url=self._endpoint,
                     aws_access_key_id=self._credentials[0],
                     aws_secret_access_key=self._credentials[1],
-                    config=self._config,
+                    config=Config(**self._config),
                 )
                 self._client.meta.events.register("before-send.s3", self._note_url)
             return self._client
@@ -338,20 +341,21 @@ class _Botocore:
         return "", ""
 
 
-def _config(region: str, addressing_style: str, timeouts: tuple[float, float], max_connections: int) -> Config:
-    """The botocore client's settings (see the module docstring: no retries, no CRC trailers, SigV4)."""
-    return Config(
-        signature_version="s3v4",
-        region_name=region,
-        connect_timeout=timeouts[0],
-        read_timeout=timeouts[1],
-        retries={"total_max_attempts": 1},
-        max_pool_connections=max_connections,
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-        s3={"addressing_style": addressing_style, "payload_signing_enabled": False},
-        user_agent_extra=f"qsyncd/{__version__}",
-    )
+def _config(region: str, addressing_style: str, timeouts: tuple[float, float], max_connections: int) -> dict[str, Any]:
+    """The botocore client's settings, as ``botocore.config.Config``'s keywords (see the module docstring:
+    no retries, no CRC trailers, SigV4)."""
+    return {
+        "signature_version": "s3v4",
+        "region_name": region,
+        "connect_timeout": timeouts[0],
+        "read_timeout": timeouts[1],
+        "retries": {"total_max_attempts": 1},
+        "max_pool_connections": max_connections,
+        "request_checksum_calculation": "when_required",
+        "response_checksum_validation": "when_required",
+        "s3": {"addressing_style": addressing_style, "payload_signing_enabled": False},
+        "user_agent_extra": f"qsyncd/{__version__}",
+    }
 
 
 class S3Remote:
@@ -418,10 +422,42 @@ class S3Remote:
         return self._boto.call(operation, key, **params)
 
     def _list_call(self, operation: str, key: str, **params: Any) -> dict[str, Any]:
-        """What ``S3Listing`` sends: ListObjectsV2 by ``s3_fast`` where it is usable, the rest by botocore."""
-        if self._fast is not None and operation == "ListObjectsV2":
-            return _list_fast(self._fast, key, params, self.endpoint, self._bucket, self._region)
+        """A listing: ListObjectsV2 and ListMultipartUploads by ``s3_fast`` where it is usable, the rest by botocore."""
+        fast = self._fast
+        if fast is not None and operation == "ListObjectsV2":
+            delimiter, token = str(params.get("Delimiter", "")), str(params.get("ContinuationToken", ""))
+            send = partial(fast.list_v2, key, delimiter, int(params["MaxKeys"]), token)
+            return self._fast_listing(send, s3_fast.parse_list_v2, operation, key)
+        if fast is not None and operation == "ListMultipartUploads":
+            markers = str(params.get("KeyMarker", "")), str(params.get("UploadIdMarker", ""))
+            send = partial(fast.list_uploads, key, int(params["MaxUploads"]), *markers)
+            return self._fast_listing(send, s3_fast.parse_list_uploads, operation, key)
         return self._boto.call(operation, key, **params)
+
+    def _fast_listing(
+        self,
+        send: Callable[[], tuple[int, Any, bytes]],
+        parse: Callable[[bytes], dict[str, Any]],
+        operation: str,
+        prefix: str,
+    ) -> dict[str, Any]:
+        """One listing request through ``s3_fast``; the reply in botocore's shape (``parse``)."""
+        try:
+            status, reply, data = send()
+        except (Urllib3HTTPError, OSError) as exc:
+            raise transport_error(exc, operation=operation, key=prefix, endpoint=self.endpoint) from None
+        if status == 200:
+            try:
+                return parse(data)
+            except ValueError as exc:
+                raise TransientError(
+                    f"{operation} {prefix!r} failed: {self.endpoint} answered with a listing qsyncd cannot read "
+                    f"({exc}); it will be retried",
+                    code="bad_listing",
+                    operation=operation,
+                    key=prefix,
+                ) from None
+        raise _fast_error(status, reply, data, operation, prefix, self.endpoint, self._bucket, self._region)
 
     def close(self) -> None:
         """Close the connections; later calls open new ones."""
@@ -602,7 +638,7 @@ class S3Remote:
         uploads: dict[tuple[str, str], UploadInfo] = {}
         markers: dict[str, str] = {}
         while True:
-            reply = self._call("ListMultipartUploads", prefix, Prefix=prefix, MaxUploads=LIST_LIMIT, **markers)
+            reply = self._list_call("ListMultipartUploads", prefix, Prefix=prefix, MaxUploads=LIST_LIMIT, **markers)
             page = reply.get("Uploads") or []
             new = 0
             for item in page:
@@ -664,29 +700,6 @@ def _add_md5(boto: _Botocore, key: str, info: ObjectInfo, etag: str, whole: str)
         MetadataDirective="REPLACE",
         **params,
     )
-
-
-def _list_fast(
-    fast: s3_fast.FastS3, prefix: str, params: dict[str, Any], endpoint: str, bucket: str, region: str
-) -> dict[str, Any]:
-    """ListObjectsV2 through ``s3_fast``; the reply in botocore's shape (``s3_fast.parse_list_v2``)."""
-    delimiter, token = str(params.get("Delimiter", "")), str(params.get("ContinuationToken", ""))
-    try:
-        status, reply, data = fast.list_v2(prefix, delimiter, int(params["MaxKeys"]), token)
-    except (Urllib3HTTPError, OSError) as exc:
-        raise transport_error(exc, operation="ListObjectsV2", key=prefix, endpoint=endpoint) from None
-    if status == 200:
-        try:
-            return s3_fast.parse_list_v2(data)
-        except ValueError as exc:
-            raise TransientError(
-                f"ListObjectsV2 {prefix!r} failed: {endpoint} answered with a listing qsyncd cannot read ({exc}); "
-                "it will be retried",
-                code="bad_listing",
-                operation="ListObjectsV2",
-                key=prefix,
-            ) from None
-    raise _fast_error(status, reply, data, "ListObjectsV2", prefix, endpoint, bucket, region)
 
 
 def _put_fast(

@@ -145,6 +145,21 @@ class FastS3:
             params["delimiter"] = delimiter
         if token:
             params["continuation-token"] = token
+        return self._bucket_get(params)
+
+    def list_uploads(
+        self, prefix: str, max_uploads: int, key_marker: str, id_marker: str
+    ) -> tuple[int, Headers, bytes]:
+        """Send one ListMultipartUploads (no ``encoding-type``, as botocore sends it); returns what ``put`` does."""
+        params = {"uploads": "", "prefix": prefix, "max-uploads": str(max_uploads)}
+        if key_marker:
+            params["key-marker"] = key_marker
+        if id_marker:
+            params["upload-id-marker"] = id_marker
+        return self._bucket_get(params)
+
+    def _bucket_get(self, params: dict[str, str]) -> tuple[int, Headers, bytes]:
+        """A signed GET on the bucket with ``params`` as its query."""
         query = canonical_query(params)
         path = f"/{quote(self._bucket, safe='')}"
         headers = {"host": self._host}
@@ -157,12 +172,7 @@ def parse_list_v2(body: bytes) -> dict[str, Any]:
     """A ``ListBucketResult`` in botocore's shape (``Contents`` with ``Key``, ``Size``, ``ETag``;
     ``CommonPrefixes``; ``IsTruncated``; ``NextContinuationToken``), keys URL-decoded as botocore does
     when the store says ``EncodingType`` url. Raises ``ValueError`` for a document that is not one."""
-    try:
-        root = ElementTree.fromstring(body)
-    except ElementTree.ParseError as exc:
-        raise ValueError(f"the listing is not XML ({exc})") from None
-    if _local(root.tag) != "ListBucketResult":
-        raise ValueError(f"the listing is a <{_local(root.tag)}>, not a <ListBucketResult>")
+    root = _document(body, "ListBucketResult")
     fields: dict[str, Any] = {"Contents": [], "CommonPrefixes": []}
     for el in root:
         tag = _local(el.tag)
@@ -182,6 +192,37 @@ def parse_list_v2(body: bytes) -> dict[str, Any]:
             item["Prefix"] = unquote_plus(item["Prefix"])
     fields["IsTruncated"] = str(fields.get("IsTruncated", "")).lower() == "true"
     return fields
+
+
+def parse_list_uploads(body: bytes) -> dict[str, Any]:
+    """A ``ListMultipartUploadsResult`` in botocore's shape (``Uploads`` with ``Key``, ``UploadId`` and
+    ``Initiated`` as an aware ``datetime``; ``IsTruncated``; ``NextKeyMarker``, ``NextUploadIdMarker``).
+    Raises ``ValueError`` for a document that is not one."""
+    root = _document(body, "ListMultipartUploadsResult")
+    fields: dict[str, Any] = {"Uploads": []}
+    for el in root:
+        tag = _local(el.tag)
+        if tag == "Upload":
+            item = {_local(c.tag): (c.text or "") for c in el}
+            upload: dict[str, Any] = {"Key": item.get("Key", ""), "UploadId": item.get("UploadId", "")}
+            if item.get("Initiated"):
+                upload["Initiated"] = datetime.fromisoformat(item["Initiated"])
+            fields["Uploads"].append(upload)
+        elif len(el) == 0:
+            fields[tag] = el.text or ""
+    fields["IsTruncated"] = str(fields.get("IsTruncated", "")).lower() == "true"
+    return fields
+
+
+def _document(body: bytes, name: str) -> ElementTree.Element:
+    """The root of the XML ``body``, which must be a ``<name>``; ``ValueError`` otherwise."""
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError as exc:
+        raise ValueError(f"the listing is not XML ({exc})") from None
+    if _local(root.tag) != name:
+        raise ValueError(f"the listing is a <{_local(root.tag)}>, not a <{name}>")
+    return root
 
 
 def _local(tag: str) -> str:
@@ -207,4 +248,13 @@ def parse_error(body: bytes) -> tuple[str, str, str]:
     return text("Code"), text("Message"), text("RequestId")
 
 
-__all__ = ["FastS3", "SigV4", "canonical_query", "object_path", "parse_error", "parse_list_v2", "usable"]
+__all__ = [
+    "FastS3",
+    "SigV4",
+    "canonical_query",
+    "object_path",
+    "parse_error",
+    "parse_list_uploads",
+    "parse_list_v2",
+    "usable",
+]
