@@ -219,3 +219,18 @@ class SpliceHTTPConnection(HTTPConnection):
             data.body.send_block(self.sock, data.n)
             return
         super().send(data)
+
+
+def short_body_in(exc: BaseException) -> ShortBodyError | None:
+    """The ``ShortBodyError`` that is ``exc`` or is wrapped in it (botocore's ``HTTPClientError(error=...)``,
+    a cause), if any."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ShortBodyError):
+            return cur
+        kwargs = getattr(cur, "kwargs", None)
+        inner = kwargs.get("error") if isinstance(kwargs, dict) else None
+        cur = inner if isinstance(inner, BaseException) else (cur.__cause__ or cur.__context__)
+    return None

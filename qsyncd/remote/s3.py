@@ -76,17 +76,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
-from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from qsyncd import __version__
 from qsyncd.errors import NotFound, PermanentError, RemoteError, TransientError
 from qsyncd.remote import s3_fast
 from qsyncd.remote.base import LIST_PAGE, Body, ObjectInfo, PartInfo, UploadInfo, check_page_size
-from qsyncd.remote.body import ShortBodyError, SizedBody, shrank
+from qsyncd.remote.body import ShortBodyError, short_body_in, shrank
 from qsyncd.remote.copies import MAX_COPY_SIZE, check_limit
 from qsyncd.remote.endpoint import Endpoint, parse_endpoint
 from qsyncd.remote.qingstor_checks import check_key, normalise_etag
 from qsyncd.remote.s3_copy import S3Copies
+from qsyncd.remote.s3_fast_calls import list_fast, put_fast
 from qsyncd.remote.s3_list import S3Listing
 from qsyncd.remote.s3_meta import MD5_META, b64, listed_md5, reported_md5, user_metadata
 from qsyncd.remote.s3_translate import status_error, transport_error
@@ -298,7 +298,7 @@ class _Botocore:
         except ClientError as exc:
             raise self._refused(exc, operation, key) from None
         except (BotoCoreError, OSError) as exc:
-            short = _short_body(exc)
+            short = short_body_in(exc)
             if short is not None:
                 raise shrank(operation, key, short) from None
             raise transport_error(exc, operation=operation, key=key, endpoint=self.contacted) from None
@@ -427,37 +427,14 @@ class S3Remote:
         if fast is not None and operation == "ListObjectsV2":
             delimiter, token = str(params.get("Delimiter", "")), str(params.get("ContinuationToken", ""))
             send = partial(fast.list_v2, key, delimiter, int(params["MaxKeys"]), token)
-            return self._fast_listing(send, s3_fast.parse_list_v2, operation, key)
+            return list_fast(send, s3_fast.parse_list_v2, operation, key, self.endpoint, self._bucket, self._region)
         if fast is not None and operation == "ListMultipartUploads":
             markers = str(params.get("KeyMarker", "")), str(params.get("UploadIdMarker", ""))
             send = partial(fast.list_uploads, key, int(params["MaxUploads"]), *markers)
-            return self._fast_listing(send, s3_fast.parse_list_uploads, operation, key)
+            return list_fast(
+                send, s3_fast.parse_list_uploads, operation, key, self.endpoint, self._bucket, self._region
+            )
         return self._boto.call(operation, key, **params)
-
-    def _fast_listing(
-        self,
-        send: Callable[[], tuple[int, Any, bytes]],
-        parse: Callable[[bytes], dict[str, Any]],
-        operation: str,
-        prefix: str,
-    ) -> dict[str, Any]:
-        """One listing request through ``s3_fast``; the reply in botocore's shape (``parse``)."""
-        try:
-            status, reply, data = send()
-        except (Urllib3HTTPError, OSError) as exc:
-            raise transport_error(exc, operation=operation, key=prefix, endpoint=self.endpoint) from None
-        if status == 200:
-            try:
-                return parse(data)
-            except ValueError as exc:
-                raise TransientError(
-                    f"{operation} {prefix!r} failed: {self.endpoint} answered with a listing qsyncd cannot read "
-                    f"({exc}); it will be retried",
-                    code="bad_listing",
-                    operation=operation,
-                    key=prefix,
-                ) from None
-        raise _fast_error(status, reply, data, operation, prefix, self.endpoint, self._bucket, self._region)
 
     def close(self) -> None:
         """Close the connections; later calls open new ones."""
@@ -513,7 +490,7 @@ class S3Remote:
         _check_body(size, md5_b64)
         params = _object_params(content_type, metadata, storage_class, md5_b64)
         if self._fast is not None:
-            return _put_fast(self._fast, key, body, size, md5_b64, params, self.endpoint, self._bucket, self._region)
+            return put_fast(self._fast, key, body, size, md5_b64, params, self.endpoint, self._bucket, self._region)
         reply = self._call(
             "PutObject",
             key,
@@ -702,62 +679,6 @@ def _add_md5(boto: _Botocore, key: str, info: ObjectInfo, etag: str, whole: str)
     )
 
 
-def _put_fast(
-    fast: s3_fast.FastS3,
-    key: str,
-    body: Body,
-    size: int,
-    md5_b64: str,
-    params: Mapping[str, Any],
-    endpoint: str,
-    bucket: str,
-    region: str,
-) -> str:
-    """PutObject through ``s3_fast`` (signed here, sent on a plain-HTTP pool)."""
-    headers = {"content-length": str(size), "content-md5": md5_b64, "content-type": params["ContentType"]}
-    for name, value in params.get("Metadata", {}).items():
-        headers[f"x-amz-meta-{name}"] = value
-    if "StorageClass" in params:
-        headers["x-amz-storage-class"] = params["StorageClass"]
-    try:
-        status, reply, data = fast.put(key, SizedBody(body, size) if size else None, headers)
-    except ShortBodyError as exc:
-        raise shrank("PutObject", key, exc) from None
-    except (Urllib3HTTPError, OSError) as exc:
-        short = _short_body(exc)
-        if short is not None:
-            raise shrank("PutObject", key, short) from None
-        raise transport_error(exc, operation="PutObject", key=key, endpoint=endpoint) from None
-    if status == 200:
-        return normalise_etag(reply.get("ETag")) or base64.b64decode(md5_b64).hex()
-    raise _fast_error(status, reply, data, "PutObject", key, endpoint, bucket, region)
-
-
-def _fast_error(
-    status: int,
-    reply: Mapping[str, str],
-    data: bytes,
-    operation: str,
-    key: str,
-    endpoint: str,
-    bucket: str,
-    region: str,
-) -> RemoteError:
-    """The error for a fast-path answer other than 200, worded as botocore's would be (``status_error``)."""
-    code, message, request_id = s3_fast.parse_error(data)
-    return status_error(
-        status=status,
-        code=code,
-        message=message,
-        request_id=request_id or str(reply.get("x-amz-request-id", "")),
-        operation=operation,
-        key=key,
-        endpoint=endpoint,
-        bucket=bucket,
-        region=region,
-    )
-
-
 _SNAKE_RE = re.compile(r"(?<!^)(?=[A-Z])")
 
 
@@ -770,20 +691,6 @@ def _rfc3339(value: Any) -> str:
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return str(value or "")
-
-
-def _short_body(exc: BaseException) -> ShortBodyError | None:
-    """The ``ShortBodyError`` botocore wrapped (``HTTPClientError(error=...)``), if any."""
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, ShortBodyError):
-            return cur
-        kwargs = getattr(cur, "kwargs", None)
-        inner = kwargs.get("error") if isinstance(kwargs, dict) else None
-        cur = inner if isinstance(inner, BaseException) else (cur.__cause__ or cur.__context__)
-    return None
 
 
 __all__ = ["MD5_META", "S3Remote", "listed_md5", "multipart_etag", "reported_md5"]
