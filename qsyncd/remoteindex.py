@@ -25,6 +25,13 @@ How long an answer is trusted (the rule for other writers to the bucket):
   another writer may have deleted or replaced the object since, and a skip on a stale answer would
   leave the file without its copy. After ``ttl`` such a key costs a HEAD again.
 
+A *tree* listing (``record_tree``: everything under a prefix, no delimiter; a first sync's scan sends one
+for its root's prefix instead of one listing per directory) is kept as the listings of each parent
+prefix it found objects under, plus a mark that every other prefix below it held nothing when it was
+started: ``lookup`` then answers *absent* for a key whose parent prefix has no listing of its own, by
+the same rules. A listing evicted by the size bound leaves a hole in the marks over it (what it held is
+not known any more), so the marks never vouch for a prefix whose objects were dropped.
+
 Memory is bounded: at most ``max_entries`` items are kept in all, counting each listing, each
 object and each forgotten key inside a listing as one (oldest listings are dropped first; a listing
 larger than that is not kept). Forget marks for listings still in flight are kept ``in_flight``
@@ -51,6 +58,12 @@ DEFAULT_MAX_ENTRIES = 200_000
 def parent_prefix(key: str) -> str:
     """Everything up to and including the last ``/`` (``""`` for a key without one)."""
     return key[: key.rfind("/") + 1]
+
+
+@dataclass
+class _Tree:
+    started: float  # when the listing of everything under the prefix was sent
+    holes: set[str] = field(default_factory=set)  # prefixes below whose listings were evicted: not covered
 
 
 @dataclass
@@ -86,6 +99,7 @@ class RemoteIndex:
         # key -> when it was last forgotten, oldest first; kept for in_flight (a listing started earlier is stale)
         self._forgotten: OrderedDict[str, float] = OrderedDict()
         self._floor = float("-inf")  # listings started at or before this are never kept (tombstone overflow)
+        self._trees: dict[str, _Tree] = {}  # prefix -> a listing of everything under it (record_tree)
 
     def __len__(self) -> int:
         """The number of objects held in all listings."""
@@ -121,13 +135,53 @@ class RemoteIndex:
             if now - started >= self.in_flight or started <= self._floor or 1 + len(entries) > self.max_entries:
                 return False
             while self._listings and self._cost + 1 + len(entries) > self.max_entries:
-                _, dropped = self._listings.popitem(last=False)
-                self._drop(dropped)
+                self._evict_oldest()
             listing = _Listing(started, entries)
             self._listings[prefix] = listing
             self._entries += len(entries)
             self._cost += listing.cost()
             return True
+
+    def record_tree(
+        self,
+        prefix: str,
+        objects: Iterable[ObjectInfo],
+        now: float | None = None,
+        *,
+        started: float | None = None,
+    ) -> bool:
+        """Remember what listing everything under ``prefix`` (no delimiter) returned: each parent prefix's
+        objects, as ``record_listing`` keeps them, and that no other prefix below ``prefix`` held anything.
+        False if not kept (too old, or larger than half of ``max_entries``)."""
+        now = self.clock() if now is None else now
+        started = now if started is None else min(started, now)
+        groups: dict[str, list[ObjectInfo]] = {}
+        for o in objects:
+            if o.key.startswith(prefix):
+                groups.setdefault(parent_prefix(o.key), []).append(o)
+        if sum(len(g) for g in groups.values()) + len(groups) > self.max_entries // 2:
+            return False
+        for sub, found in groups.items():
+            if not self.record_listing(sub, found, now, started=started):
+                return False
+        with self._lock:
+            if now - started >= self.in_flight or started <= self._floor:
+                return False
+            old = self._trees.get(prefix)
+            if old is None or old.started <= started:
+                self._trees[prefix] = _Tree(started)
+        return True
+
+    def fresh(self, prefix: str, now: float | None = None) -> bool:
+        """Whether listing ``prefix`` again would tell ``lookup`` nothing new for a while: a tree listing found
+        nothing under it, or its own listing found nothing, or found objects less than ``ttl / 2`` ago
+        (absent answers stand as long as they are kept, present ones for ``ttl``)."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            listing = self._listings.get(prefix)
+            if listing is None:
+                return self._tree_for(prefix) is not None
+            return not listing.objects or now - listing.started < self.ttl / 2
 
     def lookup(self, key: str, now: float | None = None) -> tuple[bool, ObjectInfo | None]:
         """``(covered, info)``: covered when a listing of the key's parent prefix vouches for it (an
@@ -137,7 +191,12 @@ class RemoteIndex:
         name = key[len(prefix) :]
         with self._lock:
             listing = self._listings.get(prefix)
-            if listing is None or name in listing.forgotten:
+            if listing is None:
+                tree = self._tree_for(prefix)
+                if tree is None:
+                    return False, None
+                listing = _Listing(tree, {})  # a tree listing found nothing under this prefix
+            if name in listing.forgotten:
                 return False, None
             forgotten = self._forgotten.get(key)
             if forgotten is not None and forgotten >= listing.started:
@@ -168,6 +227,7 @@ class RemoteIndex:
         with self._lock:
             self._listings.clear()
             self._forgotten.clear()
+            self._trees.clear()
             self._entries = self._cost = 0
 
     def _drop(self, listing: _Listing) -> None:
@@ -180,7 +240,13 @@ class RemoteIndex:
         (caller holds the lock): the mark outlives the forget mark, as the listing does."""
         prefix = parent_prefix(key)
         listing = self._listings.get(prefix)
-        if listing is None or listing.started > when:
+        if listing is None:
+            tree = self._tree_for(prefix)
+            if tree is None or tree > when:
+                return
+            listing = self._listings[prefix] = _Listing(tree, {})  # where the tree found nothing: keep the mark
+            self._cost += 1
+        if listing.started > when:
             return
         name = key[len(prefix) :]
         if name in listing.forgotten:
@@ -205,8 +271,20 @@ class RemoteIndex:
     def _trim(self) -> None:
         """Drop the oldest listings while the marks added inside them weigh more than the bound."""
         while self._listings and self._cost > self.max_entries:
-            _, dropped = self._listings.popitem(last=False)
-            self._drop(dropped)
+            self._evict_oldest()
+
+    def _evict_oldest(self) -> None:
+        """Drop the oldest listing; the tree marks over it get a hole there (caller holds the lock)."""
+        prefix, dropped = self._listings.popitem(last=False)
+        self._drop(dropped)
+        for top, tree in self._trees.items():
+            if prefix.startswith(top):
+                tree.holes.add(prefix)
+
+    def _tree_for(self, prefix: str) -> float | None:
+        """When the latest tree listing that covers ``prefix`` was started, or ``None`` (caller holds the lock)."""
+        found = [t.started for top, t in self._trees.items() if prefix.startswith(top) and prefix not in t.holes]
+        return max(found) if found else None
 
 
 __all__ = ["DEFAULT_MAX_ENTRIES", "DEFAULT_TTL", "RemoteIndex", "parent_prefix"]

@@ -191,6 +191,69 @@ def test_empty_listings_and_forget_marks_count_against_the_bound() -> None:
     assert not idx.record_listing("z/", [], clock.now, started=started)  # it started before a dropped mark
 
 
+def test_a_tree_listing_answers_for_every_prefix_below_it() -> None:
+    """record_tree: what it found is kept per parent prefix (present answers for ttl), and any other prefix below
+    it, listed or not, was empty (absent answers, kept as a listing's are); nothing outside it is covered."""
+    clock = FakeClock()
+    idx = RemoteIndex(ttl=300, clock=clock)
+    found = [info("p/a/x", 5, "ab" * 16), info("p/a/b/y"), info("p/top"), info("q/outside")]
+    assert idx.record_tree("p/", found, clock.now)
+    assert (True, info("p/a/x", 5, "ab" * 16)) == idx.lookup("p/a/x")
+    assert (True, info("p/a/b/y")) == idx.lookup("p/a/b/y")
+    assert (True, info("p/top")) == idx.lookup("p/top")
+    assert [(True, None)] * 3 == [idx.lookup(k) for k in ("p/a/new", "p/never/listed/z", "p/new")]
+    assert [(False, None)] * 2 == [idx.lookup(k) for k in ("q/outside", "other/z")]
+    clock.advance(300)
+    assert (False, None) == idx.lookup("p/a/x")  # present: HEAD after ttl, as with any listing
+    assert (True, None) == idx.lookup("p/never/listed/z")
+
+
+def test_a_key_forgotten_under_a_tree_listing_stays_uncovered() -> None:
+    """An upload under a tree listing uncovers its key, also after the forget mark has expired."""
+    clock = FakeClock()
+    idx = RemoteIndex(ttl=10, clock=clock)
+    started = clock.now
+    clock.advance(1)
+    idx.forget("p/d/early")  # written while the tree listing was in flight
+    assert idx.record_tree("p/", [], clock.now, started=started)
+    idx.forget("p/d/late")
+    clock.advance(120)  # both marks expired
+    idx.forget("x/unrelated")
+    assert [(False, None)] * 2 == [idx.lookup(k) for k in ("p/d/early", "p/d/late")]
+    assert (True, None) == idx.lookup("p/d/other")
+    assert not idx.record_tree("p/", [], clock.now, started=clock.now - 61)  # took longer than in_flight
+
+
+def test_an_evicted_listing_leaves_a_hole_in_the_tree_over_it() -> None:
+    """When the size bound drops a listing the tree found objects in, the tree no longer calls that prefix empty."""
+    clock = FakeClock()
+    idx = RemoteIndex(max_entries=12, clock=clock)
+    assert idx.record_tree("p/", [info("p/a/1"), info("p/a/2"), info("p/b/1")], clock.now)
+    clock.advance(1)
+    assert idx.record_listing("z/", [info(f"z/{i}") for i in range(8)], clock.now)  # evicts p/a/ (the oldest)
+    assert (False, None) == idx.lookup("p/a/1") == idx.lookup("p/a/new")  # unknown now: HEAD
+    assert (True, None) == idx.lookup("p/c/new")  # still known to be empty
+    assert not idx.record_tree("p/", [info(f"p/{i}/x") for i in range(6)], clock.now)  # over half the bound
+
+
+def test_fresh_says_when_listing_a_prefix_again_would_tell_nothing_new() -> None:
+    """The scan skips a directory's listing where the index already answers: below a tree listing, or a listing
+    that found nothing, or one that found objects less than ttl / 2 ago."""
+    clock = FakeClock()
+    idx = RemoteIndex(ttl=300, clock=clock)
+    idx.record_tree("p/", [info("p/full/a")], clock.now)
+    idx.record_listing("empty/", [], clock.now)
+    idx.record_listing("full/", [info("full/a")], clock.now)
+    assert [True, True, True, True, False] == [
+        idx.fresh(k) for k in ("p/", "p/deep/er/", "p/full/", "empty/", "other/")
+    ]
+    clock.advance(150)
+    assert [True, False, True, True] == [idx.fresh(k) for k in ("p/deep/", "p/full/", "empty/", "p/")]
+    assert not idx.fresh("full/")
+    idx.clear()
+    assert not idx.fresh("p/deep/")
+
+
 def test_index_is_safe_from_many_threads() -> None:
     """Concurrent record/lookup/forget from several threads keep the entry count consistent."""
     clock = FakeClock()
@@ -264,6 +327,20 @@ def test_uploader_uses_a_covering_listing_and_heads_otherwise(
 # ---------------------------------------------------------------- `qsyncd sync` end to end
 
 
+def _sync(cfg: Path) -> subprocess.CompletedProcess[str]:
+    """`qsyncd sync` of ``cfg`` with JSON events; it must exit 0."""
+    res = subprocess.run(
+        [sys.executable, "-m", "qsyncd", "sync", "-c", str(cfg), "--no-progress", "--log-format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(REPO),
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert 0 == res.returncode, res.stdout + res.stderr
+    return res
+
+
 def test_sync_lists_a_directory_instead_of_heading_each_new_file(
     emulator: Any, remote: QingStorRemote, tmp_path: Path
 ) -> None:
@@ -282,15 +359,7 @@ def test_sync_lists_a_directory_instead_of_heading_each_new_file(
         os.utime(f, (old, old))  # lying in the directory for an hour: no quiet period to wait out
     cfg = write_config(tmp_path / "q.toml", endpoint=emulator.url, watch=root, state=tmp_path / "state", prefix="p/")
     emulator.clear_requests()
-    res = subprocess.run(
-        [sys.executable, "-m", "qsyncd", "sync", "-c", str(cfg), "--no-progress", "--log-format", "json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=str(REPO),
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert 0 == res.returncode, res.stdout + res.stderr
+    res = _sync(cfg)
     ok = [r for r in emulator.requests if r.status < 300]
     assert 1 == sum(r.operation == "ListObjects" for r in emulator.requests)
     out = res.stdout + "\n" + res.stderr
@@ -303,3 +372,72 @@ def test_sync_lists_a_directory_instead_of_heading_each_new_file(
         assert data == emulator.object_bytes(BUCKET, "p/" + rel)
     skipped = json_events(res.stdout + "\n" + res.stderr, "upload_skipped")
     assert [("p/cam/zz-match.jpg", "remote_match")] == [(e["key"], e["reason"]) for e in skipped]
+
+
+def test_a_first_sync_lists_its_prefix_once_not_each_directory(
+    emulator: Any, remote: QingStorRemote, tmp_path: Path
+) -> None:
+    """A first `qsyncd sync` of 12 directories of 9 new files each: one ListObjects of the whole prefix (there
+    was one per directory), no HEAD; an object already there with the same bytes is skipped, one with other
+    bytes is replaced. The second sync, with the ledger full, lists nothing. (Listing each directory of
+    this tree sent 12 ListObjects.)"""
+    root = tmp_path / "drop"
+    files = {f"d{d:02d}/{i}.jpg": os.urandom(500 + 9 * d + i) for d in range(12) for i in range(9)}
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    same, other = files["d03/0.jpg"], b"not these bytes"
+    remote.put("p/d03/0.jpg", io.BytesIO(same), len(same), b64(hashlib.md5(same).digest()))
+    remote.put("p/d04/1.jpg", io.BytesIO(other), len(other), b64(hashlib.md5(other).digest()))
+    old = os.path.getmtime(root / "d00/0.jpg") - 3600
+    for f in root.rglob("*.jpg"):
+        os.utime(f, (old, old))  # no quiet period to wait out
+    cfg = write_config(tmp_path / "q.toml", endpoint=emulator.url, watch=root, state=tmp_path / "state", prefix="p/")
+
+    emulator.clear_requests()
+    res = _sync(cfg)
+    out = res.stdout + "\n" + res.stderr
+    seen = [(r.operation, r.key, r.status) for r in emulator.requests if r.operation != "PutObject"]
+    assert 1 == sum(r.operation == "ListObjects" for r in emulator.requests), seen
+    # no HEAD for a new file; the one object being replaced is looked at before it is overwritten (on_change)
+    assert {"p/d04/1.jpg"} >= {r.key for r in emulator.requests if r.operation == "HeadObject"}, seen
+    put = sorted(r.key for r in emulator.requests if r.operation == "PutObject" and r.key.startswith("p/"))
+    assert sorted("p/" + k for k in files if k != "d03/0.jpg") == put
+    for rel, data in files.items():
+        assert data == emulator.object_bytes(BUCKET, "p/" + rel)
+    skipped = json_events(out, "upload_skipped")
+    assert [("p/d03/0.jpg", "remote_match")] == [(e["key"], e["reason"]) for e in skipped]
+    emulator.clear_requests()
+    _sync(cfg)
+    assert [] == [(r.operation, r.key) for r in emulator.requests if r.operation in ("ListObjects", "HeadObject")]
+
+
+def test_list_tree_gives_up_on_a_crowded_prefix_and_skips_a_dated_one(tmp_path: Path) -> None:
+    """list_tree lists at most `limit` keys (then the scan lists directory by directory, as before); a templated
+    prefix sends nothing; a failed listing is logged and changes nothing."""
+    from qsynctest.memremote import MemRemote
+
+    from qsyncd.config import WatchConfig
+    from qsyncd.errors import Unreachable
+    from qsyncd.service.listing import list_tree
+    from qsyncd.service.roots import Roots
+
+    remote = MemRemote()
+    for i in range(5):
+        remote.put(f"p/d{i}/x", io.BytesIO(b"x"), 1, b64(hashlib.md5(b"x").digest()))
+    log = structlog.get_logger()
+    roots = Roots(
+        (WatchConfig(path=tmp_path, prefix="p/"), WatchConfig(path=tmp_path / "dated", prefix="{mtime:%Y}/")), log
+    )
+    plain, dated = roots.get(str(tmp_path)), roots.get(str(tmp_path / "dated"))
+    assert plain is not None and dated is not None
+    idx = RemoteIndex(clock=lambda: 0.0)
+    remote.store.calls.clear()
+    assert not list_tree(plain, remote=remote, index=idx, clock=lambda: 0.0, log=log, limit=4)
+    assert (False, None) == idx.lookup("p/new/y")
+    assert list_tree(plain, remote=remote, index=idx, clock=lambda: 0.0, log=log, limit=5)
+    assert (True, None) == idx.lookup("p/new/y") and idx.lookup("p/d0/x")[1] is not None
+    assert not list_tree(dated, remote=remote, index=RemoteIndex(clock=lambda: 0.0), clock=lambda: 0.0, log=log)
+    assert [("list_objects", "p/")] * 2 == remote.store.calls
+    remote.store.fail("list_objects", Unreachable("no route", code="unreachable", operation="ListObjects"))
+    assert not list_tree(plain, remote=remote, index=RemoteIndex(clock=lambda: 0.0), clock=lambda: 0.0, log=log)

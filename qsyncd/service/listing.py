@@ -8,6 +8,11 @@ listings are in flight while the walk goes on (on a link with a round trip of te
 a time would hold every upload back); a directory's hints are released when its listing has returned, and
 ``close()`` waits for all of them. A failed listing is logged (``listing_failed``) and turns listing off
 for the rest of the scan: the uploader then HEADs as before.
+
+``list_tree`` is a first sync's shortcut: before the walk of a root the ledger holds nothing of, its whole
+key prefix is listed (no delimiter) if that takes at most ``TREE_KEYS`` keys; the ``RemoteIndex`` then
+answers for every directory below it, and ``DirLister`` lists none of them (a first sync into an empty
+prefix sends one listing instead of one per directory).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 from qsyncd import prefixes
 from qsyncd.errors import SkipFile
 from qsyncd.keys import object_key
-from qsyncd.remote.base import Remote
+from qsyncd.remote.base import ObjectInfo, Remote
 from qsyncd.remoteindex import RemoteIndex, parent_prefix
 from qsyncd.scan import relpath
 from qsyncd.service.roots import Root
@@ -30,6 +35,7 @@ from qsyncd.watch import Hint
 LIST_MIN_FILES = 8  # a scan lists a key prefix (instead of one HEAD per file) when it queues this many under it
 LIST_CONCURRENCY = 4  # listings a scan keeps in flight while it walks on
 LIST_PAGE = 1000  # keys per ListObjects page
+TREE_KEYS = 10 * LIST_PAGE  # a root's prefix holding more keys than this is listed directory by directory
 
 
 class DirLister:
@@ -125,6 +131,8 @@ class DirLister:
             pages = 1 + (known + n) // LIST_PAGE
             if not self.enabled or n < LIST_MIN_FILES or 2 * pages > n or self.stopping():
                 continue
+            if self.index.fresh(prefix, self.clock()):  # a tree listing (or a recent one) already answers
+                continue
             started = self.clock()
             try:
                 objects = self.remote.list_objects(prefix, "/")
@@ -141,3 +149,30 @@ class DirLister:
                 return
             kept = self.index.record_listing(prefix, objects, self.clock(), started=started)
             self.log.debug("prefix_listed", prefix=prefix, objects=len(objects), queued=n, kept=kept)
+
+
+def list_tree(
+    root: Root, *, remote: Remote, index: RemoteIndex, clock: Callable[[], float], log: Any, limit: int = TREE_KEYS
+) -> bool:
+    """List everything under ``root``'s key prefix into ``index`` (``RemoteIndex.record_tree``) if it holds at
+    most ``limit`` keys; True if the index now answers for the whole prefix. A templated prefix (the key
+    depends on each file's mtime) is not listed; a failed listing is logged and changes nothing."""
+    prefix = root.cfg.prefix
+    if prefixes.is_template(prefix):
+        return False
+    started = clock()
+    found: list[ObjectInfo] = []
+    try:
+        for info in remote.iter_objects(prefix, page_size=LIST_PAGE):
+            if len(found) >= limit:
+                log.debug("prefix_listed", prefix=prefix, objects=len(found), kept=False, reason="too_many_keys")
+                return False
+            found.append(info)
+    except Exception as err:  # RemoteError, or a Remote without listings: each directory is listed as before
+        log.warning(
+            "listing_failed", prefix=prefix, error=str(err), code=getattr(err, "code", ""), action="list_each_directory"
+        )
+        return False
+    kept = index.record_tree(prefix, found, clock(), started=started)
+    log.debug("prefix_listed", prefix=prefix, objects=len(found), kept=kept, tree=True)
+    return kept

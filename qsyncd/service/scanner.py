@@ -20,7 +20,7 @@ from qsyncd.pipeline import CountingQueue
 from qsyncd.remote.base import Remote
 from qsyncd.remoteindex import RemoteIndex
 from qsyncd.scan import relpath, walk_dirs
-from qsyncd.service.listing import LIST_CONCURRENCY, DirLister
+from qsyncd.service.listing import LIST_CONCURRENCY, DirLister, list_tree
 from qsyncd.service.roots import Roots
 from qsyncd.state import Ledger
 from qsyncd.watch import Hint
@@ -143,6 +143,9 @@ class Scanner:
             log=self.log,
             enabled=self.list_directories,
         )
+        if start == root.path and self.list_directories and not self.ledger.holds_any_under(root.path):
+            # a first sync: one listing of the whole prefix instead of one per directory, where it is small
+            list_tree(root, remote=self.remote, index=self.index, clock=self.clock, log=self.log)
         walked = walk_dirs(
             root.path,
             start,

@@ -81,6 +81,15 @@ class Ledger(DonorRecords):
         finally:
             conn.close()
 
+    def holds_any_under(self, directory: str) -> bool:
+        """Whether any upload record is for a file below ``directory`` (one indexed lookup)."""
+        base = enc_path(directory.rstrip("/") + "/")
+        with self._db() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM files WHERE path >= ? AND path < ? LIMIT 1", (base, base[:-1] + b"0")
+            ).fetchone()
+        return row is not None
+
     def versions_in(self, directory: str) -> dict[str, tuple[int, int, int]]:
         """``name -> (size, mtime_ns, ino)`` of the upload records of the files directly in ``directory``
         (not below its subdirectories): what a scan compares one directory's entries with.
