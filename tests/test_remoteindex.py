@@ -441,3 +441,56 @@ def test_list_tree_gives_up_on_a_crowded_prefix_and_skips_a_dated_one(tmp_path: 
     assert [("list_objects", "p/")] * 2 == remote.store.calls
     remote.store.fail("list_objects", Unreachable("no route", code="unreachable", operation="ListObjects"))
     assert not list_tree(plain, remote=remote, index=RemoteIndex(clock=lambda: 0.0), clock=lambda: 0.0, log=log)
+
+
+def test_the_scan_lists_the_tree_only_when_it_has_new_files_and_not_again_once_crowded(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A scan with no new file sends no listing; one with new files sends the one tree listing; a prefix
+    found too crowded is listed directory by directory, and this process does not try its tree again."""
+    from qsynctest.memremote import MemRemote
+
+    from qsyncd.config import WatchConfig
+    from qsyncd.service import listing
+    from qsyncd.service.roots import Roots
+    from qsyncd.service.scanner import Scanner
+
+    def scanner(root: Path, remote: MemRemote) -> Scanner:
+        log = structlog.get_logger()
+        return Scanner(
+            Roots((WatchConfig(path=root, prefix="p/"),), log),
+            Ledger(tmp_path / f"state-{root.name}"),
+            lambda hint: None,
+            remote=remote,
+            index=RemoteIndex(),
+            clock=lambda: 0.0,
+            wall=lambda: 0.0,
+            beat=lambda: None,
+            stopping=lambda: False,
+            log=log,
+            list_directories=True,
+        )
+
+    empty, full = tmp_path / "empty", tmp_path / "full"
+    empty.mkdir()
+    for d in ("a", "b"):
+        (full / d).mkdir(parents=True)
+        for i in range(9):
+            (full / d / f"{i}").write_bytes(b"x")
+    remote = MemRemote()
+    for i in range(4):
+        remote.put(f"p/z/{i}", io.BytesIO(b"x"), 1, b64(hashlib.md5(b"x").digest()))
+    remote.store.calls.clear()
+    scanner(empty, remote).scan(str(empty), str(empty), "startup")
+    assert [] == remote.store.calls
+    scanner(full, remote).scan(str(full), str(full), "startup")
+    assert [("list_objects", "p/")] == remote.store.calls
+    remote.store.calls.clear()
+    monkeypatch.setattr(listing, "TREE_KEYS", 3)
+    crowded = scanner(full, remote)
+    crowded.scan(str(full), str(full), "startup")
+    assert ["p/", "p/a/", "p/b/"] == sorted(key for _, key in remote.store.calls)
+    remote.store.calls.clear()
+    crowded.index.clear()
+    crowded.scan(str(full), str(full), "periodic")
+    assert ["p/a/", "p/b/"] == sorted(key for _, key in remote.store.calls)

@@ -9,10 +9,11 @@ a time would hold every upload back); a directory's hints are released when its 
 ``close()`` waits for all of them. A failed listing is logged (``listing_failed``) and turns listing off
 for the rest of the scan: the uploader then HEADs as before.
 
-``list_tree`` is a first sync's shortcut: before the walk of a root the ledger holds nothing of, its whole
-key prefix is listed (no delimiter) if that takes at most ``TREE_KEYS`` keys; the ``RemoteIndex`` then
-answers for every directory below it, and ``DirLister`` lists none of them (a first sync into an empty
-prefix sends one listing instead of one per directory).
+``list_tree`` is a first sync's shortcut: when a scan of a root the ledger holds nothing of is about to
+list its first directory (``before_first``), the root's whole key prefix is listed instead (no
+delimiter), if that takes at most ``TREE_KEYS`` keys; the ``RemoteIndex`` then answers for every
+directory below it, and ``DirLister`` lists none of them (a first sync into an empty prefix sends one
+listing instead of one per directory). A scan that finds no new files lists nothing.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class DirLister:
         stopping: Callable[[], bool],
         log: Any,
         enabled: bool,
+        before_first: Callable[[], None] | None = None,
     ) -> None:
         self.root = root
         self.emit = emit
@@ -67,6 +69,8 @@ class DirLister:
         self.known = 0  # files of this directory the ledger already holds (their objects are listed too)
         self.held: list[Hint] = []
         self._slots = threading.BoundedSemaphore(LIST_CONCURRENCY)
+        self._before_first = before_first  # run once, before the first listing (the others wait for it)
+        self._first_lock = threading.Lock()
         self._pending: list[Future[None]] = []
 
     def enter(self, directory: str) -> None:
@@ -115,7 +119,14 @@ class DirLister:
         for hint in held:
             self.emit(hint)
 
+    def _first(self) -> None:
+        with self._first_lock:
+            run, self._before_first = self._before_first, None
+            if run is not None:
+                run()
+
     def _list(self, held: list[Hint], known: int) -> None:
+        self._first()
         groups: dict[str, int] = {}
         prefix_of_root = self.root.cfg.prefix
         dated = prefixes.is_template(prefix_of_root)  # the key depends on the file's mtime: stat it
@@ -152,7 +163,7 @@ class DirLister:
 
 
 def list_tree(
-    root: Root, *, remote: Remote, index: RemoteIndex, clock: Callable[[], float], log: Any, limit: int = TREE_KEYS
+    root: Root, *, remote: Remote, index: RemoteIndex, clock: Callable[[], float], log: Any, limit: int | None = None
 ) -> bool:
     """List everything under ``root``'s key prefix into ``index`` (``RemoteIndex.record_tree``) if it holds at
     most ``limit`` keys; True if the index now answers for the whole prefix. A templated prefix (the key
@@ -160,6 +171,7 @@ def list_tree(
     prefix = root.cfg.prefix
     if prefixes.is_template(prefix):
         return False
+    limit = TREE_KEYS if limit is None else limit
     started = clock()
     found: list[ObjectInfo] = []
     try:

@@ -21,7 +21,7 @@ from qsyncd.remote.base import Remote
 from qsyncd.remoteindex import RemoteIndex
 from qsyncd.scan import relpath, walk_dirs
 from qsyncd.service.listing import LIST_CONCURRENCY, DirLister, list_tree
-from qsyncd.service.roots import Roots
+from qsyncd.service.roots import Root, Roots
 from qsyncd.state import Ledger
 from qsyncd.watch import Hint
 
@@ -65,6 +65,7 @@ class Scanner:
         self.stopping = stopping
         self.log = log
         self.list_directories = list_directories
+        self._crowded: set[str] = set()  # roots whose prefix list_tree gave up on
         self.backlog = backlog  # files waiting downstream of the scan (MAX_BACKLOG)
         self.wait = wait
         self.requests: CountingQueue = CountingQueue()  # of ScanRequest, or None to stop
@@ -142,10 +143,8 @@ class Scanner:
             stopping=self.stopping,
             log=self.log,
             enabled=self.list_directories,
+            before_first=(lambda: self._list_tree(root)) if start == root.path else None,
         )
-        if start == root.path and self.list_directories and not self.ledger.holds_any_under(root.path):
-            # a first sync: one listing of the whole prefix instead of one per directory, where it is small
-            list_tree(root, remote=self.remote, index=self.index, clock=self.clock, log=self.log)
         walked = walk_dirs(
             root.path,
             start,
@@ -193,6 +192,14 @@ class Scanner:
             seconds=round(self.clock() - t0, 3),
             cpu_seconds=round(cpu, 3),
         )
+
+    def _list_tree(self, root: Root) -> None:
+        """A first sync's one listing of the root's whole prefix (``listing.list_tree``), instead of one per
+        directory; a prefix found too crowded (or that failed) is not tried again by this process."""
+        if root.path in self._crowded or self.ledger.holds_any_under(root.path):
+            return
+        if not list_tree(root, remote=self.remote, index=self.index, clock=self.clock, log=self.log):
+            self._crowded.add(root.path)
 
 
 def _nothing(name: str, rel: str) -> bool:
