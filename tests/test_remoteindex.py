@@ -449,6 +449,7 @@ def test_the_scan_lists_the_tree_only_when_it_has_new_files_and_not_again_once_c
     """A scan with no new file sends no listing; one with new files sends the one tree listing; a prefix
     found too crowded is listed directory by directory, and this process does not try its tree again."""
     from qsynctest.memremote import MemRemote
+    from qsynctest.scanning import make_scanner
 
     from qsyncd.config import WatchConfig
     from qsyncd.service import listing
@@ -456,20 +457,8 @@ def test_the_scan_lists_the_tree_only_when_it_has_new_files_and_not_again_once_c
     from qsyncd.service.scanner import Scanner
 
     def scanner(root: Path, remote: MemRemote) -> Scanner:
-        log = structlog.get_logger()
-        return Scanner(
-            Roots((WatchConfig(path=root, prefix="p/"),), log),
-            Ledger(tmp_path / f"state-{root.name}"),
-            lambda hint: None,
-            remote=remote,
-            index=RemoteIndex(),
-            clock=lambda: 0.0,
-            wall=lambda: 0.0,
-            beat=lambda: None,
-            stopping=lambda: False,
-            log=log,
-            list_directories=True,
-        )
+        roots = Roots((WatchConfig(path=root, prefix="p/"),), structlog.get_logger())
+        return make_scanner(roots, tmp_path / f"state-{root.name}", remote, list_directories=True)
 
     empty, full = tmp_path / "empty", tmp_path / "full"
     empty.mkdir()

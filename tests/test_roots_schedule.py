@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import structlog
 from qsynctest.memremote import MemRemote
+from qsynctest.scanning import make_scanner
 
 from qsyncd.config import SettleConfig, WatchConfig
-from qsyncd.remoteindex import RemoteIndex
 from qsyncd.service.roots import (
     LIMITED_SCAN_SHARE,
     ROOT_CHECK_SECONDS,
@@ -17,8 +17,6 @@ from qsyncd.service.roots import (
     limited_rescan_every,
     periodic_rescan_every,
 )
-from qsyncd.service.scanner import Scanner
-from qsyncd.state import Ledger
 
 NO_SHARE = SettleConfig(rescan_interval_seconds=600.0, rescan_cpu_share=0.0)  # the interval as configured
 
@@ -77,19 +75,7 @@ def test_only_a_limited_root_is_rescanned_sooner_and_a_full_scan_sets_its_cost(t
     r.scan_cpu = 0.0
     r.limited = True
     assert roots.rescan_every(r, NO_SHARE) == ROOT_CHECK_SECONDS
-    scanner = Scanner(
-        roots,
-        Ledger(tmp_path / "state"),
-        lambda h: None,
-        remote=MemRemote(),
-        index=RemoteIndex(),
-        clock=lambda: 0.0,
-        wall=lambda: 0.0,
-        beat=lambda: None,
-        stopping=lambda: False,
-        log=log,
-        list_directories=False,
-    )
+    scanner = make_scanner(roots, tmp_path / "state", MemRemote())
     roots.scanned(str(root), 3.0)  # as a rescan costing 3 CPU s would
     assert roots.rescan_every(r, NO_SHARE) == pytest.approx(150.0)
     scanner.scan(str(root), str(root / "d"), "directory_created")  # a part of the root: its cost says nothing

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import structlog
 from qsynctest.memremote import MemRemote
+from qsynctest.scanning import make_scanner
 
 from qsyncd.config import WatchConfig
-from qsyncd.remoteindex import RemoteIndex
 from qsyncd.service import scanner as scanner_mod
 from qsyncd.service.roots import Roots
-from qsyncd.service.scanner import MAX_BACKLOG, Scanner
-from qsyncd.state import Ledger
+from qsyncd.service.scanner import MAX_BACKLOG
 from qsyncd.watch import Hint
 
 
@@ -26,18 +25,11 @@ def test_the_scan_holds_back_while_the_backlog_is_full(tmp_path: Path) -> None:
     backlog = [MAX_BACKLOG + 1, MAX_BACKLOG + 1]  # full for two polls, then empty
     waits: list[tuple[float, int]] = []
     log = structlog.get_logger()
-    scan = Scanner(
+    scan = make_scanner(
         Roots((WatchConfig(path=root),), log),
-        Ledger(tmp_path / "state"),
-        hints.append,
-        remote=MemRemote(),
-        index=RemoteIndex(),
-        clock=lambda: 0.0,
-        wall=lambda: 0.0,
-        beat=lambda: None,
-        stopping=lambda: False,
-        log=log,
-        list_directories=False,
+        tmp_path / "state",
+        MemRemote(),
+        emit=hints.append,
         backlog=lambda: backlog.pop(0) if backlog else 0,
         wait=lambda s: waits.append((s, len(hints))),
     )
