@@ -32,16 +32,21 @@ class DonorRecords(Database):
         if size <= 0:
             return None
         low, high = _range(root)
-        with self._db() as conn:  # one statement: the upload workers share the connection
+        # Two plain statements under one hold of the lock: a UNION ALL of the two (one statement) cost
+        # ~190 us a call in SQLite's temporary sort trees, against ~11 us for the first statement alone.
+        with self._db() as conn:
             row = conn.execute(
-                "SELECT * FROM (SELECT 0, path, key, size, md5, ino, mtime_ns FROM files"
+                "SELECT 0, path, key, size, md5, ino, mtime_ns FROM files"
                 " WHERE size = ?1 AND md5 = ?2 AND path >= ?3 AND path < ?4 AND path != ?5"
-                " ORDER BY (ino = ?6 AND mtime_ns = ?7) DESC LIMIT 1)"
-                " UNION ALL SELECT * FROM (SELECT 1, path, kept_key, size, md5, 0, 0 FROM kept"
-                " WHERE size = ?1 AND md5 = ?2 AND path >= ?3 AND path < ?4 ORDER BY kept_at DESC LIMIT 1)"
-                " ORDER BY 1 LIMIT 1",
+                " ORDER BY (ino = ?6 AND mtime_ns = ?7) DESC LIMIT 1",
                 (size, md5, low, high, enc_path(exclude), ino, mtime_ns),
             ).fetchone()
+            if row is None:
+                row = conn.execute(
+                    "SELECT 1, path, kept_key, size, md5, 0, 0 FROM kept"
+                    " WHERE size = ?1 AND md5 = ?2 AND path >= ?3 AND path < ?4 ORDER BY kept_at DESC LIMIT 1",
+                    (size, md5, low, high),
+                ).fetchone()
         if row is None:
             return None
         if row[0] == 0:
