@@ -15,7 +15,6 @@ import io
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import socket
@@ -26,6 +25,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from qsyncd.config.stores import is_s3_bucket_name
 from qsyncd.errors import RemoteError
 from qsyncd.remote.s3 import S3Remote
 
@@ -35,8 +35,6 @@ START_TIMEOUT = 90.0  # seconds: ~10 s when the machine is idle, more beside a t
 # always SIGKILLed in the end, so waiting longer only made every stop slower. Its data survives that.
 STOP_GRACE = 2.0
 SOCKET_PATH_MAX = 100  # bytes; the kernel allows 107 for a unix socket path
-# S3's bucket name rule (3-63 of a-z, 0-9, "." and "-", a letter or digit at each end): SeaweedFS refuses others
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _NEVER_READY = ("invalid_bucket_name",)  # refusals a server still starting up does not outgrow: stop waiting
 _PORTS = ("s3", "s3_grpc", "master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc")
 
@@ -85,7 +83,7 @@ class WeedServer:
     ``start()`` again after ``stop()`` brings the same store back on the same ports (an outage)."""
 
     def __init__(self, root: Path, *, access_key: str, secret: str, buckets: tuple[str, ...] = ()) -> None:
-        bad = [b for b in buckets if not _BUCKET_RE.match(b)]
+        bad = [b for b in buckets if not is_s3_bucket_name(b)]  # SeaweedFS refuses the others
         if bad:
             raise ValueError(f"not a valid S3 bucket name (3-63 of a-z, 0-9, '.' and '-'): {', '.join(bad)}")
         self.root = root

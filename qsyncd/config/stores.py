@@ -131,9 +131,14 @@ def s3_region(name: str, v: Any) -> str:
     return s
 
 
+def is_s3_bucket_name(s: str) -> bool:
+    """S3's rule: 3-63 of a-z, 0-9, "." and "-", a letter or digit at each end, no ".."."""
+    return bool(_S3_BUCKET_RE.match(s)) and ".." not in s
+
+
 def s3_bucket(name: str, v: Any) -> str:
     s = as_str(name, v)
-    if not _S3_BUCKET_RE.match(s) or ".." in s:
+    if not is_s3_bucket_name(s):
         raise Invalid(
             f'{name} = {toml_value(s)}: an S3 bucket name is 3-63 characters of a-z, 0-9, "." and "-", '
             "starting and ending with a letter or digit"
