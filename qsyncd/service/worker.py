@@ -32,6 +32,11 @@ from qsyncd.upload import Interrupted, Known, Outcome, Uploader
 from qsyncd.watch import Hint
 
 TAKE_SECONDS = 1.0  # a worker waits this long for a file before it beats again
+# upload_started is an info event for a file at least this big, and for every retry; a first attempt
+# at a smaller file is over in moments, and its outcome (upload_finished, upload_failed) is the event
+# that counts: logging its start too doubled the journal lines of a small-file sync and cost ~10 %
+# of its time (bench/s3.py, 2026-12-04). At debug level every start is logged.
+STARTED_EVENT_BYTES = 1 << 20
 
 
 class Report:
@@ -57,6 +62,12 @@ class Report:
             if not self._refused:
                 self._refused = True
                 self.problems.append(text)
+
+
+def log_started(log: Any, path: str, key: str, size: int, attempts: int) -> None:
+    """``upload_started``: at info for a big file or a retry, else at debug (``STARTED_EVENT_BYTES``)."""
+    emit = log.info if size >= STARTED_EVENT_BYTES or attempts else log.debug
+    emit("upload_started", path=path, key=key, bytes=size, attempt=attempts + 1)
 
 
 class UploadWorker:
@@ -162,7 +173,7 @@ class UploadWorker:
         path = item.path
         record = known[0]
         again = record is not None and record.uploaded_at >= self.started_wall  # its last version went up in this run
-        self.log.info("upload_started", path=path, key=key, bytes=st.st_size, attempt=item.attempts + 1)
+        log_started(self.log, path, key, st.st_size, item.attempts)
         with self._lock:
             self.in_flight_bytes += st.st_size
         try:

@@ -162,3 +162,28 @@ def test_sync_with_a_missing_watch_root_names_the_root_not_a_file(setup, tmp_pat
     assert 1 == res.returncode, res.stderr
     assert f"qsyncd sync: watch root {gone} does not exist" in res.stderr, res.stderr
     assert "file(s) not uploaded" not in res.stderr, res.stderr
+
+
+def test_upload_started_is_logged_for_big_files_and_retries(setup):
+    """At info, ``upload_started`` is logged for a file of at least 1 MiB and for every retry; a small file's
+    first attempt logs only its outcome. At debug level every start is logged."""
+    setup.config(upload={"retry_initial_seconds": 0.1, "retry_max_seconds": 0.2})
+    once = Fault(status=503, code="service_unavailable", operation="PutObject", key_prefix="retried", count=1)
+    setup.emu.inject(once)
+    (setup.root / "small.txt").write_bytes(b"one PUT, over at once")
+    (setup.root / "retried.txt").write_bytes(b"fails once, then goes up")
+    (setup.root / "big.bin").write_bytes(os.urandom((1 << 20) + 1))
+    res = setup.cli("sync", "--no-progress", "--log-format", "json", timeout=60)
+    assert res.returncode == 0, res.stderr + res.stdout
+    events = json_events(res.stdout + res.stderr)
+    finished = {e["key"] for e in events if e["event"] == "upload_finished"}
+    assert finished == {"small.txt", "retried.txt", "big.bin"}, events
+    started = [(e["key"], e["attempt"], e["level"]) for e in events if e["event"] == "upload_started"]
+    assert sorted(started) == [("big.bin", 1, "info"), ("retried.txt", 2, "info")], started
+
+    setup.config(upload={"retry_initial_seconds": 0.1}, extra='[log]\nlevel = "debug"\n')  # debug: every start
+    (setup.root / "small2.txt").write_bytes(b"another small one")
+    res = setup.cli("sync", "--no-progress", "--log-format", "json", timeout=60)
+    assert res.returncode == 0, res.stderr + res.stdout
+    started = [(e["key"], e["level"]) for e in json_events(res.stdout + res.stderr, "upload_started")]
+    assert started == [("small2.txt", "debug")], started
