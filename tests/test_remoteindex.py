@@ -483,3 +483,45 @@ def test_the_scan_lists_the_tree_only_when_it_has_new_files_and_not_again_once_c
     crowded.index.clear()
     crowded.scan(str(full), str(full), "periodic")
     assert ["p/a/", "p/b/"] == sorted(key for _, key in remote.store.calls)
+
+
+def test_hints_the_tree_listing_answers_for_skip_the_listing_threads(tmp_path: Path, monkeypatch: Any) -> None:
+    """Under a fresh tree listing a directory's hints go on from the scan's own thread (no listing, no hand-off
+    to a listing thread); a directory that is listed has its hints released by the listing thread."""
+    import threading
+
+    from qsynctest.memremote import MemRemote
+    from qsynctest.scanning import make_scanner
+
+    from qsyncd.config import WatchConfig
+    from qsyncd.service import listing
+    from qsyncd.service.roots import Roots
+    from qsyncd.watch import Hint
+
+    root = tmp_path / "tree"
+    for d in ("a", "b"):
+        (root / d).mkdir(parents=True)
+        for i in range(9):
+            (root / d / f"{i}").write_bytes(b"x")
+    seen: list[tuple[str, str]] = []
+
+    def emit(hint: Hint) -> None:
+        seen.append((threading.current_thread().name, os.path.basename(os.path.dirname(hint.path))))
+
+    def scan(state: str) -> MemRemote:
+        remote = MemRemote()
+        remote.put("p/z/0", io.BytesIO(b"x"), 1, b64(hashlib.md5(b"x").digest()))  # one key elsewhere
+        remote.store.calls.clear()
+        roots = Roots((WatchConfig(path=root, prefix="p/"),), structlog.get_logger())
+        make_scanner(roots, tmp_path / state, remote, emit=emit, list_directories=True).scan(
+            str(root), str(root), "startup"
+        )
+        return remote
+
+    me = threading.current_thread().name
+    assert [("list_objects", "p/")] == scan("one").store.calls
+    assert sorted(seen) == sorted([(me, "a")] * 9 + [(me, "b")] * 9)
+    seen.clear()
+    monkeypatch.setattr(listing, "TREE_KEYS", 0)  # the prefix is crowded now: each directory is listed
+    assert ["p/", "p/a/", "p/b/"] == sorted(key for _, key in scan("two").store.calls)
+    assert len(seen) == 18 and all(name.startswith("scan-list") for name, _ in seen), seen

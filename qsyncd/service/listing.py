@@ -13,7 +13,8 @@ for the rest of the scan: the uploader then HEADs as before.
 list its first directory (``before_first``), the root's whole key prefix is listed instead (no
 delimiter), if that takes at most ``TREE_KEYS`` keys; the ``RemoteIndex`` then answers for every
 directory below it, and ``DirLister`` lists none of them (a first sync into an empty prefix sends one
-listing instead of one per directory). A scan that finds no new files lists nothing.
+listing instead of one per directory) and hands their hints on at once, on the scan's
+own thread. A scan that finds no new files lists nothing.
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ class DirLister:
         if len(held) < LIST_MIN_FILES or not self.enabled:
             self._release(held)
             return
+        if self._answered(held):  # the index already answers for this directory: no listing, no hand-off
+            self._release(held)
+            return
         self._slots.acquire()  # bounds the listings (and the hints held for them) in flight
         try:
             future = self.pool.submit(self._list_then_release, held, known)
@@ -113,6 +117,19 @@ class DirLister:
         finally:
             self._release(held)
             self._slots.release()
+
+    def _answered(self, held: list[Hint]) -> bool:
+        """Whether the ``RemoteIndex`` is fresh for the key prefix of ``held`` (one directory's files, so one
+        prefix unless the root's prefix is dated). Runs ``before_first`` (the tree listing) first, on this
+        thread: every listing waits for it anyway."""
+        self._first()
+        if prefixes.is_template(self.root.cfg.prefix):
+            return False
+        try:
+            key = object_key(self.root.cfg.prefix, os.fsencode(relpath(self.root.path, held[0].path)))
+        except SkipFile:
+            return False  # the pool's _list groups the others
+        return self.index.fresh(parent_prefix(key), self.clock())
 
     def _release(self, held: list[Hint]) -> None:
         """Hand a directory's held hints on to the settle stage."""
