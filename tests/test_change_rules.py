@@ -122,3 +122,22 @@ def test_a_version_1_ledger_is_upgraded_in_place(tmp_path: Path) -> None:
     conn = sqlite3.connect(state / "state.db")
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.close()
+
+
+def test_kept_versions_are_donors_after_a_restart_and_to_a_reader(tmp_path: Path) -> None:
+    """The "kept table is empty" shortcut of the donor lookups is asked of the database, not assumed: a
+    reopened ledger finds kept versions, and a read-only one sees what the daemon keeps after it opened."""
+    state = tmp_path / "state"
+    writer = Ledger(state)
+    reader = Ledger(state, readonly=True)
+    assert reader.donor("/r", exclude="/r/new", size=10, md5=A) is None
+    writer.record_kept("k1", "r/a", "/r/a", size=10, md5=A, kept_at=1.0)
+    found = reader.donor("/r", exclude="/r/new", size=10, md5=A)
+    assert found is not None and (found.kind, found.key) == ("kept", "k1")
+    reader.close()
+    writer.close()
+    again = Ledger(state)
+    found = again.donor("/r", exclude="/r/new", size=10, md5=A)
+    assert found is not None and (found.kind, found.key) == ("kept", "k1")
+    assert again.held_elsewhere(10, A, "r/a") and again.holds_size("/r", 10)
+    again.close()

@@ -25,6 +25,20 @@ def _range(root: str) -> tuple[bytes, bytes]:
 class DonorRecords(Database):
     """Donor lookups and kept versions (a base of ``Ledger``)."""
 
+    # Whether the kept table may hold a row (None: not asked yet). Only this process writes the ledger
+    # (the state lock), and only record_kept adds a kept version; most ledgers never hold one, and a
+    # new file's donor lookup then costs one statement, not two.
+    _kept_possible: bool | None = None
+
+    def _kept_may_hold(self, conn: Any) -> bool:
+        """``_kept_possible``, asked of the database once (caller holds the connection). A read-only ledger
+        always asks: the daemon beside it may add kept versions meanwhile."""
+        if self.readonly:
+            return True
+        if self._kept_possible is None:
+            self._kept_possible = bool(conn.execute("SELECT EXISTS (SELECT 1 FROM kept)").fetchone()[0])
+        return self._kept_possible
+
     def donor(self, root: str, *, exclude: str, size: int, md5: str, ino: int = 0, mtime_ns: int = 0) -> Donor | None:
         """An object that holds ``size`` bytes with this MD5, recorded for another path of ``root``: an
         uploaded file's first (the one with this inode and mtime, the renamed file, before any other),
@@ -41,7 +55,7 @@ class DonorRecords(Database):
                 " ORDER BY (ino = ?6 AND mtime_ns = ?7) DESC LIMIT 1",
                 (size, md5, low, high, enc_path(exclude), ino, mtime_ns),
             ).fetchone()
-            if row is None:
+            if row is None and self._kept_may_hold(conn):
                 row = conn.execute(
                     "SELECT 1, path, kept_key, size, md5, 0, 0 FROM kept"
                     " WHERE size = ?1 AND md5 = ?2 AND path >= ?3 AND path < ?4 ORDER BY kept_at DESC LIMIT 1",
@@ -60,7 +74,7 @@ class DonorRecords(Database):
             row = conn.execute(
                 "SELECT 1 FROM files WHERE size = ? AND path >= ? AND path < ? LIMIT 1", (size, low, high)
             ).fetchone()
-            if row is None:
+            if row is None and self._kept_may_hold(conn):
                 row = conn.execute(
                     "SELECT 1 FROM kept WHERE size = ? AND path >= ? AND path < ? LIMIT 1", (size, low, high)
                 ).fetchone()
@@ -72,13 +86,14 @@ class DonorRecords(Database):
             row = conn.execute(
                 "SELECT 1 FROM files WHERE size = ? AND md5 = ? AND key != ? LIMIT 1", (size, md5, key)
             ).fetchone()
-            if row is None:
+            if row is None and self._kept_may_hold(conn):
                 row = conn.execute("SELECT 1 FROM kept WHERE size = ? AND md5 = ? LIMIT 1", (size, md5)).fetchone()
         return row is not None
 
     def record_kept(self, kept_key: str, key: str, path: str, *, size: int, md5: str, kept_at: float) -> None:
         """Remember that ``kept_key`` holds the version of ``path`` that was under ``key`` (durable)."""
         with self._tx() as conn:
+            self._kept_possible = True  # the donor lookups ask the kept table from now on
             conn.execute(
                 "INSERT OR REPLACE INTO kept (kept_key, key, path, size, md5, kept_at) VALUES (?,?,?,?,?,?)",
                 (kept_key, key, enc_path(path), size, md5, kept_at),
