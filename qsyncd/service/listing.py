@@ -70,8 +70,7 @@ class DirLister:
         self.known = 0  # files of this directory the ledger already holds (their objects are listed too)
         self.held: list[Hint] = []
         self._slots = threading.BoundedSemaphore(LIST_CONCURRENCY)
-        self._before_first = before_first  # run once, before the first listing (the others wait for it)
-        self._first_lock = threading.Lock()
+        self._before_first = before_first  # run once, by flush, before any directory is listed
         self._pending: list[Future[None]] = []
 
     def enter(self, directory: str) -> None:
@@ -120,40 +119,37 @@ class DirLister:
 
     def _answered(self, held: list[Hint]) -> bool:
         """Whether the ``RemoteIndex`` is fresh for the key prefix of ``held`` (one directory's files, so one
-        prefix unless the root's prefix is dated). Runs ``before_first`` (the tree listing) first, on this
-        thread: every listing waits for it anyway."""
-        self._first()
+        prefix unless the root's prefix is dated). Runs ``before_first`` (the tree listing) first, on the
+        scan's thread: every listing waits for it anyway."""
+        run, self._before_first = self._before_first, None
+        if run is not None:
+            run()
         if prefixes.is_template(self.root.cfg.prefix):
             return False
         try:
-            key = object_key(self.root.cfg.prefix, os.fsencode(relpath(self.root.path, held[0].path)))
-        except SkipFile:
+            prefix = self._prefix(held[0], dated=False)
+        except (SkipFile, OSError):
             return False  # the pool's _list groups the others
-        return self.index.fresh(parent_prefix(key), self.clock())
+        return self.index.fresh(prefix, self.clock())
+
+    def _prefix(self, hint: Hint, *, dated: bool) -> str:
+        """The key prefix ``hint``'s file goes under (a dated root's key needs the file's mtime)."""
+        mtime = os.stat(hint.path).st_mtime if dated else None
+        return parent_prefix(object_key(self.root.cfg.prefix, os.fsencode(relpath(self.root.path, hint.path)), mtime))
 
     def _release(self, held: list[Hint]) -> None:
         """Hand a directory's held hints on to the settle stage."""
         for hint in held:
             self.emit(hint)
 
-    def _first(self) -> None:
-        with self._first_lock:
-            run, self._before_first = self._before_first, None
-            if run is not None:
-                run()
-
     def _list(self, held: list[Hint], known: int) -> None:
-        self._first()
         groups: dict[str, int] = {}
-        prefix_of_root = self.root.cfg.prefix
-        dated = prefixes.is_template(prefix_of_root)  # the key depends on the file's mtime: stat it
+        dated = prefixes.is_template(self.root.cfg.prefix)  # the key depends on the file's mtime: stat it
         for hint in held:
             try:
-                mtime = os.stat(hint.path).st_mtime if dated else None
-                key = object_key(prefix_of_root, os.fsencode(relpath(self.root.path, hint.path)), mtime)
+                prefix = self._prefix(hint, dated=dated)
             except (SkipFile, OSError):
                 continue
-            prefix = parent_prefix(key)
             groups[prefix] = groups.get(prefix, 0) + 1
         for prefix, n in groups.items():
             pages = 1 + (known + n) // LIST_PAGE
